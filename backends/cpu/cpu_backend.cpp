@@ -1,0 +1,307 @@
+#include "backends/cpu/cpu_backend.h"
+
+#include <Eigen/Core>
+#include <fmt/format.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <stdexcept>
+#include <thread>
+
+#include "backends/philox.h"
+
+namespace strata {
+
+void register_cpu_backend() {
+  register_backend("cpu", [] { return std::unique_ptr<Backend>(new cpu::CpuBackend()); });
+}
+
+namespace cpu {
+
+namespace {
+
+int configured_threads() {
+  for (const char* var : {"STRATA_NUM_THREADS", "OMP_NUM_THREADS"}) {
+    if (const char* v = std::getenv(var)) {
+      const int n = std::atoi(v);
+      if (n > 0) return n;
+    }
+  }
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+constexpr std::size_t kAlignment = 64;
+
+template <class F>
+void visit_dtype(DType dtype, F&& f) {
+  switch (dtype) {
+    case DType::float32: return f(float{});
+    case DType::float16: return f(Eigen::half{});
+    case DType::bfloat16: return f(Eigen::bfloat16{});
+    case DType::int32: return f(std::int32_t{});
+    case DType::int64: return f(std::int64_t{});
+    case DType::uint8: return f(std::uint8_t{});
+  }
+}
+
+void require_float32(const TensorView& v, const char* what) {
+  if (v.dtype != DType::float32)
+    throw std::invalid_argument(fmt::format("cpu {}: expects float32, got {}", what, dtype_name(v.dtype)));
+}
+
+}  // namespace
+
+int num_threads() {
+  static const int n = configured_threads();
+  return n;
+}
+
+CpuBackend::CpuBackend() {
+  // One pool for everything: Eigen's GEMM and Strata's own loops both run on OpenMP's threads, and nested
+  // regions run serially, so the process never has more busy threads than cores.
+  omp_set_num_threads(num_threads());
+  omp_set_max_active_levels(1);
+  Eigen::setNbThreads(num_threads());
+}
+
+CpuBackend::~CpuBackend() {
+  if (scratch_) deallocate(scratch_);
+}
+
+void* CpuBackend::allocate(std::size_t bytes) {
+  const std::size_t rounded = (std::max<std::size_t>(bytes, 1) + kAlignment - 1) / kAlignment * kAlignment;
+  void* p = std::aligned_alloc(kAlignment, rounded + kAlignment);
+  if (!p) throw std::bad_alloc();
+  // The size lives in the first cache line so that deallocate can keep the byte counts right.
+  *static_cast<std::size_t*>(p) = rounded;
+  record_allocation(rounded);
+  return static_cast<char*>(p) + kAlignment;
+}
+
+void CpuBackend::deallocate(void* ptr) {
+  if (!ptr) return;
+  void* base = static_cast<char*>(ptr) - kAlignment;
+  record_deallocation(*static_cast<std::size_t*>(base));
+  std::free(base);
+}
+
+void CpuBackend::copy_to_device(void* dst, const void* host_src, std::size_t bytes) {
+  if (bytes) std::memcpy(dst, host_src, bytes);
+}
+void CpuBackend::copy_to_host(void* host_dst, const void* src, std::size_t bytes) {
+  if (bytes) std::memcpy(host_dst, src, bytes);
+}
+void CpuBackend::copy(void* dst, const void* src, std::size_t bytes) {
+  if (bytes && dst != src) std::memmove(dst, src, bytes);
+}
+
+float* CpuBackend::scratch(std::size_t floats) {
+  if (floats > scratch_floats_) {
+    if (scratch_) deallocate(scratch_);
+    scratch_ = static_cast<float*>(allocate(floats * sizeof(float)));
+    scratch_floats_ = floats;
+  }
+  return scratch_;
+}
+
+void CpuBackend::fill(const TensorView& out, Scalar value) {
+  const std::int64_t n = out.numel();
+  visit_dtype(out.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    T v;
+    if constexpr (std::is_integral_v<T>) {
+      v = T(value.to_int());
+    } else {
+      v = T(float(value.to_double()));
+    }
+    T* p = out.as<T>();
+    parallel_for(n, 1, [&](std::int64_t b, std::int64_t e) { std::fill(p + b, p + e, v); });
+  });
+}
+
+void CpuBackend::cast(const TensorView& in, const TensorView& out) {
+  if (in.numel() != out.numel())
+    throw std::invalid_argument(
+        fmt::format("cast: shapes {} and {} differ", in.shape.to_string(), out.shape.to_string()));
+  const std::int64_t n = in.numel();
+  visit_dtype(in.dtype, [&](auto in_tag) {
+    visit_dtype(out.dtype, [&](auto out_tag) {
+      using S = decltype(in_tag);
+      using D = decltype(out_tag);
+      const S* s = in.as<const S>();
+      D* d = out.as<D>();
+      parallel_for(n, 1, [&](std::int64_t b, std::int64_t e) {
+        for (std::int64_t i = b; i < e; ++i) {
+          if constexpr (std::is_same_v<S, D>) {
+            d[i] = s[i];
+          } else if constexpr (std::is_integral_v<D>) {
+            d[i] = D(static_cast<float>(s[i]));
+          } else {
+            d[i] = D(static_cast<float>(s[i]));
+          }
+        }
+      });
+    });
+  });
+}
+
+void CpuBackend::copy_strided(const StridedView& src, const StridedView& dst, bool accumulate) {
+  if (src.shape.rank() != dst.shape.rank())
+    throw std::invalid_argument(fmt::format("copy_strided: ranks of {} and {} differ", src.shape.to_string(),
+                                            dst.shape.to_string()));
+  if (src.dtype != dst.dtype) throw std::invalid_argument("copy_strided: source and destination dtypes differ");
+  if (accumulate && dst.dtype != DType::float32)
+    throw std::invalid_argument("copy_strided: accumulation needs float32");
+  const int rank = dst.shape.rank();
+  if (rank == 0) {
+    if (accumulate)
+      *static_cast<float*>(dst.data) += *static_cast<const float*>(src.data);
+    else
+      std::memcpy(dst.data, src.data, dtype_size(dst.dtype));
+    return;
+  }
+  const std::int64_t inner = dst.shape[rank - 1];
+  const std::int64_t rows = dst.shape.numel() / std::max<std::int64_t>(inner, 1);
+  if (dst.shape.numel() == 0) return;
+  const std::int64_t s_inner = src.strides[std::size_t(rank - 1)], d_inner = dst.strides[std::size_t(rank - 1)];
+  const std::size_t esize = dtype_size(dst.dtype);
+  parallel_for(rows, inner, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t row = begin; row < end; ++row) {
+      // Decompose the row number into the outer indices.
+      std::int64_t rem = row, s_off = 0, d_off = 0;
+      for (int ax = rank - 2; ax >= 0; --ax) {
+        const std::int64_t idx = rem % dst.shape[ax];
+        rem /= dst.shape[ax];
+        s_off += idx * src.strides[std::size_t(ax)];
+        d_off += idx * dst.strides[std::size_t(ax)];
+      }
+      if (accumulate) {
+        const float* s = static_cast<const float*>(src.data) + s_off;
+        float* d = static_cast<float*>(dst.data) + d_off;
+        for (std::int64_t j = 0; j < inner; ++j) d[j * d_inner] += s[j * s_inner];
+      } else if (s_inner == 1 && d_inner == 1) {
+        std::memcpy(static_cast<char*>(dst.data) + d_off * std::int64_t(esize),
+                    static_cast<const char*>(src.data) + s_off * std::int64_t(esize), std::size_t(inner) * esize);
+      } else {
+        const char* s = static_cast<const char*>(src.data) + s_off * std::int64_t(esize);
+        char* d = static_cast<char*>(dst.data) + d_off * std::int64_t(esize);
+        for (std::int64_t j = 0; j < inner; ++j)
+          std::memcpy(d + j * d_inner * std::int64_t(esize), s + j * s_inner * std::int64_t(esize), esize);
+      }
+    }
+  });
+}
+
+void CpuBackend::random(RandomKind kind, const TensorView& out, std::uint64_t seed, std::uint64_t offset, float a,
+                        float b) {
+  require_float32(out, "random");
+  float* p = out.as<float>();
+  const std::int64_t n = out.numel();
+  // Whole Philox blocks per item so that threads never split one block.
+  const std::int64_t blocks = (n + 3) / 4;
+  parallel_for(blocks, 40, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t blk = begin; blk < end; ++blk) {
+      const philox::Block bits = philox::generate(seed, offset, std::uint64_t(blk));
+      for (int j = 0; j < 4; ++j) {
+        const std::int64_t i = blk * 4 + j;
+        if (i >= n) break;
+        switch (kind) {
+          case RandomKind::uniform: p[i] = a + (b - a) * philox::to_unit_float(bits.v[j]); break;
+          case RandomKind::normal: {
+            const int pair = j / 2;
+            p[i] = a + b * philox::to_normal(bits.v[2 * pair], bits.v[2 * pair + 1], (j % 2) != 0);
+            break;
+          }
+          case RandomKind::keep_mask: p[i] = philox::to_unit_float(bits.v[j]) < a ? 1.0f / a : 0.0f; break;
+        }
+      }
+    }
+  });
+}
+
+void CpuBackend::optimizer_update(const OptimizerUpdate& u, const TensorView& param, const TensorView& grad,
+                                  std::span<const TensorView> slots) {
+  require_float32(param, "optimizer_update");
+  require_float32(grad, "optimizer_update");
+  const std::int64_t n = param.numel();
+  if (grad.numel() != n)
+    throw std::invalid_argument(fmt::format("optimizer_update: parameter {} and gradient {} differ",
+                                            param.shape.to_string(), grad.shape.to_string()));
+  std::size_t needed = 0;
+  switch (u.kind) {
+    case OptimizerKind::sgd: needed = u.momentum > 0.f ? 1 : 0; break;
+    case OptimizerKind::adam: needed = u.amsgrad ? 3 : 2; break;
+    case OptimizerKind::rmsprop: needed = 1 + (u.momentum > 0.f ? 1 : 0) + (u.centered ? 1 : 0); break;
+    case OptimizerKind::adagrad: needed = 1; break;
+    case OptimizerKind::nadam: needed = 2; break;
+  }
+  if (slots.size() != needed)
+    throw std::invalid_argument(fmt::format("optimizer_update: expected {} slots, got {}", needed, slots.size()));
+  float* p = param.as<float>();
+  const float* g = grad.as<const float>();
+  float* s0 = needed > 0 ? slots[0].as<float>() : nullptr;
+  float* s1 = needed > 1 ? slots[1].as<float>() : nullptr;
+  float* s2 = needed > 2 ? slots[2].as<float>() : nullptr;
+  const float lr = u.learning_rate, decay = u.weight_decay * u.learning_rate;
+  parallel_for(n, 8, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t i = begin; i < end; ++i) {
+      if (decay != 0.f) p[i] -= p[i] * decay;
+      const float gi = g[i];
+      switch (u.kind) {
+        case OptimizerKind::sgd:
+          if (s0) {
+            s0[i] = u.momentum * s0[i] - lr * gi;
+            p[i] += u.nesterov ? u.momentum * s0[i] - lr * gi : s0[i];
+          } else {
+            p[i] -= lr * gi;
+          }
+          break;
+        case OptimizerKind::adam: {
+          s0[i] += (gi - s0[i]) * (1.f - u.beta_1);
+          s1[i] += (gi * gi - s1[i]) * (1.f - u.beta_2);
+          float v = s1[i];
+          if (s2) {
+            s2[i] = std::max(s2[i], v);
+            v = s2[i];
+          }
+          p[i] -= u.adam_alpha * s0[i] / (std::sqrt(v) + u.epsilon);
+          break;
+        }
+        case OptimizerKind::rmsprop: {
+          s0[i] = u.rho * s0[i] + (1.f - u.rho) * gi * gi;
+          float denom = s0[i];
+          if (u.centered) {
+            float* avg = u.momentum > 0.f ? s2 : s1;
+            avg[i] = u.rho * avg[i] + (1.f - u.rho) * gi;
+            denom -= avg[i] * avg[i];
+          }
+          const float increment = lr * gi / std::sqrt(denom + u.epsilon);
+          if (u.momentum > 0.f) {
+            s1[i] = u.momentum * s1[i] + increment;
+            p[i] -= s1[i];
+          } else {
+            p[i] -= increment;
+          }
+          break;
+        }
+        case OptimizerKind::adagrad:
+          s0[i] += gi * gi;
+          p[i] -= lr * gi / std::sqrt(s0[i] + u.epsilon);
+          break;
+        case OptimizerKind::nadam: {
+          s0[i] += (gi - s0[i]) * (1.f - u.beta_1);
+          s1[i] += (gi * gi - s1[i]) * (1.f - u.beta_2);
+          const float m_hat = u.nadam_m_coef * s0[i] + u.nadam_g_coef * gi;
+          const float v_hat = s1[i] * u.nadam_v_coef;
+          p[i] -= lr * m_hat / (std::sqrt(v_hat) + u.epsilon);
+          break;
+        }
+      }
+    }
+  });
+}
+
+}  // namespace cpu
+}  // namespace strata

@@ -1,0 +1,265 @@
+// Convolution (im2col + GEMM) and pooling primitives of the CPU backend, NHWC with HWIO kernels.
+#include <fmt/format.h>
+
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+
+#include "backends/cpu/cpu_backend.h"
+
+namespace strata::cpu {
+
+namespace {
+
+struct ConvGeometry {
+  std::int64_t n, h, w, c, oh, ow, o, kh, kw, cg, og, groups;
+  std::int64_t patch() const { return kh * kw * cg; }  // columns of one group's im2col matrix
+  std::int64_t pixels() const { return oh * ow; }
+};
+
+ConvGeometry conv_geometry(const char* what, const Shape& x, const Shape& k, const Shape& y, const Window2D& w) {
+  if (x.rank() != 4 || k.rank() != 4 || y.rank() != 4)
+    throw std::invalid_argument(fmt::format("cpu {}: expects rank-4 NHWC tensors and an HWIO kernel, got {}, {}, {}",
+                                            what, x.to_string(), k.to_string(), y.to_string()));
+  ConvGeometry g{x[0], x[1], x[2], x[3], y[1], y[2], y[3], k[0], k[1], k[2], 0, w.groups};
+  if (g.groups < 1 || g.c % g.groups != 0 || g.o % g.groups != 0 || g.cg * g.groups != g.c || y[0] != x[0] ||
+      k[3] != g.o || k[0] != w.kernel_h || k[1] != w.kernel_w)
+    throw std::invalid_argument(fmt::format("cpu {}: input {}, kernel {} and output {} do not fit (groups={})", what,
+                                            x.to_string(), k.to_string(), y.to_string(), g.groups));
+  g.og = g.o / g.groups;
+  return g;
+}
+
+// Images per im2col chunk: bounded so that the column buffer stays around 16 MB.
+std::int64_t images_per_chunk(const ConvGeometry& g) {
+  const std::int64_t per_image = std::max<std::int64_t>(1, g.pixels() * g.patch());
+  return std::clamp<std::int64_t>((std::int64_t(4) << 20) / per_image, 1, g.n);
+}
+
+bool is_pointwise(const ConvGeometry& g, const Window2D& w) {
+  return g.kh == 1 && g.kw == 1 && w.stride_h == 1 && w.stride_w == 1 && w.pad_top == 0 && w.pad_left == 0 &&
+         g.groups == 1 && g.oh == g.h && g.ow == g.w;
+}
+
+// col[(img * P + p), (kh, kw, c)] = x[n0 + img, ih, iw, group * cg + c], zero outside the image.
+void im2col(const ConvGeometry& g, const Window2D& w, const float* x, std::int64_t n0, std::int64_t nb,
+            std::int64_t group, float* col) {
+  const std::int64_t patch = g.patch();
+  parallel_for(nb * g.oh, g.ow * patch, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t r = begin; r < end; ++r) {
+      const std::int64_t img = r / g.oh, oy = r % g.oh;
+      const float* xi = x + (n0 + img) * g.h * g.w * g.c + group * g.cg;
+      for (std::int64_t ox = 0; ox < g.ow; ++ox) {
+        float* dst = col + ((img * g.oh + oy) * g.ow + ox) * patch;
+        for (std::int64_t ky = 0; ky < g.kh; ++ky) {
+          const std::int64_t iy = oy * w.stride_h - w.pad_top + ky * w.dilation_h;
+          for (std::int64_t kx = 0; kx < g.kw; ++kx, dst += g.cg) {
+            const std::int64_t ix = ox * w.stride_w - w.pad_left + kx * w.dilation_w;
+            if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) {
+              std::memset(dst, 0, std::size_t(g.cg) * sizeof(float));
+            } else {
+              std::memcpy(dst, xi + (iy * g.w + ix) * g.c, std::size_t(g.cg) * sizeof(float));
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+// The adjoint of im2col: dx[...] += col[...]. Threads take whole images, which never overlap.
+void col2im(const ConvGeometry& g, const Window2D& w, const float* col, std::int64_t n0, std::int64_t nb,
+            std::int64_t group, float* dx) {
+  const std::int64_t patch = g.patch();
+  parallel_for(nb, g.pixels() * patch, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t img = begin; img < end; ++img) {
+      float* di = dx + (n0 + img) * g.h * g.w * g.c + group * g.cg;
+      for (std::int64_t oy = 0; oy < g.oh; ++oy)
+        for (std::int64_t ox = 0; ox < g.ow; ++ox) {
+          const float* src = col + ((img * g.oh + oy) * g.ow + ox) * patch;
+          for (std::int64_t ky = 0; ky < g.kh; ++ky) {
+            const std::int64_t iy = oy * w.stride_h - w.pad_top + ky * w.dilation_h;
+            for (std::int64_t kx = 0; kx < g.kw; ++kx, src += g.cg) {
+              const std::int64_t ix = ox * w.stride_w - w.pad_left + kx * w.dilation_w;
+              if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) continue;
+              float* d = di + (iy * g.w + ix) * g.c;
+              for (std::int64_t c = 0; c < g.cg; ++c) d[c] += src[c];
+            }
+          }
+        }
+    }
+  });
+}
+
+}  // namespace
+
+void CpuBackend::conv2d(const TensorView& x, const TensorView& kernel, const TensorView& y, const Window2D& w) {
+  const ConvGeometry g = conv_geometry("conv2d", x.shape, kernel.shape, y.shape, w);
+  const float* xp = x.as<const float>();
+  const float* kp = kernel.as<const float>();
+  float* yp = y.as<float>();
+  if (is_pointwise(g, w)) {
+    gemm(GemmArgs{.m = g.n * g.pixels(), .n = g.o, .k = g.c, .a = xp, .lda = g.c, .b = kp, .ldb = g.o, .c = yp,
+                  .ldc = g.o});
+    return;
+  }
+  const std::int64_t chunk = images_per_chunk(g);
+  float* col = scratch(std::size_t(chunk * g.pixels() * g.patch()));
+  for (std::int64_t n0 = 0; n0 < g.n; n0 += chunk) {
+    const std::int64_t nb = std::min(chunk, g.n - n0);
+    for (std::int64_t grp = 0; grp < g.groups; ++grp) {
+      im2col(g, w, xp, n0, nb, grp, col);
+      gemm(GemmArgs{.m = nb * g.pixels(), .n = g.og, .k = g.patch(), .a = col, .lda = g.patch(),
+                    .b = kp + grp * g.og, .ldb = g.o, .c = yp + n0 * g.pixels() * g.o + grp * g.og, .ldc = g.o});
+    }
+  }
+}
+
+void CpuBackend::conv2d_backward_data(const TensorView& dy, const TensorView& kernel, const TensorView& dx,
+                                      const Window2D& w) {
+  const ConvGeometry g = conv_geometry("conv2d_backward_data", dx.shape, kernel.shape, dy.shape, w);
+  const float* dyp = dy.as<const float>();
+  const float* kp = kernel.as<const float>();
+  float* dxp = dx.as<float>();
+  if (is_pointwise(g, w)) {
+    gemm(GemmArgs{.transpose_b = true, .m = g.n * g.pixels(), .n = g.c, .k = g.o, .a = dyp, .lda = g.o, .b = kp,
+                  .ldb = g.o, .c = dxp, .ldc = g.c});
+    return;
+  }
+  fill(dx, 0.f);
+  const std::int64_t chunk = images_per_chunk(g);
+  float* col = scratch(std::size_t(chunk * g.pixels() * g.patch()));
+  for (std::int64_t n0 = 0; n0 < g.n; n0 += chunk) {
+    const std::int64_t nb = std::min(chunk, g.n - n0);
+    for (std::int64_t grp = 0; grp < g.groups; ++grp) {
+      gemm(GemmArgs{.transpose_b = true, .m = nb * g.pixels(), .n = g.patch(), .k = g.og,
+                    .a = dyp + n0 * g.pixels() * g.o + grp * g.og, .lda = g.o, .b = kp + grp * g.og, .ldb = g.o,
+                    .c = col, .ldc = g.patch()});
+      col2im(g, w, col, n0, nb, grp, dxp);
+    }
+  }
+}
+
+void CpuBackend::conv2d_backward_filter(const TensorView& x, const TensorView& dy, const TensorView& dkernel,
+                                        const Window2D& w) {
+  const ConvGeometry g = conv_geometry("conv2d_backward_filter", x.shape, dkernel.shape, dy.shape, w);
+  const float* xp = x.as<const float>();
+  const float* dyp = dy.as<const float>();
+  float* dkp = dkernel.as<float>();
+  if (is_pointwise(g, w)) {
+    gemm(GemmArgs{.transpose_a = true, .m = g.c, .n = g.o, .k = g.n * g.pixels(), .a = xp, .lda = g.c, .b = dyp,
+                  .ldb = g.o, .c = dkp, .ldc = g.o});
+    return;
+  }
+  const std::int64_t chunk = images_per_chunk(g);
+  float* col = scratch(std::size_t(chunk * g.pixels() * g.patch()));
+  for (std::int64_t n0 = 0; n0 < g.n; n0 += chunk) {
+    const std::int64_t nb = std::min(chunk, g.n - n0);
+    for (std::int64_t grp = 0; grp < g.groups; ++grp) {
+      im2col(g, w, xp, n0, nb, grp, col);
+      gemm(GemmArgs{.transpose_a = true, .m = g.patch(), .n = g.og, .k = nb * g.pixels(),
+                    .beta = n0 == 0 ? 0.f : 1.f, .a = col, .lda = g.patch(),
+                    .b = dyp + n0 * g.pixels() * g.o + grp * g.og, .ldb = g.o, .c = dkp + grp * g.og, .ldc = g.o});
+    }
+  }
+}
+
+namespace {
+
+struct PoolGeometry {
+  std::int64_t n, h, w, c, oh, ow;
+};
+
+PoolGeometry pool_geometry(const char* what, const Shape& x, const Shape& y) {
+  if (x.rank() != 4 || y.rank() != 4 || x[0] != y[0] || x[3] != y[3])
+    throw std::invalid_argument(
+        fmt::format("cpu {}: input {} and output {} must be NHWC with equal N and C", what, x.to_string(), y.to_string()));
+  return PoolGeometry{x[0], x[1], x[2], x[3], y[1], y[2]};
+}
+
+// The valid part of one pooling window, in input rows and columns [y0, y1) x [x0, x1).
+struct WindowBounds {
+  std::int64_t y0, y1, x0, x1;
+};
+
+WindowBounds window_at(const PoolGeometry& g, const Window2D& w, std::int64_t oy, std::int64_t ox) {
+  const std::int64_t ys = oy * w.stride_h - w.pad_top, xs = ox * w.stride_w - w.pad_left;
+  return WindowBounds{std::max<std::int64_t>(ys, 0), std::min<std::int64_t>(ys + w.kernel_h, g.h),
+                      std::max<std::int64_t>(xs, 0), std::min<std::int64_t>(xs + w.kernel_w, g.w)};
+}
+
+}  // namespace
+
+void CpuBackend::pool2d(PoolKind kind, const TensorView& x, const TensorView& y, const Window2D& w) {
+  const PoolGeometry g = pool_geometry("pool2d", x.shape, y.shape);
+  const float* xp = x.as<const float>();
+  float* yp = y.as<float>();
+  parallel_for(g.n * g.oh, g.ow * g.c * w.kernel_h * w.kernel_w, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t r = begin; r < end; ++r) {
+      const std::int64_t img = r / g.oh, oy = r % g.oh;
+      for (std::int64_t ox = 0; ox < g.ow; ++ox) {
+        const WindowBounds b = window_at(g, w, oy, ox);
+        float* out = yp + ((img * g.oh + oy) * g.ow + ox) * g.c;
+        const float init = kind == PoolKind::max ? -std::numeric_limits<float>::infinity() : 0.f;
+        for (std::int64_t c = 0; c < g.c; ++c) out[c] = init;
+        for (std::int64_t iy = b.y0; iy < b.y1; ++iy)
+          for (std::int64_t ix = b.x0; ix < b.x1; ++ix) {
+            const float* in = xp + ((img * g.h + iy) * g.w + ix) * g.c;
+            if (kind == PoolKind::max) {
+              for (std::int64_t c = 0; c < g.c; ++c) out[c] = std::max(out[c], in[c]);
+            } else {
+              for (std::int64_t c = 0; c < g.c; ++c) out[c] += in[c];
+            }
+          }
+        if (kind == PoolKind::average) {
+          const std::int64_t count = std::max<std::int64_t>(1, (b.y1 - b.y0) * (b.x1 - b.x0));
+          const float inv = 1.f / float(count);
+          for (std::int64_t c = 0; c < g.c; ++c) out[c] *= inv;
+        }
+      }
+    }
+  });
+}
+
+void CpuBackend::pool2d_backward(PoolKind kind, const TensorView& x, const TensorView& y, const TensorView& dy,
+                                 const TensorView& dx, const Window2D& w) {
+  const PoolGeometry g = pool_geometry("pool2d_backward", x.shape, y.shape);
+  const float* xp = x.as<const float>();
+  const float* yp = y.as<const float>();
+  const float* dyp = dy.as<const float>();
+  float* dxp = dx.as<float>();
+  fill(dx, 0.f);
+  // Threads take whole images: windows of one image only touch that image.
+  parallel_for(g.n, g.oh * g.ow * g.c * w.kernel_h * w.kernel_w, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t img = begin; img < end; ++img)
+      for (std::int64_t oy = 0; oy < g.oh; ++oy)
+        for (std::int64_t ox = 0; ox < g.ow; ++ox) {
+          const WindowBounds b = window_at(g, w, oy, ox);
+          const std::int64_t o = ((img * g.oh + oy) * g.ow + ox) * g.c;
+          if (kind == PoolKind::average) {
+            const float inv = 1.f / float(std::max<std::int64_t>(1, (b.y1 - b.y0) * (b.x1 - b.x0)));
+            for (std::int64_t iy = b.y0; iy < b.y1; ++iy)
+              for (std::int64_t ix = b.x0; ix < b.x1; ++ix) {
+                float* d = dxp + ((img * g.h + iy) * g.w + ix) * g.c;
+                for (std::int64_t c = 0; c < g.c; ++c) d[c] += dyp[o + c] * inv;
+              }
+            continue;
+          }
+          for (std::int64_t c = 0; c < g.c; ++c) {
+            // The first position (row-major in the window) holding the maximum gets the gradient.
+            bool routed = false;
+            for (std::int64_t iy = b.y0; iy < b.y1 && !routed; ++iy)
+              for (std::int64_t ix = b.x0; ix < b.x1; ++ix) {
+                const std::int64_t i = ((img * g.h + iy) * g.w + ix) * g.c + c;
+                if (xp[i] == yp[o + c]) {
+                  dxp[i] += dyp[o + c];
+                  routed = true;
+                  break;
+                }
+              }
+          }
+        }
+  });
+}
+
+}  // namespace strata::cpu

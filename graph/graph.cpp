@@ -1,0 +1,420 @@
+#include "graph/graph.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace strata {
+
+std::string_view op_kind_name(OpKind kind) {
+  switch (kind) {
+    case OpKind::input: return "input";
+    case OpKind::parameter: return "parameter";
+    case OpKind::constant: return "constant";
+    case OpKind::unary: return "unary";
+    case OpKind::unary_backward: return "unary_backward";
+    case OpKind::binary: return "binary";
+    case OpKind::matmul: return "matmul";
+    case OpKind::reduce: return "reduce";
+    case OpKind::argmax: return "argmax";
+    case OpKind::softmax: return "softmax";
+    case OpKind::softmax_backward: return "softmax_backward";
+    case OpKind::sum_to: return "sum_to";
+    case OpKind::broadcast_like: return "broadcast_like";
+    case OpKind::reshape: return "reshape";
+    case OpKind::transpose: return "transpose";
+    case OpKind::slice: return "slice";
+    case OpKind::slice_backward: return "slice_backward";
+    case OpKind::concat: return "concatenate";
+    case OpKind::gather: return "gather";
+    case OpKind::scatter_add: return "scatter_add";
+    case OpKind::cast: return "cast";
+    case OpKind::conv2d: return "conv";
+    case OpKind::conv2d_backward_data: return "conv_backward_data";
+    case OpKind::conv2d_backward_filter: return "conv_backward_filter";
+    case OpKind::pool2d: return "pool";
+    case OpKind::pool2d_backward: return "pool_backward";
+    case OpKind::random_like: return "random";
+    case OpKind::in_train_phase: return "in_train_phase";
+    case OpKind::stop_gradient: return "stop_gradient";
+    case OpKind::assign: return "assign";
+  }
+  return "unknown";
+}
+
+bool is_shape_only_input(OpKind kind, int i) {
+  switch (kind) {
+    case OpKind::sum_to:
+    case OpKind::broadcast_like:
+    case OpKind::slice_backward: return i == 1;
+    case OpKind::scatter_add:
+    case OpKind::conv2d_backward_data:
+    case OpKind::conv2d_backward_filter: return i == 2;
+    case OpKind::random_like: return i == 0;
+    default: return false;
+  }
+}
+
+namespace {
+
+[[noreturn]] void fail(std::string_view op, const std::string& message) {
+  throw std::invalid_argument(fmt::format("{}: {}", op, message));
+}
+
+std::string shapes_of(std::span<const ShapeAndType> in, std::string_view sep) {
+  std::string s;
+  for (std::size_t i = 0; i < in.size(); ++i) s += (i ? std::string(sep) : std::string()) + in[i].shape.to_string();
+  return s;
+}
+
+// Two dimensions that must agree; -1 (unknown) agrees with anything.
+bool dims_compatible(std::int64_t a, std::int64_t b) { return a < 0 || b < 0 || a == b; }
+std::int64_t merge_dim(std::int64_t a, std::int64_t b) { return a < 0 ? b : a; }
+
+void require_float(std::string_view op, const ShapeAndType& v) {
+  if (!is_floating(v.dtype))
+    fail(op, fmt::format("expects a floating-point tensor, got {} of shape {}", dtype_name(v.dtype), v.shape.to_string()));
+}
+
+Shape broadcast_shapes(std::string_view op, const Shape& a, const Shape& b) {
+  const int rank = std::max(a.rank(), b.rank());
+  Shape out;
+  for (int i = 0; i < rank; ++i) {
+    const int ia = i - (rank - a.rank()), ib = i - (rank - b.rank());
+    const std::int64_t da = ia >= 0 ? a[ia] : 1, db = ib >= 0 ? b[ib] : 1;
+    std::int64_t d;
+    if (da == db) d = da;
+    else if (da == 1) d = db;
+    else if (db == 1) d = da;
+    else if (da < 0) d = db;
+    else if (db < 0) d = da;
+    else fail(op, fmt::format("{} and {} cannot be broadcast together (dimension {}: {} vs {})", a.to_string(),
+                              b.to_string(), i, da, db));
+    out.push_back(d);
+  }
+  return out;
+}
+
+std::int64_t conv_output_size(std::int64_t in, std::int64_t kernel, std::int64_t stride, std::int64_t dilation,
+                              std::int64_t pad_before, std::int64_t pad_after) {
+  if (in < 0) return -1;
+  const std::int64_t span = dilation * (kernel - 1) + 1;
+  const std::int64_t padded = in + pad_before + pad_after;
+  return padded < span ? 0 : (padded - span) / stride + 1;
+}
+
+}  // namespace
+
+std::vector<ShapeAndType> infer_outputs(OpKind kind, const NodeAttrs& a, std::span<const ShapeAndType> in) {
+  const std::string_view op = kind == OpKind::unary    ? unary_op_name(a.unary)
+                              : kind == OpKind::binary ? binary_op_name(a.binary)
+                              : kind == OpKind::reduce ? reduce_op_name(a.reduce)
+                                                       : op_kind_name(kind);
+  switch (kind) {
+    case OpKind::input:
+    case OpKind::parameter:
+      fail(op, "has no inputs to infer from");
+    case OpKind::constant:
+      return {{a.constant_shape, a.dtype}};
+    case OpKind::unary:
+      require_float(op, in[0]);
+      return {in[0]};
+    case OpKind::unary_backward:
+    case OpKind::softmax_backward:
+      return {in[in.size() - 1]};
+    case OpKind::binary: {
+      require_float(op, in[0]);
+      require_float(op, in[1]);
+      return {{broadcast_shapes(op, in[0].shape, in[1].shape), in[0].dtype}};
+    }
+    case OpKind::matmul: {
+      const Shape &x = in[0].shape, &y = in[1].shape;
+      require_float(op, in[0]);
+      require_float(op, in[1]);
+      if (x.rank() < 2 || y.rank() < 2)
+        fail(op, fmt::format("{} x {}: both operands need rank 2 or more", x.to_string(), y.to_string()));
+      const std::int64_t m = a.transpose_a ? x[x.rank() - 1] : x[x.rank() - 2];
+      const std::int64_t kx = a.transpose_a ? x[x.rank() - 2] : x[x.rank() - 1];
+      const std::int64_t ky = a.transpose_b ? y[y.rank() - 1] : y[y.rank() - 2];
+      const std::int64_t n = a.transpose_b ? y[y.rank() - 2] : y[y.rank() - 1];
+      if (!dims_compatible(kx, ky))
+        fail(op, fmt::format("{} x {}: inner dimensions {} and {} differ", x.to_string(), y.to_string(), kx, ky));
+      Shape out;
+      if (y.rank() == 2) {
+        if (a.transpose_a && x.rank() > 2)
+          fail(op, fmt::format("{} x {}: a transposed operand must be a matrix", x.to_string(), y.to_string()));
+        for (int i = 0; i < x.rank() - 2; ++i) out.push_back(x[i]);
+      } else {
+        if (x.rank() != y.rank())
+          fail(op, fmt::format("{} x {}: batched operands need the same rank", x.to_string(), y.to_string()));
+        for (int i = 0; i < x.rank() - 2; ++i) {
+          if (!dims_compatible(x[i], y[i]))
+            fail(op, fmt::format("{} x {}: batch dimensions {} and {} differ", x.to_string(), y.to_string(), x[i], y[i]));
+          out.push_back(merge_dim(x[i], y[i]));
+        }
+      }
+      out.push_back(m);
+      out.push_back(n);
+      return {{out, in[0].dtype}};
+    }
+    case OpKind::reduce: {
+      require_float(op, in[0]);
+      const Shape& x = in[0].shape;
+      bool reduced[kMaxRank] = {};
+      for (auto ax : a.axes) reduced[x.normalize_axis(int(ax))] = true;
+      Shape out;
+      for (int i = 0; i < x.rank(); ++i) {
+        if (!reduced[i]) out.push_back(x[i]);
+        else if (a.keepdims) out.push_back(1);
+      }
+      return {{out, in[0].dtype}};
+    }
+    case OpKind::argmax: {
+      const Shape& x = in[0].shape;
+      const int axis = x.normalize_axis(a.axis);
+      Shape out;
+      for (int i = 0; i < x.rank(); ++i)
+        if (i != axis) out.push_back(x[i]);
+      return {{out, DType::int32}};
+    }
+    case OpKind::softmax:
+      require_float(op, in[0]);
+      in[0].shape.normalize_axis(a.axis);
+      return {in[0]};
+    case OpKind::sum_to:
+    case OpKind::broadcast_like:
+    case OpKind::slice_backward:
+      return {{in[1].shape, in[0].dtype}};
+    case OpKind::reshape: {
+      const Shape& x = in[0].shape;
+      const std::int64_t total = x.numel();
+      std::int64_t known = 1;
+      int infer_at = -1;
+      for (int i = 0; i < a.target.rank(); ++i) {
+        if (a.target[i] == -1) {
+          if (infer_at >= 0) fail(op, fmt::format("target {} has more than one -1", a.target.to_string()));
+          infer_at = i;
+        } else {
+          known *= a.target[i];
+        }
+      }
+      Shape out = a.target;
+      // The known part of the input: every dimension but the unknown (batch) one.
+      std::int64_t x_known = 1;
+      bool x_has_unknown = false;
+      for (auto d : x) {
+        if (d < 0) x_has_unknown = true;
+        else x_known *= d;
+      }
+      if (infer_at >= 0) {
+        if (x_has_unknown) {
+          // The inferred dimension absorbs the unknown one; the plan computes it from the concrete shape.
+          if (known == 0 || x_known % known != 0)
+            fail(op, fmt::format("cannot reshape {} into {}", x.to_string(), a.target.to_string()));
+          out[infer_at] = -1;
+        } else {
+          if (known == 0 || total % known != 0)
+            fail(op, fmt::format("cannot reshape {} ({} elements) into {}", x.to_string(), total, a.target.to_string()));
+          out[infer_at] = total / known;
+        }
+      } else if (x_has_unknown || known != total) {
+        fail(op, fmt::format("cannot reshape {} into {}", x.to_string(), a.target.to_string()));
+      }
+      return {{out, in[0].dtype}};
+    }
+    case OpKind::transpose: {
+      const Shape& x = in[0].shape;
+      if (a.target.rank() != x.rank())
+        fail(op, fmt::format("permutation {} does not fit {}", a.target.to_string(), x.to_string()));
+      Shape out;
+      bool seen[kMaxRank] = {};
+      for (auto p : a.target) {
+        if (p < 0 || p >= x.rank() || seen[p])
+          fail(op, fmt::format("{} is not a permutation of the axes of {}", a.target.to_string(), x.to_string()));
+        seen[p] = true;
+        out.push_back(x[int(p)]);
+      }
+      return {{out, in[0].dtype}};
+    }
+    case OpKind::slice: {
+      const Shape& x = in[0].shape;
+      if (a.begin.rank() != x.rank() || a.size.rank() != x.rank())
+        fail(op, fmt::format("begin {} and size {} must have the rank of {}", a.begin.to_string(), a.size.to_string(),
+                             x.to_string()));
+      Shape out;
+      for (int i = 0; i < x.rank(); ++i) {
+        const std::int64_t b = a.begin[i], s = a.size[i];
+        if (b < 0 || (x[i] >= 0 && (b > x[i] || (s >= 0 && b + s > x[i]))))
+          fail(op, fmt::format("begin {} and size {} fall outside {}", a.begin.to_string(), a.size.to_string(),
+                               x.to_string()));
+        out.push_back(s >= 0 ? s : (x[i] < 0 ? -1 : x[i] - b));
+      }
+      return {{out, in[0].dtype}};
+    }
+    case OpKind::concat: {
+      const Shape& first = in[0].shape;
+      const int axis = first.normalize_axis(a.axis);
+      Shape out = first;
+      for (std::size_t k = 1; k < in.size(); ++k) {
+        const Shape& s = in[k].shape;
+        if (s.rank() != first.rank() || in[k].dtype != in[0].dtype)
+          fail(op, fmt::format("inputs {} differ in rank or dtype", shapes_of(in, ", ")));
+        for (int i = 0; i < s.rank(); ++i) {
+          if (i == axis) {
+            out[i] = (out[i] < 0 || s[i] < 0) ? -1 : out[i] + s[i];
+          } else if (!dims_compatible(out[i], s[i])) {
+            fail(op, fmt::format("inputs {} differ in dimension {} (only axis {} may differ)", shapes_of(in, ", "), i,
+                                 axis));
+          } else {
+            out[i] = merge_dim(out[i], s[i]);
+          }
+        }
+      }
+      return {{out, in[0].dtype}};
+    }
+    case OpKind::gather: {
+      const Shape &t = in[0].shape, &idx = in[1].shape;
+      if (in[1].dtype != DType::int32 && in[1].dtype != DType::int64)
+        fail(op, fmt::format("indices must be int32 or int64, got {}", dtype_name(in[1].dtype)));
+      const int axis = t.normalize_axis(a.axis);
+      if (a.batch_dims > axis || a.batch_dims > idx.rank())
+        fail(op, fmt::format("batch_dims {} exceeds axis {} of {} or the rank of indices {}", a.batch_dims, axis,
+                             t.to_string(), idx.to_string()));
+      Shape out;
+      for (int i = 0; i < axis; ++i) {
+        if (i < a.batch_dims && !dims_compatible(t[i], idx[i]))
+          fail(op, fmt::format("batch dimension {} differs between {} and indices {}", i, t.to_string(), idx.to_string()));
+        out.push_back(i < a.batch_dims ? merge_dim(t[i], idx[i]) : t[i]);
+      }
+      for (int i = a.batch_dims; i < idx.rank(); ++i) out.push_back(idx[i]);
+      for (int i = axis + 1; i < t.rank(); ++i) out.push_back(t[i]);
+      return {{out, in[0].dtype}};
+    }
+    case OpKind::scatter_add:
+      return {{in[2].shape, in[0].dtype}};
+    case OpKind::cast:
+      return {{in[0].shape, a.dtype}};
+    case OpKind::conv2d: {
+      const Shape &x = in[0].shape, &k = in[1].shape;
+      const Window2D& w = a.window;
+      if (x.rank() != 4 || k.rank() != 4)
+        fail(op, fmt::format("input {} and kernel {} must be rank 4 (NHWC and HWIO)", x.to_string(), k.to_string()));
+      if (k[0] != w.kernel_h || k[1] != w.kernel_w)
+        fail(op, fmt::format("kernel {} does not match window {}x{}", k.to_string(), w.kernel_h, w.kernel_w));
+      if (x[3] >= 0 && x[3] != k[2] * w.groups)
+        fail(op, fmt::format("input {} has {} channels but kernel {} with groups={} expects {}", x.to_string(), x[3],
+                             k.to_string(), w.groups, k[2] * w.groups));
+      if (k[3] % w.groups != 0)
+        fail(op, fmt::format("kernel {}: {} filters are not divisible by groups={}", k.to_string(), k[3], w.groups));
+      const std::int64_t oh = conv_output_size(x[1], w.kernel_h, w.stride_h, w.dilation_h, w.pad_top, w.pad_bottom);
+      const std::int64_t ow = conv_output_size(x[2], w.kernel_w, w.stride_w, w.dilation_w, w.pad_left, w.pad_right);
+      if (oh == 0 || ow == 0)
+        fail(op, fmt::format("input {} is smaller than the kernel {}", x.to_string(), k.to_string()));
+      return {{Shape{x[0], oh, ow, k[3]}, in[0].dtype}};
+    }
+    case OpKind::conv2d_backward_data:
+    case OpKind::conv2d_backward_filter:
+      return {{in[2].shape, in[0].dtype}};
+    case OpKind::pool2d: {
+      const Shape& x = in[0].shape;
+      const Window2D& w = a.window;
+      if (x.rank() != 4) fail(op, fmt::format("input {} must be rank 4 (NHWC)", x.to_string()));
+      const std::int64_t oh = conv_output_size(x[1], w.kernel_h, w.stride_h, 1, w.pad_top, w.pad_bottom);
+      const std::int64_t ow = conv_output_size(x[2], w.kernel_w, w.stride_w, 1, w.pad_left, w.pad_right);
+      if (oh == 0 || ow == 0)
+        fail(op, fmt::format("input {} is smaller than the pool window {}x{}", x.to_string(), w.kernel_h, w.kernel_w));
+      return {{Shape{x[0], oh, ow, x[3]}, in[0].dtype}};
+    }
+    case OpKind::pool2d_backward:
+      return {in[0]};
+    case OpKind::random_like:
+      return {{in[0].shape, DType::float32}};
+    case OpKind::in_train_phase: {
+      const Shape &x = in[0].shape, &y = in[1].shape;
+      if (x.rank() != y.rank() || in[0].dtype != in[1].dtype)
+        fail(op, fmt::format("branches {} and {} differ", x.to_string(), y.to_string()));
+      Shape out = x;
+      for (int i = 0; i < x.rank(); ++i) {
+        if (!dims_compatible(x[i], y[i])) fail(op, fmt::format("branches {} and {} differ", x.to_string(), y.to_string()));
+        out[i] = merge_dim(x[i], y[i]);
+      }
+      return {{out, in[0].dtype}};
+    }
+    case OpKind::stop_gradient:
+      return {in[0]};
+    case OpKind::assign: {
+      const Shape& target = a.variable->shape();
+      const Shape& v = in[0].shape;
+      bool ok = v.rank() == target.rank() && in[0].dtype == a.variable->dtype();
+      for (int i = 0; ok && i < v.rank(); ++i) ok = dims_compatible(v[i], target[i]);
+      if (!ok)
+        fail(op, fmt::format("value {} does not fit variable '{}' of shape {}", v.to_string(), a.variable->name(),
+                             target.to_string()));
+      return {};
+    }
+  }
+  fail(op, "unknown operation");
+}
+
+ValueId Graph::add_node(OpKind kind, NodeAttrs attrs, std::vector<ValueId> inputs) {
+  std::vector<ShapeAndType> in;
+  in.reserve(inputs.size());
+  for (ValueId v : inputs) {
+    if (v < 0 || v >= num_values())
+      throw std::invalid_argument(fmt::format("{}: input tensor belongs to another graph", op_kind_name(kind)));
+    in.push_back({value(v).shape, value(v).dtype});
+  }
+  std::vector<ShapeAndType> out;
+  if (kind == OpKind::parameter) {
+    out.push_back({attrs.variable->shape(), attrs.variable->dtype()});
+  } else {
+    try {
+      out = infer_outputs(kind, attrs, in);
+    } catch (const std::invalid_argument& e) {
+      const std::string scope = current_scope();
+      if (scope.empty()) throw;
+      throw std::invalid_argument(fmt::format("{}: {}", scope, e.what()));
+    }
+  }
+  Node node{kind, std::move(attrs), std::move(inputs), {}, current_scope()};
+  const int index = int(nodes_.size());
+  for (auto& o : out) {
+    node.outputs.push_back(num_values());
+    values_.push_back(ValueInfo{o.shape, o.dtype, index, {}});
+  }
+  nodes_.push_back(std::move(node));
+  if (kind == OpKind::assign) side_effects_.push_back(index);
+  return nodes_.back().outputs.empty() ? -1 : nodes_.back().outputs[0];
+}
+
+ValueId Graph::add_input(std::string name, Shape shape, DType dtype) {
+  NodeAttrs attrs;
+  attrs.dtype = dtype;
+  const int index = int(nodes_.size());
+  nodes_.push_back(Node{OpKind::input, std::move(attrs), {}, {num_values()}, current_scope()});
+  values_.push_back(ValueInfo{shape, dtype, index, std::move(name)});
+  return nodes_.back().outputs[0];
+}
+
+ValueId Graph::add_parameter(const VariablePtr& variable) {
+  if (auto it = parameters_.find(variable.get()); it != parameters_.end()) return it->second;
+  NodeAttrs attrs;
+  attrs.variable = variable;
+  const ValueId v = add_node(OpKind::parameter, std::move(attrs), {});
+  parameters_.emplace(variable.get(), v);
+  return v;
+}
+
+namespace {
+thread_local std::shared_ptr<Graph> current_graph;
+}
+
+std::shared_ptr<Graph> default_graph() {
+  if (!current_graph) current_graph = std::make_shared<Graph>();
+  return current_graph;
+}
+
+void clear_session() { current_graph = std::make_shared<Graph>(); }
+
+}  // namespace strata

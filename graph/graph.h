@@ -1,0 +1,166 @@
+// The traced graph: symbolic tensors (static shapes, batch dimension unknown) and nodes of backend primitives.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "backends/backend.h"
+#include "graph/variable.h"
+
+namespace strata {
+
+enum class OpKind : std::uint8_t {
+  input,           // a placeholder fed at run time
+  parameter,       // a Variable's storage
+  constant,        // a scalar value of fixed shape
+  unary,           // backend unary
+  unary_backward,  // inputs x, y, dy
+  binary,          // backend binary with broadcasting
+  matmul,          // inputs a, b; transposes in attrs
+  reduce,          // over attrs.axes, keepdims in attrs
+  argmax,
+  softmax,           // attrs.axis, attrs.log
+  softmax_backward,  // inputs y, dy
+  sum_to,            // reduce a broadcast gradient back to the shape of input 1 (shape only); attrs.mean averages
+  broadcast_like,    // broadcast input 0 to the shape of input 1 (shape only); attrs.mean divides by the count
+  reshape,           // a view: no data moves
+  transpose,
+  slice,           // attrs.begin / attrs.size (size -1: to the end)
+  slice_backward,  // zeros shaped like input 1 (shape only), input 0 copied into the slice
+  concat,
+  gather,       // table, indices; attrs.axis, attrs.batch_dims
+  scatter_add,  // updates, indices, table (shape only): zeros shaped like table plus the scattered updates
+  cast,
+  conv2d,                  // x, kernel
+  conv2d_backward_data,    // dy, kernel, x (shape only)
+  conv2d_backward_filter,  // x, dy, kernel (shape only)
+  pool2d,
+  pool2d_backward,  // x, y, dy
+  random_like,      // random numbers shaped like input 0 (shape only); a fresh draw every step
+  in_train_phase,   // input 0 when training, input 1 otherwise (a view)
+  stop_gradient,    // a view that autodiff does not cross
+  assign,           // training side effect: attrs.variable <- input 0 at the end of the step
+};
+std::string_view op_kind_name(OpKind kind);
+
+// Operation parameters; each kind reads the fields its comment names.
+struct NodeAttrs {
+  UnaryOp unary = UnaryOp::negative;
+  BinaryOp binary = BinaryOp::add;
+  ReduceOp reduce = ReduceOp::sum;
+  PoolKind pool = PoolKind::max;
+  RandomKind random = RandomKind::uniform;
+  float alpha = 0.f, beta = 0.f;  // unary parameter; random a, b
+  int axis = 0;
+  int batch_dims = 0;
+  bool transpose_a = false, transpose_b = false;
+  bool log = false;       // softmax
+  bool keepdims = false;  // reduce
+  bool mean = false;      // broadcast_like
+  Shape axes;             // reduce, sum_to
+  Shape target;           // reshape (-1: inferred), transpose permutation
+  Shape begin, size;      // slice
+  Window2D window;        // conv2d, pool2d
+  Scalar value;           // constant
+  Shape constant_shape;   // constant
+  DType dtype = DType::float32;  // cast, input, constant
+  std::uint64_t seed = 0;        // random_like
+  VariablePtr variable;          // parameter, assign
+};
+
+using ValueId = int;
+
+struct Node {
+  OpKind kind;
+  NodeAttrs attrs;
+  std::vector<ValueId> inputs;
+  std::vector<ValueId> outputs;
+  std::string scope;  // the layer (or user scope) that created it, for error messages
+};
+
+struct ValueInfo {
+  Shape shape;
+  DType dtype = DType::float32;
+  int producer = -1;  // node index
+  std::string name;   // inputs only
+};
+
+class Graph {
+ public:
+  std::span<const Node> nodes() const { return nodes_; }
+  const Node& node(int i) const { return nodes_[std::size_t(i)]; }
+  const ValueInfo& value(ValueId v) const { return values_[std::size_t(v)]; }
+  int num_values() const { return int(values_.size()); }
+  std::span<const int> side_effects() const { return side_effects_; }
+
+  // Appends a node whose output shapes come from shape inference; returns its first output.
+  ValueId add_node(OpKind kind, NodeAttrs attrs, std::vector<ValueId> inputs);
+  ValueId add_input(std::string name, Shape shape, DType dtype);
+  // The value that reads `variable` in this graph (one per variable, so that its gradients accumulate).
+  ValueId add_parameter(const VariablePtr& variable);
+
+  // Errors name the innermost scope, such as a layer's name.
+  void push_scope(std::string name) { scopes_.push_back(std::move(name)); }
+  void pop_scope() { scopes_.pop_back(); }
+  std::string current_scope() const { return scopes_.empty() ? std::string() : scopes_.back(); }
+
+ private:
+  std::vector<Node> nodes_;
+  std::vector<ValueInfo> values_;
+  std::vector<int> side_effects_;
+  std::vector<std::string> scopes_;
+  std::unordered_map<const Variable*, ValueId> parameters_;
+};
+
+// A symbolic tensor: one value of one graph.
+class Tensor {
+ public:
+  Tensor() = default;
+  Tensor(std::shared_ptr<Graph> graph, ValueId id) : graph_(std::move(graph)), id_(id) {}
+
+  bool valid() const { return graph_ != nullptr; }
+  ValueId id() const { return id_; }
+  Graph& graph() const { return *graph_; }
+  const std::shared_ptr<Graph>& graph_ptr() const { return graph_; }
+  const Shape& shape() const { return graph_->value(id_).shape; }
+  DType dtype() const { return graph_->value(id_).dtype; }
+  int rank() const { return shape().rank(); }
+
+ private:
+  std::shared_ptr<Graph> graph_;
+  ValueId id_ = -1;
+};
+
+// Output shapes and dtypes of a node from its inputs'. Unknown (-1) dimensions propagate; known ones are
+// checked, so the same function validates a trace and specialises a plan to concrete shapes.
+struct ShapeAndType {
+  Shape shape;
+  DType dtype;
+};
+std::vector<ShapeAndType> infer_outputs(OpKind kind, const NodeAttrs& attrs, std::span<const ShapeAndType> inputs);
+
+// Inputs read only for their shape: they do not keep a buffer alive and need not be computed.
+bool is_shape_only_input(OpKind kind, int input_index);
+
+// The graph that placeholders join when no graph is named: one per thread.
+std::shared_ptr<Graph> default_graph();
+// Starts a fresh default graph, as keras.utils.clear_session() does; existing tensors keep theirs.
+void clear_session();
+
+// A scope that prefixes error messages of the ops traced inside it.
+class NameScope {
+ public:
+  NameScope(Graph& g, std::string name) : g_(g) { g_.push_scope(std::move(name)); }
+  ~NameScope() { g_.pop_scope(); }
+  NameScope(const NameScope&) = delete;
+  NameScope& operator=(const NameScope&) = delete;
+
+ private:
+  Graph& g_;
+};
+
+}  // namespace strata

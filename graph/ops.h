@@ -1,0 +1,134 @@
+// Operations on symbolic tensors, named as in keras.ops. A custom layer is a forward computation written
+// with these; gradients, memory and devices are the engine's job.
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "graph/graph.h"
+
+namespace strata {
+
+// An operand of a binary op: a tensor, a variable (read in the other operand's graph) or a number.
+class Operand {
+ public:
+  Operand(Tensor t) : tensor_(std::move(t)) {}            // NOLINT: implicit on purpose
+  Operand(VariablePtr v) : variable_(std::move(v)) {}     // NOLINT
+  Operand(float v) : number_(v) {}                        // NOLINT
+  Operand(double v) : number_(float(v)) {}                // NOLINT
+  Operand(int v) : number_(float(v)) {}                   // NOLINT
+
+  // The operand as a value of `graph`.
+  Tensor in(const std::shared_ptr<Graph>& graph) const;
+  const Tensor* tensor() const { return tensor_.valid() ? &tensor_ : nullptr; }
+
+ private:
+  Tensor tensor_;
+  VariablePtr variable_;
+  std::optional<float> number_;
+};
+
+namespace ops {
+
+// A placeholder fed at run time; -1 marks the unknown (batch) dimension. Joins default_graph().
+Tensor placeholder(Shape shape, DType dtype = DType::float32, std::string name = "input");
+// Reads `variable` in the graph of `like`.
+Tensor variable(const VariablePtr& variable, const Tensor& like);
+// A number broadcast to `shape` (fully known) in the graph of `like`.
+Tensor constant(float value, const Tensor& like, Shape shape = Shape());
+
+// ---- element-wise, with NumPy broadcasting ----
+Tensor add(const Operand& a, const Operand& b);
+Tensor subtract(const Operand& a, const Operand& b);
+Tensor multiply(const Operand& a, const Operand& b);
+Tensor divide(const Operand& a, const Operand& b);
+Tensor power(const Operand& a, const Operand& b);
+Tensor maximum(const Operand& a, const Operand& b);
+Tensor minimum(const Operand& a, const Operand& b);
+Tensor greater(const Operand& a, const Operand& b);
+Tensor greater_equal(const Operand& a, const Operand& b);
+Tensor less(const Operand& a, const Operand& b);
+Tensor less_equal(const Operand& a, const Operand& b);
+Tensor equal(const Operand& a, const Operand& b);
+Tensor not_equal(const Operand& a, const Operand& b);
+Tensor clip(const Tensor& x, float min_value, float max_value);
+
+Tensor negative(const Tensor& x);
+Tensor abs(const Tensor& x);
+Tensor sign(const Tensor& x);
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+Tensor log1p(const Tensor& x);
+Tensor sqrt(const Tensor& x);
+Tensor rsqrt(const Tensor& x);
+Tensor square(const Tensor& x);
+Tensor reciprocal(const Tensor& x);
+Tensor erf(const Tensor& x);
+
+// ---- activations ----
+Tensor relu(const Tensor& x);
+Tensor relu6(const Tensor& x);
+Tensor sigmoid(const Tensor& x);
+Tensor tanh(const Tensor& x);
+Tensor gelu(const Tensor& x, bool approximate = true);
+Tensor elu(const Tensor& x, float alpha = 1.f);
+Tensor selu(const Tensor& x);
+Tensor softplus(const Tensor& x);
+Tensor softsign(const Tensor& x);
+Tensor leaky_relu(const Tensor& x, float negative_slope = 0.2f);
+Tensor silu(const Tensor& x);
+Tensor swish(const Tensor& x);
+Tensor hard_sigmoid(const Tensor& x);
+Tensor softmax(const Tensor& x, int axis = -1);
+Tensor log_softmax(const Tensor& x, int axis = -1);
+
+// ---- linear algebra ----
+// (..., m, k) x (k, n) folds the leading dimensions; (b..., m, k) x (b..., k, n) is a batched product.
+Tensor matmul(const Operand& a, const Operand& b);
+
+// ---- reductions (axes empty: all) ----
+Tensor sum(const Tensor& x, std::vector<int> axes = {}, bool keepdims = false);
+Tensor mean(const Tensor& x, std::vector<int> axes = {}, bool keepdims = false);
+Tensor max(const Tensor& x, std::vector<int> axes = {}, bool keepdims = false);
+Tensor min(const Tensor& x, std::vector<int> axes = {}, bool keepdims = false);
+Tensor argmax(const Tensor& x, int axis = -1);
+
+// ---- shapes ----
+// One -1 is inferred; the unknown batch dimension may only be absorbed by it.
+Tensor reshape(const Tensor& x, std::vector<std::int64_t> new_shape);
+Tensor transpose(const Tensor& x, std::vector<int> axes = {});
+Tensor expand_dims(const Tensor& x, int axis);
+Tensor squeeze(const Tensor& x, int axis);
+Tensor concatenate(const std::vector<Tensor>& xs, int axis = 0);
+// Static slice; a size of -1 runs to the end of that dimension.
+Tensor slice(const Tensor& x, std::vector<std::int64_t> start_indices, std::vector<std::int64_t> shape);
+// keras.ops.take along one axis: table[..., indices, ...].
+Tensor take(const Tensor& x, const Tensor& indices, int axis = 0);
+// TensorFlow's gather with batch_dims: gather(x (B, C), i (B,), axis 1, batch_dims 1) picks x[b, i[b]].
+Tensor gather(const Tensor& x, const Tensor& indices, int axis, int batch_dims);
+Tensor cast(const Tensor& x, DType dtype);
+Tensor stop_gradient(const Tensor& x);
+
+// ---- convolution and pooling (channels_last) ----
+// Rank-3 inputs (N, W, C) are 1-D, rank-4 (N, H, W, C) 2-D. Kernel (kw, in/groups, out) or (kh, kw, in/groups, out);
+// groups = in / kernel's in. padding is "valid" or "same" (TensorFlow's rule: the odd pixel goes last).
+Tensor conv(const Tensor& x, const Operand& kernel, std::vector<int> strides = {1}, const std::string& padding = "valid",
+            std::vector<int> dilation_rate = {1});
+Tensor max_pool(const Tensor& x, std::vector<int> pool_size, std::vector<int> strides = {},
+                const std::string& padding = "valid");
+Tensor average_pool(const Tensor& x, std::vector<int> pool_size, std::vector<int> strides = {},
+                    const std::string& padding = "valid");
+
+// ---- training-time behaviour ----
+// Inverted dropout while training, identity otherwise; a fresh mask each step from (global seed, seed, step).
+Tensor dropout(const Tensor& x, float rate, std::uint64_t seed = 0);
+// `training` while training, `inference` otherwise.
+Tensor in_train_phase(const Tensor& training, const Tensor& inference);
+// After each training step, `variable` takes `value` (moving statistics, counters).
+void assign(const VariablePtr& variable, const Tensor& value);
+
+}  // namespace ops
+}  // namespace strata

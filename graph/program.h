@@ -1,0 +1,79 @@
+// A compiled function of a traced graph: extracts the subgraph, derives the backward graph, plans buffers
+// per input shape and runs the plan on a backend.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "backends/backend.h"
+#include "graph/graph.h"
+#include "optimizers/optimizer.h"
+
+namespace strata {
+
+enum class Mode : std::uint8_t { inference, training };
+
+struct ProgramOptions {
+  std::string backend = "cpu";
+  std::uint64_t seed = 0;  // mixed into every random op's own seed
+};
+
+struct PlanStats {
+  std::size_t arena_bytes = 0;         // intermediates after lifetime-based reuse
+  std::size_t intermediate_bytes = 0;  // the same without reuse
+  int steps = 0;                       // primitive launches per run
+};
+
+class Program {
+ public:
+  // Inference only.
+  Program(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs, ProgramOptions options = {});
+  // Training too: a training run differentiates `loss` (a scalar) with respect to every trainable variable
+  // it reads and applies `optimizer`; then runs the graph's assign side effects.
+  Program(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs, const Tensor& loss,
+          std::shared_ptr<Optimizer> optimizer, ProgramOptions options = {});
+  ~Program();
+  Program(const Program&) = delete;
+  Program& operator=(const Program&) = delete;
+
+  Backend& backend() const { return *backend_; }
+  // Trainable variables the loss depends on, in the order of their first use.
+  const std::vector<VariablePtr>& trainable_variables() const { return trainable_; }
+
+  // Runs once. Inputs are host tensors matching the placeholders (the unknown dimension is free). A plan is
+  // built on the first run at each set of input shapes and reused after: later runs allocate nothing.
+  void run(Mode mode, std::span<const TensorView> host_inputs);
+  // Results of the last run.
+  const Shape& output_shape(int index) const;
+  void read_output(int index, void* host, std::size_t bytes) const;
+  float read_scalar(int index) const;
+  std::vector<float> read_output(int index) const;
+
+  // Plans for these input shapes (if not yet planned) and describes the plan.
+  PlanStats plan_stats(Mode mode, std::span<const Shape> input_shapes);
+  std::int64_t steps_run() const { return step_counter_; }
+
+ private:
+  struct Plan;
+  void build(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs, const Tensor* loss);
+  Plan& plan_for(Mode mode, std::span<const Shape> shapes);
+  std::unique_ptr<Plan> make_plan(Mode mode, std::span<const Shape> shapes);
+  void execute(Plan& plan);
+
+  ProgramOptions options_;
+  Backend* backend_;
+  std::shared_ptr<Graph> graph_;
+  std::vector<ValueId> inputs_, outputs_;
+  ValueId loss_ = -1;
+  std::vector<VariablePtr> trainable_;
+  std::vector<ValueId> trainable_values_, gradient_values_;
+  std::shared_ptr<Optimizer> optimizer_;
+  std::vector<std::unique_ptr<Plan>> plans_;
+  Plan* last_plan_ = nullptr;
+  std::int64_t step_counter_ = 0;
+};
+
+}  // namespace strata

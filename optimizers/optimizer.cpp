@@ -1,0 +1,93 @@
+#include "optimizers/optimizer.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <stdexcept>
+
+namespace strata {
+
+Optimizer::Optimizer(OptimizerUpdate hyperparameters, float initial_accumulator_value)
+    : hyper_(hyperparameters), initial_accumulator_(initial_accumulator_value) {}
+
+void Optimizer::set_learning_rate(float lr) {
+  hyper_.learning_rate = lr;
+  schedule_ = nullptr;
+}
+
+float Optimizer::learning_rate() const { return schedule_ ? schedule_(iterations_) : hyper_.learning_rate; }
+
+namespace {
+
+std::vector<std::string> slot_names(const OptimizerUpdate& u) {
+  switch (u.kind) {
+    case OptimizerKind::sgd: return u.momentum > 0.f ? std::vector<std::string>{"momentum"} : std::vector<std::string>{};
+    case OptimizerKind::adam:
+      return u.amsgrad ? std::vector<std::string>{"momentum", "velocity", "velocity_hat"}
+                       : std::vector<std::string>{"momentum", "velocity"};
+    case OptimizerKind::rmsprop: {
+      std::vector<std::string> names{"velocity"};
+      if (u.momentum > 0.f) names.emplace_back("momentum");
+      if (u.centered) names.emplace_back("average_gradient");
+      return names;
+    }
+    case OptimizerKind::adagrad: return {"accumulator"};
+    case OptimizerKind::nadam: return {"momentum", "velocity"};
+  }
+  return {};
+}
+
+}  // namespace
+
+void Optimizer::build(const std::vector<VariablePtr>& variables, Backend& backend) {
+  if (!variables_.empty()) {
+    if (variables != variables_)
+      throw std::invalid_argument("optimizer: already built for a different set of variables");
+    for (auto& s : slots_)
+      for (auto& v : s) v->move_to(backend);
+  } else {
+    variables_ = variables;
+    for (const VariablePtr& var : variables) {
+      std::vector<VariablePtr> slots;
+      for (const std::string& name : slot_names(hyper_)) {
+        auto slot = std::make_shared<Variable>(var->name() + "_" + name, var->shape(), var->dtype(), false, &backend);
+        if (hyper_.kind == OptimizerKind::adagrad) backend.fill(slot->view(), initial_accumulator_);
+        slots.push_back(std::move(slot));
+      }
+      slots_.push_back(std::move(slots));
+    }
+  }
+  slot_views_.clear();
+  for (auto& s : slots_) {
+    std::vector<TensorView> views;
+    for (auto& v : s) views.push_back(v->view(backend));
+    slot_views_.push_back(std::move(views));
+  }
+}
+
+void Optimizer::apply(Backend& backend, std::span<const TensorView> params, std::span<const TensorView> grads) {
+  if (params.size() != slot_views_.size() || grads.size() != params.size())
+    throw std::invalid_argument(fmt::format("optimizer: built for {} variables, given {} parameters and {} gradients",
+                                            slot_views_.size(), params.size(), grads.size()));
+  OptimizerUpdate u = hyper_;
+  u.learning_rate = learning_rate();
+  const double t = double(iterations_ + 1);
+  u.adam_alpha = float(u.learning_rate * std::sqrt(1.0 - std::pow(double(u.beta_2), t)) /
+                       (1.0 - std::pow(double(u.beta_1), t)));
+  if (u.kind == OptimizerKind::nadam) {
+    // Keras's Nadam momentum schedule, advanced once per step.
+    const double decay = 0.96, b1 = u.beta_1;
+    const double u_t = b1 * (1.0 - 0.5 * std::pow(decay, 0.004 * t));
+    const double u_t_1 = b1 * (1.0 - 0.5 * std::pow(decay, 0.004 * (t + 1.0)));
+    const double u_product_t = nadam_u_product_ * u_t;
+    const double u_product_t_1 = u_product_t * u_t_1;
+    u.nadam_m_coef = float(u_t_1 / (1.0 - u_product_t_1));
+    u.nadam_g_coef = float((1.0 - u_t) / (1.0 - u_product_t));
+    u.nadam_v_coef = float(1.0 / (1.0 - std::pow(double(u.beta_2), t)));
+    nadam_u_product_ = u_product_t;
+  }
+  for (std::size_t i = 0; i < params.size(); ++i) backend.optimizer_update(u, params[i], grads[i], slot_views_[i]);
+  ++iterations_;
+}
+
+}  // namespace strata

@@ -1,0 +1,49 @@
+// Optimizer state and the per-step update: hyperparameters, learning-rate schedule, per-variable slots.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "backends/backend.h"
+#include "graph/variable.h"
+
+namespace strata {
+
+class Optimizer {
+ public:
+  explicit Optimizer(OptimizerUpdate hyperparameters, float initial_accumulator_value = 0.1f);
+  virtual ~Optimizer() = default;
+
+  const OptimizerUpdate& hyperparameters() const { return hyper_; }
+  // A schedule maps the iteration count (starting at 0) to a learning rate, as Keras's schedules do.
+  void set_learning_rate(float lr);
+  void set_schedule(std::function<float(std::int64_t)> schedule) { schedule_ = std::move(schedule); }
+  float learning_rate() const;
+  std::int64_t iterations() const { return iterations_; }
+  void set_iterations(std::int64_t n) { iterations_ = n; }
+
+  // Creates the slots of each variable on `backend` (once; later calls with the same variables do nothing).
+  void build(const std::vector<VariablePtr>& variables, Backend& backend);
+  const std::vector<VariablePtr>& variables() const { return variables_; }
+  // Slots of variable i, in the order OptimizerUpdate documents.
+  const std::vector<VariablePtr>& slots(std::size_t i) const { return slots_[i]; }
+
+  // One update of every built variable from its gradient; then iterations() grows by one.
+  // Allocates nothing.
+  void apply(Backend& backend, std::span<const TensorView> params, std::span<const TensorView> grads);
+
+ private:
+  OptimizerUpdate hyper_;
+  float initial_accumulator_;
+  std::function<float(std::int64_t)> schedule_;
+  std::int64_t iterations_ = 0;
+  double nadam_u_product_ = 1.0;
+  std::vector<VariablePtr> variables_;
+  std::vector<std::vector<VariablePtr>> slots_;
+  std::vector<std::vector<TensorView>> slot_views_;
+};
+
+}  // namespace strata
