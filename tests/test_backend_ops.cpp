@@ -1,0 +1,685 @@
+// Every backend primitive against a naive reference computed in double, on every available backend.
+// Tolerances: float32 arithmetic against double; 1e-5 absolute + 1e-5 relative for element-wise maps, 1e-4
+// for sums over up to a few hundred terms (GEMM, convolution), unless a test states otherwise.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <limits>
+
+#include "test_util.h"
+
+namespace strata::test {
+namespace {
+
+class BackendOps : public ::testing::TestWithParam<std::string> {
+ protected:
+  Backend& be() { return get_backend(GetParam()); }
+};
+
+std::string backend_name(const ::testing::TestParamInfo<std::string>& info) { return info.param; }
+
+TEST_P(BackendOps, FillAndCast) {
+  DeviceTensor f(be(), {7});
+  be().fill(f.view, 2.5f);
+  for (float v : f.read()) EXPECT_EQ(v, 2.5f);
+  DeviceTensor i(be(), {5}, DType::int32);
+  be().fill(i.view, 7);
+  for (auto v : i.read<std::int32_t>()) EXPECT_EQ(v, 7);
+
+  const std::vector<float> src{-2.7f, -0.2f, 0.f, 1.5f, 3.9f, 255.f};
+  DeviceTensor x(be(), {6}, src);
+  DeviceTensor as_int(be(), {6}, DType::int64);
+  be().cast(x.view, as_int.view);
+  EXPECT_EQ(as_int.read<std::int64_t>(), (std::vector<std::int64_t>{-2, 0, 0, 1, 3, 255}));  // truncation, as C++
+  DeviceTensor bytes(be(), {3}, std::vector<std::uint8_t>{0, 128, 255}, DType::uint8);
+  DeviceTensor back(be(), {3});
+  be().cast(bytes.view, back.view);
+  EXPECT_EQ(back.read(), (std::vector<float>{0.f, 128.f, 255.f}));
+  for (DType half : {DType::float16, DType::bfloat16}) {
+    DeviceTensor h(be(), {6}, half);
+    DeviceTensor r(be(), {6});
+    be().cast(x.view, h.view);
+    be().cast(h.view, r.view);
+    const auto got = r.read();
+    for (std::size_t k = 0; k < src.size(); ++k) EXPECT_NEAR(got[k], src[k], std::fabs(src[k]) * 1e-2 + 1e-3);
+  }
+}
+
+TEST_P(BackendOps, CopyStridedTransposeAndAccumulate) {
+  const Shape s{2, 3, 4};
+  const auto host = random_vector(24, -1, 1, 1);
+  DeviceTensor x(be(), s, host);
+  // out[k, i, j] = x[i, j, k]
+  DeviceTensor out(be(), {4, 2, 3});
+  StridedView src = StridedView::contiguous(x.view);
+  src.shape = Shape{4, 2, 3};
+  src.strides = {1, 12, 4};
+  be().copy_strided(src, StridedView::contiguous(out.view), false);
+  std::vector<double> expected(24);
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 3; ++j)
+      for (int k = 0; k < 4; ++k) expected[std::size_t((k * 2 + i) * 3 + j)] = host[std::size_t((i * 3 + j) * 4 + k)];
+  expect_close(out.read(), expected, 0, 0, "transpose");
+
+  // Accumulate a row broadcast: acc[i, j] += row[j].
+  DeviceTensor acc(be(), {3, 4}, std::vector<float>(12, 1.f));
+  DeviceTensor row(be(), {4}, std::vector<float>{1, 2, 3, 4});
+  StridedView b = StridedView::contiguous(row.view);
+  b.shape = Shape{3, 4};
+  b.strides = {0, 1};
+  be().copy_strided(b, StridedView::contiguous(acc.view), true);
+  std::vector<double> e2(12);
+  for (int i = 0; i < 12; ++i) e2[std::size_t(i)] = 1 + (i % 4) + 1;
+  expect_close(acc.read(), e2, 0, 0, "accumulate");
+}
+
+double ref_unary(UnaryOp op, double x, double alpha) {
+  const double selu_a = 1.6732632423543772, selu_s = 1.0507009873554805;
+  switch (op) {
+    case UnaryOp::negative: return -x;
+    case UnaryOp::abs: return std::fabs(x);
+    case UnaryOp::sign: return x > 0 ? 1 : x < 0 ? -1 : 0;
+    case UnaryOp::exp: return std::exp(x);
+    case UnaryOp::log: return std::log(x);
+    case UnaryOp::log1p: return std::log1p(x);
+    case UnaryOp::sqrt: return std::sqrt(x);
+    case UnaryOp::rsqrt: return 1 / std::sqrt(x);
+    case UnaryOp::square: return x * x;
+    case UnaryOp::reciprocal: return 1 / x;
+    case UnaryOp::erf: return std::erf(x);
+    case UnaryOp::relu: return std::max(x, 0.0);
+    case UnaryOp::sigmoid: return 1 / (1 + std::exp(-x));
+    case UnaryOp::tanh: return std::tanh(x);
+    case UnaryOp::gelu: return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)));
+    case UnaryOp::gelu_tanh: return 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
+    case UnaryOp::elu: return x > 0 ? x : alpha * (std::exp(x) - 1);
+    case UnaryOp::selu: return selu_s * (x > 0 ? x : selu_a * (std::exp(x) - 1));
+    case UnaryOp::softplus: return std::log(1 + std::exp(x));
+    case UnaryOp::softsign: return x / (1 + std::fabs(x));
+    case UnaryOp::leaky_relu: return x > 0 ? x : alpha * x;
+    case UnaryOp::silu: return x / (1 + std::exp(-x));
+    case UnaryOp::hard_sigmoid: return std::clamp(x / 6 + 0.5, 0.0, 1.0);
+  }
+  return 0;
+}
+
+const UnaryOp kAllUnary[] = {
+    UnaryOp::negative, UnaryOp::abs,  UnaryOp::sign,    UnaryOp::exp,        UnaryOp::log,      UnaryOp::log1p,
+    UnaryOp::sqrt,     UnaryOp::rsqrt, UnaryOp::square, UnaryOp::reciprocal, UnaryOp::erf,      UnaryOp::relu,
+    UnaryOp::sigmoid,  UnaryOp::tanh, UnaryOp::gelu,    UnaryOp::gelu_tanh,  UnaryOp::elu,      UnaryOp::selu,
+    UnaryOp::softplus, UnaryOp::softsign, UnaryOp::leaky_relu, UnaryOp::silu, UnaryOp::hard_sigmoid};
+
+bool needs_positive(UnaryOp op) {
+  return op == UnaryOp::log || op == UnaryOp::sqrt || op == UnaryOp::rsqrt || op == UnaryOp::log1p ||
+         op == UnaryOp::reciprocal;
+}
+
+TEST_P(BackendOps, UnaryForwardAndBackward) {
+  const Shape s{1000};
+  const float alpha = 0.3f;
+  for (UnaryOp op : kAllUnary) {
+    SCOPED_TRACE(std::string(unary_op_name(op)));
+    // Away from kinks at 0 and +-3 so that a central difference is meaningful.
+    auto host = needs_positive(op) ? random_vector(1000, 0.2f, 4.f, 3) : random_away_from_zero(1000, 0.05f, 5.f, 3);
+    for (auto& v : host)
+      if (op == UnaryOp::hard_sigmoid && std::fabs(std::fabs(v) - 3.f) < 0.05f) v = 2.f;
+    DeviceTensor x(be(), s, host), y(be(), s), dy(be(), s, random_vector(1000, -1, 1, 4)), dx(be(), s);
+    be().unary(op, x.view, y.view, alpha);
+    std::vector<double> ey(1000), edx(1000);
+    const auto g = dy.read();
+    for (std::size_t i = 0; i < 1000; ++i) {
+      const double xv = host[i];
+      ey[i] = ref_unary(op, xv, alpha);
+      const double h = 1e-6 * std::max(1.0, std::fabs(xv));
+      edx[i] = g[i] * (ref_unary(op, xv + h, alpha) - ref_unary(op, xv - h, alpha)) / (2 * h);
+    }
+    expect_close(y.read(), ey, 1e-6, 2e-6, "forward");
+    be().unary_backward(op, x.view, y.view, dy.view, dx.view, alpha);
+    expect_close(dx.read(), edx, 1e-5, 1e-4, "backward");
+  }
+}
+
+double ref_binary(BinaryOp op, double a, double b) {
+  switch (op) {
+    case BinaryOp::add: return a + b;
+    case BinaryOp::subtract: return a - b;
+    case BinaryOp::multiply: return a * b;
+    case BinaryOp::divide: return a / b;
+    case BinaryOp::power: return std::pow(a, b);
+    case BinaryOp::maximum: return std::max(a, b);
+    case BinaryOp::minimum: return std::min(a, b);
+    case BinaryOp::greater: return a > b;
+    case BinaryOp::greater_equal: return a >= b;
+    case BinaryOp::less: return a < b;
+    case BinaryOp::less_equal: return a <= b;
+    case BinaryOp::equal: return a == b;
+    case BinaryOp::not_equal: return a != b;
+  }
+  return 0;
+}
+
+TEST_P(BackendOps, BinaryBroadcasting) {
+  const BinaryOp ops[] = {BinaryOp::add,     BinaryOp::subtract,      BinaryOp::multiply, BinaryOp::divide,
+                          BinaryOp::power,   BinaryOp::maximum,       BinaryOp::minimum,  BinaryOp::greater,
+                          BinaryOp::greater_equal, BinaryOp::less,    BinaryOp::less_equal, BinaryOp::equal,
+                          BinaryOp::not_equal};
+  struct Case {
+    Shape a, b, out;
+  };
+  const Case cases[] = {{{4, 5}, {4, 5}, {4, 5}},          {{3, 1, 5}, {1, 4, 5}, {3, 4, 5}},
+                        {{1, 1}, {6, 7}, {6, 7}},          {{6, 7}, {1, 1}, {6, 7}},
+                        {{2, 3, 1, 4}, {1, 3, 5, 1}, {2, 3, 5, 4}}, {{300, 200}, {1, 200}, {300, 200}}};
+  for (const Case& c : cases)
+    for (BinaryOp op : ops) {
+      SCOPED_TRACE(std::string(binary_op_name(op)) + " " + c.a.to_string() + " " + c.b.to_string());
+      auto ha = random_vector(std::size_t(c.a.numel()), 0.5f, 2.f, 5);
+      auto hb = random_vector(std::size_t(c.b.numel()), 0.5f, 2.f, 6);
+      hb[0] = ha[0];  // exercise equality
+      DeviceTensor a(be(), c.a, ha), b(be(), c.b, hb), out(be(), c.out);
+      be().binary(op, a.view, b.view, out.view);
+      std::vector<double> e(std::size_t(c.out.numel()));
+      const auto sa = strides_of(c.a), sb = strides_of(c.b);
+      for (std::int64_t i = 0; i < c.out.numel(); ++i) {
+        const auto idx = unravel(i, c.out);
+        std::int64_t ia = 0, ib = 0;
+        for (int d = 0; d < c.out.rank(); ++d) {
+          ia += (c.a[d] == 1 ? 0 : idx[std::size_t(d)]) * sa[std::size_t(d)];
+          ib += (c.b[d] == 1 ? 0 : idx[std::size_t(d)]) * sb[std::size_t(d)];
+        }
+        e[std::size_t(i)] = ref_binary(op, ha[std::size_t(ia)], hb[std::size_t(ib)]);
+      }
+      expect_close(out.read(), e, 1e-6, 1e-6, "binary");
+    }
+}
+
+TEST_P(BackendOps, GemmAllTransposesAndBatches) {
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      for (std::int64_t batch : {1, 3}) {
+        SCOPED_TRACE(::testing::Message() << "ta=" << ta << " tb=" << tb << " batch=" << batch);
+        const std::int64_t m = 37, n = 29, k = 53;
+        const auto ha = random_vector(std::size_t(batch * m * k), -1, 1, 7);
+        const auto hb = random_vector(std::size_t(batch * k * n), -1, 1, 8);
+        const auto hc = random_vector(std::size_t(batch * m * n), -1, 1, 9);
+        DeviceTensor a(be(), {batch * m * k}, ha), b(be(), {batch * k * n}, hb), c(be(), {batch * m * n}, hc);
+        GemmArgs g;
+        g.transpose_a = ta;
+        g.transpose_b = tb;
+        g.m = m;
+        g.n = n;
+        g.k = k;
+        g.alpha = 0.7f;
+        g.beta = batch == 1 ? 0.f : 0.5f;
+        g.a = a.view.as<const float>();
+        g.lda = ta ? m : k;
+        g.b = b.view.as<const float>();
+        g.ldb = tb ? k : n;
+        g.c = c.view.as<float>();
+        g.ldc = n;
+        g.batch = batch;
+        g.stride_a = m * k;
+        g.stride_b = k * n;
+        g.stride_c = m * n;
+        be().gemm(g);
+        std::vector<double> e(std::size_t(batch * m * n));
+        for (std::int64_t bi = 0; bi < batch; ++bi)
+          for (std::int64_t i = 0; i < m; ++i)
+            for (std::int64_t j = 0; j < n; ++j) {
+              double s = 0;
+              for (std::int64_t p = 0; p < k; ++p) {
+                const double av = ha[std::size_t(bi * m * k + (ta ? p * m + i : i * k + p))];
+                const double bv = hb[std::size_t(bi * k * n + (tb ? j * k + p : p * n + j))];
+                s += av * bv;
+              }
+              const std::size_t o = std::size_t(bi * m * n + i * n + j);
+              e[o] = g.alpha * s + g.beta * hc[o];
+            }
+        expect_close(c.read(), e, 1e-4, 1e-4, "gemm");
+      }
+}
+
+TEST_P(BackendOps, ReduceOverAxes) {
+  const Shape s{3, 4, 5, 6};
+  const auto host = random_vector(360, -2, 2, 10);
+  DeviceTensor x(be(), s, host);
+  const std::vector<std::vector<int>> axis_sets = {{0}, {1}, {3}, {0, 1}, {1, 3}, {0, 2}, {0, 1, 2, 3}, {2, 3}, {}};
+  for (ReduceOp op : {ReduceOp::sum, ReduceOp::mean, ReduceOp::max, ReduceOp::min})
+    for (const auto& axes : axis_sets) {
+      Shape os = s;
+      for (int a : axes) os[a] = 1;
+      SCOPED_TRACE(std::string(reduce_op_name(op)) + " to " + os.to_string());
+      DeviceTensor out(be(), os);
+      be().reduce(op, x.view, out.view);
+      std::vector<double> e(std::size_t(os.numel()),
+                            op == ReduceOp::max ? -1e300 : op == ReduceOp::min ? 1e300 : 0.0);
+      std::vector<int> count(e.size(), 0);
+      const auto so = strides_of(os);
+      for (std::int64_t i = 0; i < 360; ++i) {
+        const auto idx = unravel(i, s);
+        std::int64_t o = 0;
+        for (int d = 0; d < 4; ++d) o += (os[d] == 1 ? 0 : idx[std::size_t(d)]) * so[std::size_t(d)];
+        const double v = host[std::size_t(i)];
+        double& r = e[std::size_t(o)];
+        r = op == ReduceOp::max ? std::max(r, v) : op == ReduceOp::min ? std::min(r, v) : r + v;
+        ++count[std::size_t(o)];
+      }
+      if (op == ReduceOp::mean)
+        for (std::size_t i = 0; i < e.size(); ++i) e[i] /= count[i];
+      expect_close(out.read(), e, 1e-5, 1e-5, "reduce");
+    }
+}
+
+TEST_P(BackendOps, ArgmaxSoftmaxAndBackward) {
+  const Shape s{3, 4, 5};
+  const auto host = random_vector(60, -3, 3, 11);
+  const auto g = random_vector(60, -1, 1, 12);
+  DeviceTensor x(be(), s, host), dy(be(), s, g);
+  for (int axis : {0, 1, 2}) {
+    SCOPED_TRACE(axis);
+    Shape rs;
+    for (int d = 0; d < 3; ++d)
+      if (d != axis) rs.push_back(s[d]);
+    DeviceTensor am(be(), rs, DType::int32);
+    be().argmax(x.view, am.view, axis);
+    const auto got = am.read<std::int32_t>();
+    const auto st = strides_of(s);
+    for (std::int64_t i = 0; i < rs.numel(); ++i) {
+      auto ridx = unravel(i, rs);
+      ridx.insert(ridx.begin() + axis, 0);
+      std::int64_t base = 0;
+      for (int d = 0; d < 3; ++d) base += ridx[std::size_t(d)] * st[std::size_t(d)];
+      int best = 0;
+      for (int k = 1; k < s[axis]; ++k)
+        if (host[std::size_t(base + k * st[std::size_t(axis)])] > host[std::size_t(base + best * st[std::size_t(axis)])])
+          best = k;
+      EXPECT_EQ(got[std::size_t(i)], best);
+    }
+    for (bool log : {false, true}) {
+      DeviceTensor y(be(), s), dx(be(), s);
+      be().softmax(x.view, y.view, axis, log);
+      be().softmax_backward(y.view, dy.view, dx.view, axis, log);
+      std::vector<double> ey(60), edx(60);
+      for (std::int64_t i = 0; i < rs.numel(); ++i) {
+        auto ridx = unravel(i, rs);
+        ridx.insert(ridx.begin() + axis, 0);
+        std::int64_t base = 0;
+        for (int d = 0; d < 3; ++d) base += ridx[std::size_t(d)] * st[std::size_t(d)];
+        const std::int64_t step = st[std::size_t(axis)], len = s[axis];
+        double z = 0;
+        for (int k = 0; k < len; ++k) z += std::exp(double(host[std::size_t(base + k * step)]));
+        std::vector<double> p(static_cast<std::size_t>(len));
+        for (int k = 0; k < len; ++k) p[std::size_t(k)] = std::exp(double(host[std::size_t(base + k * step)])) / z;
+        // Jacobian-vector product written out in full: dx_j = sum_k dy_k * d y_k / d x_j.
+        for (int j = 0; j < len; ++j) {
+          const std::size_t oj = std::size_t(base + j * step);
+          ey[oj] = log ? std::log(p[std::size_t(j)]) : p[std::size_t(j)];
+          double acc = 0;
+          for (int k = 0; k < len; ++k) {
+            const double gk = g[std::size_t(base + k * step)];
+            const double jac = log ? (double(j == k) - p[std::size_t(j)])
+                                   : p[std::size_t(k)] * (double(j == k) - p[std::size_t(j)]);
+            acc += gk * jac;
+          }
+          edx[oj] = acc;
+        }
+      }
+      expect_close(y.read(), ey, 1e-6, 1e-5, log ? "log_softmax" : "softmax");
+      expect_close(dx.read(), edx, 1e-6, 1e-5, log ? "log_softmax backward" : "softmax backward");
+    }
+  }
+}
+
+TEST_P(BackendOps, GatherAndScatterAdd) {
+  // axis 0 (embedding lookup): table (6, 3), indices (2, 4).
+  const auto table = random_vector(18, -1, 1, 13);
+  const std::vector<std::int32_t> idx{5, 0, 2, 2, 1, 5, 3, 0};
+  DeviceTensor t(be(), {6, 3}, table), i(be(), {2, 4}, idx, DType::int32), out(be(), {2, 4, 3});
+  be().gather(t.view, i.view, out.view, 0, 0);
+  std::vector<double> e(24);
+  for (int r = 0; r < 8; ++r)
+    for (int c = 0; c < 3; ++c) e[std::size_t(r * 3 + c)] = table[std::size_t(idx[std::size_t(r)] * 3 + c)];
+  expect_close(out.read(), e, 0, 0, "gather axis 0");
+
+  const auto upd = random_vector(24, -1, 1, 14);
+  DeviceTensor u(be(), {2, 4, 3}, upd), acc(be(), {6, 3});
+  be().scatter_add(u.view, i.view, acc.view, 0, 0);
+  std::vector<double> es(18, 0.0);
+  for (int r = 0; r < 8; ++r)
+    for (int c = 0; c < 3; ++c) es[std::size_t(idx[std::size_t(r)] * 3 + c)] += upd[std::size_t(r * 3 + c)];
+  expect_close(acc.read(), es, 1e-6, 1e-6, "scatter_add axis 0");
+
+  // batch_dims 1 (picking one class per row): table (4, 5), indices (4,), int64.
+  const auto logits = random_vector(20, -1, 1, 15);
+  const std::vector<std::int64_t> labels{4, 0, 2, 4};
+  DeviceTensor l(be(), {4, 5}, logits), lab(be(), {4}, labels, DType::int64), picked(be(), {4});
+  be().gather(l.view, lab.view, picked.view, 1, 1);
+  std::vector<double> ep(4);
+  for (int r = 0; r < 4; ++r) ep[std::size_t(r)] = logits[std::size_t(r * 5 + labels[std::size_t(r)])];
+  expect_close(picked.read(), ep, 0, 0, "gather batch_dims 1");
+  DeviceTensor back(be(), {4, 5});
+  be().scatter_add(picked.view, lab.view, back.view, 1, 1);
+  const auto b = back.read();
+  for (int r = 0; r < 4; ++r)
+    for (int c = 0; c < 5; ++c)
+      EXPECT_EQ(b[std::size_t(r * 5 + c)], c == labels[std::size_t(r)] ? float(ep[std::size_t(r)]) : 0.f);
+
+  const std::vector<std::int32_t> bad{0, 6};
+  DeviceTensor ib(be(), {2}, bad, DType::int32), ob(be(), {2, 3});
+  EXPECT_THROW(be().gather(t.view, ib.view, ob.view, 0, 0), std::out_of_range);
+}
+
+struct ConvCase {
+  std::int64_t n, h, w, c, kh, kw, o, sh, sw, dh, dw, pt, pb, pl, pr, groups;
+};
+
+TEST_P(BackendOps, Conv2dForwardAndBackward) {
+  const ConvCase cases[] = {
+      {2, 7, 6, 3, 3, 3, 4, 1, 1, 1, 1, 0, 0, 0, 0, 1},  // valid
+      {2, 7, 6, 3, 3, 3, 4, 2, 2, 1, 1, 1, 1, 1, 1, 1},  // strided, padded
+      {1, 8, 8, 2, 3, 2, 3, 1, 2, 2, 1, 2, 2, 0, 1, 1},  // dilated, asymmetric padding
+      {2, 5, 5, 4, 3, 3, 6, 1, 1, 1, 1, 1, 1, 1, 1, 2},  // grouped
+      {3, 4, 5, 6, 1, 1, 5, 1, 1, 1, 1, 0, 0, 0, 0, 1},  // pointwise
+      {2, 6, 6, 4, 3, 3, 4, 1, 1, 1, 1, 1, 1, 1, 1, 4},  // depthwise
+  };
+  for (const ConvCase& k : cases) {
+    const std::int64_t cg = k.c / k.groups, og = k.o / k.groups;
+    const std::int64_t oh = (k.h + k.pt + k.pb - k.dh * (k.kh - 1) - 1) / k.sh + 1;
+    const std::int64_t ow = (k.w + k.pl + k.pr - k.dw * (k.kw - 1) - 1) / k.sw + 1;
+    SCOPED_TRACE(::testing::Message() << "x(" << k.n << "," << k.h << "," << k.w << "," << k.c << ") k" << k.kh << "x"
+                                      << k.kw << " stride " << k.sh << "," << k.sw << " groups " << k.groups);
+    const Shape xs{k.n, k.h, k.w, k.c}, ks{k.kh, k.kw, cg, k.o}, ys{k.n, oh, ow, k.o};
+    const auto hx = random_vector(std::size_t(xs.numel()), -1, 1, 16);
+    const auto hk = random_vector(std::size_t(ks.numel()), -1, 1, 17);
+    const auto hg = random_vector(std::size_t(ys.numel()), -1, 1, 18);
+    DeviceTensor x(be(), xs, hx), kern(be(), ks, hk), y(be(), ys), dy(be(), ys, hg), dx(be(), xs), dk(be(), ks);
+    Window2D w;
+    w.kernel_h = k.kh;
+    w.kernel_w = k.kw;
+    w.stride_h = k.sh;
+    w.stride_w = k.sw;
+    w.dilation_h = k.dh;
+    w.dilation_w = k.dw;
+    w.pad_top = k.pt;
+    w.pad_left = k.pl;
+    w.groups = k.groups;
+    be().conv2d(x.view, kern.view, y.view, w);
+    be().conv2d_backward_data(dy.view, kern.view, dx.view, w);
+    be().conv2d_backward_filter(x.view, dy.view, dk.view, w);
+    std::vector<double> ey(std::size_t(ys.numel()), 0), edx(std::size_t(xs.numel()), 0), edk(std::size_t(ks.numel()), 0);
+    for (std::int64_t n = 0; n < k.n; ++n)
+      for (std::int64_t a = 0; a < oh; ++a)
+        for (std::int64_t b = 0; b < ow; ++b)
+          for (std::int64_t o = 0; o < k.o; ++o) {
+            const std::int64_t grp = o / og;
+            const std::size_t yi = std::size_t(((n * oh + a) * ow + b) * k.o + o);
+            for (std::int64_t i = 0; i < k.kh; ++i)
+              for (std::int64_t j = 0; j < k.kw; ++j)
+                for (std::int64_t c = 0; c < cg; ++c) {
+                  const std::int64_t iy = a * k.sh - k.pt + i * k.dh, ix = b * k.sw - k.pl + j * k.dw;
+                  if (iy < 0 || iy >= k.h || ix < 0 || ix >= k.w) continue;
+                  const std::size_t xi = std::size_t(((n * k.h + iy) * k.w + ix) * k.c + grp * cg + c);
+                  const std::size_t ki = std::size_t(((i * k.kw + j) * cg + c) * k.o + o);
+                  ey[yi] += double(hx[xi]) * hk[ki];
+                  edx[xi] += double(hg[yi]) * hk[ki];
+                  edk[ki] += double(hg[yi]) * hx[xi];
+                }
+          }
+    expect_close(y.read(), ey, 1e-4, 1e-4, "conv2d");
+    expect_close(dx.read(), edx, 1e-4, 1e-4, "conv2d_backward_data");
+    expect_close(dk.read(), edk, 1e-4, 1e-4, "conv2d_backward_filter");
+  }
+}
+
+TEST_P(BackendOps, Pool2dForwardAndBackward) {
+  struct PoolCase {
+    std::int64_t kh, kw, sh, sw, pt, pb, pl, pr;
+  };
+  const PoolCase cases[] = {{2, 2, 2, 2, 0, 0, 0, 0}, {3, 3, 1, 1, 1, 1, 1, 1}, {3, 2, 2, 1, 0, 1, 0, 1}};
+  const Shape xs{2, 7, 6, 3};
+  const auto hx = random_vector(std::size_t(xs.numel()), -1, 1, 19);
+  for (PoolKind kind : {PoolKind::max, PoolKind::average})
+    for (const PoolCase& p : cases) {
+      const std::int64_t oh = (7 + p.pt + p.pb - p.kh) / p.sh + 1, ow = (6 + p.pl + p.pr - p.kw) / p.sw + 1;
+      const Shape ys{2, oh, ow, 3};
+      SCOPED_TRACE(::testing::Message() << (kind == PoolKind::max ? "max " : "avg ") << p.kh << "x" << p.kw);
+      const auto hg = random_vector(std::size_t(ys.numel()), -1, 1, 20);
+      DeviceTensor x(be(), xs, hx), y(be(), ys), dy(be(), ys, hg), dx(be(), xs);
+      Window2D w;
+      w.kernel_h = p.kh;
+      w.kernel_w = p.kw;
+      w.stride_h = p.sh;
+      w.stride_w = p.sw;
+      w.pad_top = p.pt;
+      w.pad_left = p.pl;
+      be().pool2d(kind, x.view, y.view, w);
+      be().pool2d_backward(kind, x.view, y.view, dy.view, dx.view, w);
+      std::vector<double> ey(std::size_t(ys.numel())), edx(std::size_t(xs.numel()), 0);
+      for (std::int64_t n = 0; n < 2; ++n)
+        for (std::int64_t a = 0; a < oh; ++a)
+          for (std::int64_t b = 0; b < ow; ++b)
+            for (std::int64_t c = 0; c < 3; ++c) {
+              double best = -1e300, sum = 0;
+              std::size_t arg = 0;
+              int count = 0;
+              for (std::int64_t i = 0; i < p.kh; ++i)
+                for (std::int64_t j = 0; j < p.kw; ++j) {
+                  const std::int64_t iy = a * p.sh - p.pt + i, ix = b * p.sw - p.pl + j;
+                  if (iy < 0 || iy >= 7 || ix < 0 || ix >= 6) continue;
+                  const std::size_t xi = std::size_t(((n * 7 + iy) * 6 + ix) * 3 + c);
+                  if (hx[xi] > best) {
+                    best = hx[xi];
+                    arg = xi;
+                  }
+                  sum += hx[xi];
+                  ++count;
+                }
+              const std::size_t yi = std::size_t(((n * oh + a) * ow + b) * 3 + c);
+              ey[yi] = kind == PoolKind::max ? best : sum / count;
+              if (kind == PoolKind::max) {
+                edx[arg] += hg[yi];
+              } else {
+                for (std::int64_t i = 0; i < p.kh; ++i)
+                  for (std::int64_t j = 0; j < p.kw; ++j) {
+                    const std::int64_t iy = a * p.sh - p.pt + i, ix = b * p.sw - p.pl + j;
+                    if (iy < 0 || iy >= 7 || ix < 0 || ix >= 6) continue;
+                    edx[std::size_t(((n * 7 + iy) * 6 + ix) * 3 + c)] += hg[yi] / count;
+                  }
+              }
+            }
+      expect_close(y.read(), ey, 1e-6, 1e-6, "pool2d");
+      expect_close(dx.read(), edx, 1e-6, 1e-5, "pool2d_backward");
+    }
+}
+
+TEST_P(BackendOps, RandomStreams) {
+  const std::int64_t n = 200000;
+  DeviceTensor u(be(), {n}), u2(be(), {n}), u3(be(), {n}), nrm(be(), {n}), mask(be(), {n});
+  be().random(RandomKind::uniform, u.view, 42, 7, -1.f, 3.f);
+  be().random(RandomKind::uniform, u2.view, 42, 7, -1.f, 3.f);
+  be().random(RandomKind::uniform, u3.view, 42, 8, -1.f, 3.f);
+  const auto a = u.read(), b = u2.read(), c = u3.read();
+  EXPECT_EQ(a, b) << "same seed and offset must repeat";
+  EXPECT_NE(a, c) << "another offset must differ";
+  double mean = 0, var = 0;
+  for (float v : a) {
+    EXPECT_GE(v, -1.f);
+    EXPECT_LT(v, 3.f);
+    mean += v;
+  }
+  mean /= n;
+  for (float v : a) var += (v - mean) * (v - mean);
+  var /= n;
+  EXPECT_NEAR(mean, 1.0, 0.02);
+  EXPECT_NEAR(var, 16.0 / 12.0, 0.02);
+
+  be().random(RandomKind::normal, nrm.view, 1, 0, 2.f, 0.5f);
+  mean = var = 0;
+  const auto z = nrm.read();
+  for (float v : z) mean += v;
+  mean /= n;
+  for (float v : z) var += (v - mean) * (v - mean);
+  var /= n;
+  EXPECT_NEAR(mean, 2.0, 0.01);
+  EXPECT_NEAR(std::sqrt(var), 0.5, 0.01);
+
+  be().random(RandomKind::keep_mask, mask.view, 3, 0, 0.75f, 0.f);
+  int kept = 0;
+  for (float v : mask.read()) {
+    EXPECT_TRUE(v == 0.f || std::fabs(v - 1.f / 0.75f) < 1e-6f);
+    kept += v != 0.f;
+  }
+  EXPECT_NEAR(double(kept) / n, 0.75, 0.01);
+}
+
+// Keras 3's update rules, step by step in double.
+struct RefState {
+  std::vector<double> p, s0, s1, s2;
+};
+
+TEST_P(BackendOps, FusedOptimizerUpdates) {
+  const std::size_t n = 257;
+  struct Config {
+    const char* name;
+    OptimizerUpdate u;
+    int slots;
+  };
+  auto make = [](OptimizerKind k) {
+    OptimizerUpdate u;
+    u.kind = k;
+    return u;
+  };
+  std::vector<Config> configs;
+  {
+    auto u = make(OptimizerKind::sgd);
+    u.learning_rate = 0.1f;
+    configs.push_back({"sgd", u, 0});
+    u.momentum = 0.9f;
+    configs.push_back({"sgd momentum", u, 1});
+    u.nesterov = true;
+    u.weight_decay = 0.01f;
+    configs.push_back({"sgd nesterov decay", u, 1});
+  }
+  {
+    auto u = make(OptimizerKind::adam);
+    u.learning_rate = 0.01f;
+    configs.push_back({"adam", u, 2});
+    u.amsgrad = true;
+    configs.push_back({"adam amsgrad", u, 3});
+  }
+  {
+    auto u = make(OptimizerKind::rmsprop);
+    u.learning_rate = 0.01f;
+    configs.push_back({"rmsprop", u, 1});
+    u.momentum = 0.5f;
+    u.centered = true;
+    configs.push_back({"rmsprop centered momentum", u, 3});
+  }
+  {
+    auto u = make(OptimizerKind::adagrad);
+    u.learning_rate = 0.05f;
+    configs.push_back({"adagrad", u, 1});
+  }
+  {
+    auto u = make(OptimizerKind::nadam);
+    u.learning_rate = 0.01f;
+    configs.push_back({"nadam", u, 2});
+  }
+  for (const Config& cfg : configs) {
+    SCOPED_TRACE(cfg.name);
+    const auto p0 = random_vector(n, -1, 1, 21);
+    DeviceTensor p(be(), {std::int64_t(n)}, p0);
+    std::vector<DeviceTensor> slots;
+    for (int s = 0; s < cfg.slots; ++s) slots.emplace_back(be(), Shape{std::int64_t(n)});
+    if (cfg.u.kind == OptimizerKind::adagrad) be().fill(slots[0].view, 0.1f);
+    std::vector<TensorView> sv;
+    for (auto& s : slots) sv.push_back(s.view);
+    RefState r{std::vector<double>(p0.begin(), p0.end()), std::vector<double>(n, cfg.u.kind == OptimizerKind::adagrad ? 0.1 : 0.0),
+               std::vector<double>(n, 0.0), std::vector<double>(n, 0.0)};
+    double u_product = 1.0;
+    for (int step = 0; step < 4; ++step) {
+      const auto g = random_vector(n, -1, 1, 100 + std::uint32_t(step));
+      DeviceTensor gt(be(), {std::int64_t(n)}, g);
+      OptimizerUpdate u = cfg.u;
+      const double t = step + 1, lr = u.learning_rate, b1 = u.beta_1, b2 = u.beta_2, eps = u.epsilon;
+      u.adam_alpha = float(lr * std::sqrt(1 - std::pow(b2, t)) / (1 - std::pow(b1, t)));
+      const double ut = b1 * (1 - 0.5 * std::pow(0.96, 0.004 * t)), ut1 = b1 * (1 - 0.5 * std::pow(0.96, 0.004 * (t + 1)));
+      const double upt = u_product * ut, upt1 = upt * ut1;
+      u.nadam_m_coef = float(ut1 / (1 - upt1));
+      u.nadam_g_coef = float((1 - ut) / (1 - upt));
+      u.nadam_v_coef = float(1 / (1 - std::pow(b2, t)));
+      be().optimizer_update(u, p.view, gt.view, sv);
+      for (std::size_t i = 0; i < n; ++i) {
+        double& w = r.p[i];
+        const double gi = g[i];
+        w -= w * u.weight_decay * lr;
+        switch (u.kind) {
+          case OptimizerKind::sgd:
+            if (u.momentum > 0) {
+              r.s0[i] = u.momentum * r.s0[i] - lr * gi;
+              w += u.nesterov ? u.momentum * r.s0[i] - lr * gi : r.s0[i];
+            } else {
+              w -= lr * gi;
+            }
+            break;
+          case OptimizerKind::adam: {
+            r.s0[i] += (gi - r.s0[i]) * (1 - b1);
+            r.s1[i] += (gi * gi - r.s1[i]) * (1 - b2);
+            double v = r.s1[i];
+            if (u.amsgrad) v = r.s2[i] = std::max(r.s2[i], v);
+            const double alpha = lr * std::sqrt(1 - std::pow(b2, t)) / (1 - std::pow(b1, t));
+            w -= alpha * r.s0[i] / (std::sqrt(v) + eps);
+            break;
+          }
+          case OptimizerKind::rmsprop: {
+            const double rho = u.rho;
+            r.s0[i] = rho * r.s0[i] + (1 - rho) * gi * gi;
+            double denom = r.s0[i] + eps;
+            if (u.centered) {
+              r.s2[i] = rho * r.s2[i] + (1 - rho) * gi;
+              denom = r.s0[i] - r.s2[i] * r.s2[i] + eps;
+            }
+            const double inc = lr * gi / std::sqrt(denom);
+            if (u.momentum > 0) {
+              r.s1[i] = u.momentum * r.s1[i] + inc;
+              w -= r.s1[i];
+            } else {
+              w -= inc;
+            }
+            break;
+          }
+          case OptimizerKind::adagrad:
+            r.s0[i] += gi * gi;
+            w -= lr * gi / std::sqrt(r.s0[i] + eps);
+            break;
+          case OptimizerKind::nadam: {
+            r.s0[i] += (gi - r.s0[i]) * (1 - b1);
+            r.s1[i] += (gi * gi - r.s1[i]) * (1 - b2);
+            const double m_hat = ut1 * r.s0[i] / (1 - upt1) + (1 - ut) * gi / (1 - upt);
+            const double v_hat = r.s1[i] / (1 - std::pow(b2, t));
+            w -= lr * m_hat / (std::sqrt(v_hat) + eps);
+            break;
+          }
+        }
+      }
+      u_product = upt;
+    }
+    expect_close(p.read(), r.p, 1e-5, 1e-4, "parameters after 4 steps");
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllBackends, BackendOps, ::testing::ValuesIn(available_backends()), backend_name);
+
+TEST(BackendRegistry, UnknownNameListsTheAvailableOnes) {
+  try {
+    get_backend("tpu");
+    FAIL() << "expected an error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("unknown backend 'tpu'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("cpu"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace strata::test
