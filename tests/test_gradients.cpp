@@ -1,0 +1,250 @@
+// Every gradient rule against central finite differences, through the whole path: trace, autodiff, plan,
+// execute. The loss is sum(f(x) * w) with a random w. float32 with eps = 1e-2 (scaled by |x|): tolerance
+// 2e-3 absolute + 2e-2 relative.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+
+#include "graph/autodiff.h"
+#include "graph/ops.h"
+#include "graph/program.h"
+#include "test_util.h"
+
+namespace strata::test {
+namespace {
+
+struct DiffInput {
+  Shape shape;  // the first dimension may be -1 (batch): it is fed as `batch`
+  std::vector<float> data;
+};
+
+struct FixedInput {
+  Shape shape;
+  DType dtype;
+  std::vector<std::int32_t> ints;
+};
+
+using Builder = std::function<Tensor(const std::vector<Tensor>& diff, const std::vector<Tensor>& fixed)>;
+
+Shape concrete(Shape s, std::int64_t batch) {
+  for (int i = 0; i < s.rank(); ++i)
+    if (s[i] < 0) s[i] = batch;
+  return s;
+}
+
+void check_gradients(std::vector<DiffInput> diff, std::vector<FixedInput> fixed, const Builder& f,
+                     std::int64_t batch = 3) {
+  clear_session();
+  std::vector<Tensor> xs, fs;
+  for (std::size_t i = 0; i < diff.size(); ++i) xs.push_back(ops::placeholder(diff[i].shape, DType::float32, "x" + std::to_string(i)));
+  for (std::size_t i = 0; i < fixed.size(); ++i) fs.push_back(ops::placeholder(fixed[i].shape, fixed[i].dtype, "i" + std::to_string(i)));
+  const Tensor y = f(xs, fs);
+
+  std::vector<TensorView> feeds;
+  for (auto& d : diff) feeds.push_back(TensorView{d.data.data(), DType::float32, concrete(d.shape, batch)});
+  for (auto& x : fixed) feeds.push_back(TensorView{x.ints.data(), x.dtype, concrete(x.shape, batch)});
+  std::vector<Tensor> all_inputs = xs;
+  all_inputs.insert(all_inputs.end(), fs.begin(), fs.end());
+
+  // The concrete output shape decides the weights' shape.
+  Program forward(all_inputs, {y});
+  forward.run(Mode::inference, feeds);
+  const Shape ys = forward.output_shape(0);
+  Shape w_sym = ys;
+  if (y.shape().rank() == ys.rank())
+    for (int i = 0; i < ys.rank(); ++i)
+      if (y.shape()[i] < 0) w_sym[i] = -1;
+  const Tensor w = ops::placeholder(w_sym, DType::float32, "w");
+  const Tensor loss = ops::sum(ops::multiply(y, w));
+  std::vector<Tensor> outputs{loss};
+  for (const Tensor& g : gradients(loss, xs)) outputs.push_back(g);
+  all_inputs.push_back(w);
+  Program program(all_inputs, outputs);
+  auto weights = random_vector(std::size_t(ys.numel()), -1, 1, 77);
+  feeds.push_back(TensorView{weights.data(), DType::float32, ys});
+  program.run(Mode::inference, feeds);
+
+  std::vector<std::vector<float>> analytic;
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    ASSERT_TRUE(outputs[i + 1].valid()) << "no gradient flows to input " << i;
+    analytic.push_back(program.read_output(int(i) + 1));
+  }
+  for (std::size_t i = 0; i < diff.size(); ++i) {
+    auto& data = diff[i].data;
+    // At most 40 probes per input, spread over it.
+    const std::size_t stride = std::max<std::size_t>(1, data.size() / 40);
+    for (std::size_t j = 0; j < data.size(); j += stride) {
+      const float orig = data[j];
+      const float eps = 1e-2f * std::max(1.f, std::fabs(orig));
+      data[j] = orig + eps;
+      program.run(Mode::inference, feeds);
+      const double up = program.read_scalar(0);
+      data[j] = orig - eps;
+      program.run(Mode::inference, feeds);
+      const double down = program.read_scalar(0);
+      data[j] = orig;
+      const double numeric = (up - down) / (2.0 * double(eps));
+      const double a = analytic[i][j];
+      EXPECT_NEAR(a, numeric, 2e-3 + 2e-2 * std::fabs(numeric)) << "input " << i << " element " << j;
+    }
+  }
+}
+
+DiffInput rnd(Shape s, std::uint32_t seed, std::int64_t batch = 3, float lo = -1.f, float hi = 1.f) {
+  return DiffInput{s, random_vector(std::size_t(concrete(s, batch).numel()), lo, hi, seed)};
+}
+DiffInput away(Shape s, std::uint32_t seed, std::int64_t batch = 3) {
+  return DiffInput{s, random_away_from_zero(std::size_t(concrete(s, batch).numel()), 0.1f, 2.f, seed)};
+}
+
+TEST(Gradients, UnaryActivations) {
+  using F = Tensor (*)(const Tensor&);
+  const std::pair<const char*, F> smooth[] = {
+      {"negative", ops::negative}, {"exp", ops::exp},       {"erf", ops::erf},         {"square", ops::square},
+      {"sigmoid", ops::sigmoid},   {"tanh", ops::tanh},     {"selu", ops::selu},       {"softplus", ops::softplus},
+      {"softsign", ops::softsign}, {"silu", ops::silu},     {"hard_sigmoid", ops::hard_sigmoid},
+      {"relu", ops::relu},         {"abs", ops::abs}};
+  for (auto [name, fn] : smooth) {
+    SCOPED_TRACE(name);
+    check_gradients({away({-1, 5}, 1)}, {}, [fn](auto& x, auto&) { return fn(x[0]); });
+  }
+  const std::pair<const char*, F> positive[] = {
+      {"log", ops::log}, {"log1p", ops::log1p}, {"sqrt", ops::sqrt}, {"rsqrt", ops::rsqrt}, {"reciprocal", ops::reciprocal}};
+  for (auto [name, fn] : positive) {
+    SCOPED_TRACE(name);
+    check_gradients({rnd({-1, 5}, 2, 3, 0.5f, 2.f)}, {}, [fn](auto& x, auto&) { return fn(x[0]); });
+  }
+  check_gradients({away({-1, 5}, 3)}, {}, [](auto& x, auto&) { return ops::gelu(x[0], true); });
+  check_gradients({away({-1, 5}, 4)}, {}, [](auto& x, auto&) { return ops::gelu(x[0], false); });
+  check_gradients({away({-1, 5}, 5)}, {}, [](auto& x, auto&) { return ops::elu(x[0], 0.7f); });
+  check_gradients({away({-1, 5}, 6)}, {}, [](auto& x, auto&) { return ops::leaky_relu(x[0], 0.3f); });
+}
+
+TEST(Gradients, BinaryWithBroadcasting) {
+  using F = Tensor (*)(const Operand&, const Operand&);
+  const std::pair<const char*, F> fns[] = {{"add", ops::add},         {"subtract", ops::subtract},
+                                           {"multiply", ops::multiply}, {"divide", ops::divide},
+                                           {"power", ops::power},     {"maximum", ops::maximum},
+                                           {"minimum", ops::minimum}};
+  for (auto [name, fn] : fns) {
+    SCOPED_TRACE(name);
+    // Positive operands keep power's log finite; distinct ranges keep maximum/minimum away from ties.
+    check_gradients({rnd({-1, 4, 5}, 7, 3, 0.5f, 1.5f), rnd({4, 1}, 8, 3, 1.6f, 2.f)}, {},
+                    [fn](auto& x, auto&) { return fn(x[0], x[1]); });
+    check_gradients({rnd({-1, 5}, 9, 3, 1.6f, 2.f), rnd({5}, 10, 3, 0.5f, 1.5f)}, {},
+                    [fn](auto& x, auto&) { return fn(x[0], x[1]); });
+  }
+  check_gradients({rnd({-1, 5}, 11)}, {}, [](auto& x, auto&) { return ops::multiply(ops::add(x[0], 2.f), 3.f); });
+  // A value used twice: the gradients accumulate.
+  check_gradients({rnd({-1, 5}, 12)}, {}, [](auto& x, auto&) { return ops::multiply(x[0], ops::tanh(x[0])); });
+}
+
+TEST(Gradients, Matmul) {
+  check_gradients({rnd({-1, 6}, 13), rnd({6, 4}, 14)}, {}, [](auto& x, auto&) { return ops::matmul(x[0], x[1]); });
+  // Folded leading dimensions: (batch, 3, 6) x (6, 4).
+  check_gradients({rnd({-1, 3, 6}, 15), rnd({6, 4}, 16)}, {}, [](auto& x, auto&) { return ops::matmul(x[0], x[1]); });
+  // Batched: (batch, 3, 6) x (batch, 6, 2).
+  check_gradients({rnd({-1, 3, 6}, 17), rnd({-1, 6, 2}, 18)}, {},
+                  [](auto& x, auto&) { return ops::matmul(x[0], x[1]); });
+  // Transposed operands through the internal rule: x^T W^T.
+  check_gradients({rnd({6, -1}, 19), rnd({4, 6}, 20)}, {}, [](auto& x, auto&) {
+    return ops::matmul(ops::transpose(x[0]), ops::transpose(x[1]));
+  });
+}
+
+TEST(Gradients, Reductions) {
+  for (bool keep : {false, true}) {
+    check_gradients({rnd({-1, 4, 5}, 21)}, {}, [keep](auto& x, auto&) { return ops::sum(x[0], {1}, keep); });
+    check_gradients({rnd({-1, 4, 5}, 22)}, {}, [keep](auto& x, auto&) { return ops::mean(x[0], {0, 2}, keep); });
+    check_gradients({rnd({-1, 4, 5}, 23)}, {}, [keep](auto& x, auto&) { return ops::max(x[0], {2}, keep); });
+    check_gradients({rnd({-1, 4, 5}, 24)}, {}, [keep](auto& x, auto&) { return ops::min(x[0], {0}, keep); });
+  }
+  check_gradients({rnd({-1, 4}, 25)}, {}, [](auto& x, auto&) { return ops::mean(x[0]); });
+}
+
+TEST(Gradients, SoftmaxFamily) {
+  check_gradients({rnd({-1, 6}, 26, 3, -2, 2)}, {}, [](auto& x, auto&) { return ops::softmax(x[0]); });
+  check_gradients({rnd({-1, 6}, 27, 3, -2, 2)}, {}, [](auto& x, auto&) { return ops::log_softmax(x[0]); });
+  check_gradients({rnd({-1, 4, 3}, 28, 3, -2, 2)}, {}, [](auto& x, auto&) { return ops::softmax(x[0], 1); });
+}
+
+TEST(Gradients, ShapeOps) {
+  SCOPED_TRACE("reshape");
+  check_gradients({rnd({-1, 4, 3}, 29)}, {}, [](auto& x, auto&) { return ops::reshape(x[0], {-1, 12}); });
+  SCOPED_TRACE("transpose");
+  check_gradients({rnd({-1, 4, 3}, 30)}, {}, [](auto& x, auto&) { return ops::transpose(x[0], {2, 0, 1}); });
+  SCOPED_TRACE("slice");
+  check_gradients({rnd({-1, 6, 5}, 31)}, {}, [](auto& x, auto&) { return ops::slice(x[0], {0, 1, 2}, {-1, 3, 2}); });
+  SCOPED_TRACE("concatenate");
+  check_gradients({rnd({-1, 2}, 32), rnd({-1, 3}, 33)}, {},
+                  [](auto& x, auto&) { return ops::concatenate({x[0], x[1], x[0]}, 1); });
+  SCOPED_TRACE("expand_dims, squeeze");
+  check_gradients({rnd({-1, 4}, 34)}, {}, [](auto& x, auto&) { return ops::squeeze(ops::expand_dims(x[0], 1), 1); });
+  SCOPED_TRACE("clip");
+  // Keep the probes off the clip bounds, where a central difference straddles the kink.
+  DiffInput clip_in = rnd({-1, 4}, 35);
+  for (float& v : clip_in.data)
+    if (std::fabs(std::fabs(v) - 0.5f) < 0.05f) v *= 0.8f;
+  check_gradients({clip_in}, {}, [](auto& x, auto&) { return ops::clip(x[0], -0.5f, 0.5f); });
+}
+
+TEST(Gradients, GatherAndCast) {
+  // Embedding-style lookup with repeated indices: gradients scatter and add up.
+  check_gradients({rnd({5, 3}, 36)}, {FixedInput{{-1, 4}, DType::int32, {4, 0, 4, 2, 1, 1, 3, 0, 2, 2, 2, 0}}},
+                  [](auto& x, auto& i) { return ops::take(x[0], i[0], 0); });
+  // One entry per row (the shape of sparse categorical crossentropy).
+  check_gradients({rnd({-1, 5}, 37)}, {FixedInput{{-1}, DType::int32, {4, 0, 2}}},
+                  [](auto& x, auto& i) { return ops::gather(x[0], i[0], 1, 1); });
+  // stop_gradient blocks the path entirely.
+  clear_session();
+  const Tensor x = ops::placeholder({-1, 5});
+  EXPECT_FALSE(gradients(ops::sum(ops::stop_gradient(ops::square(x))), {x})[0].valid());
+}
+
+TEST(Gradients, ConvolutionAndPooling) {
+  // 2-D: stride 1 valid, stride 2 same, dilation 2, grouped.
+  check_gradients({rnd({-1, 6, 5, 2}, 39), rnd({3, 3, 2, 3}, 40)}, {},
+                  [](auto& x, auto&) { return ops::conv(x[0], x[1], {1}, "valid"); });
+  check_gradients({rnd({-1, 6, 5, 2}, 41), rnd({3, 2, 2, 3}, 42)}, {},
+                  [](auto& x, auto&) { return ops::conv(x[0], x[1], {2}, "same"); });
+  check_gradients({rnd({-1, 7, 7, 2}, 43), rnd({3, 3, 2, 2}, 44)}, {},
+                  [](auto& x, auto&) { return ops::conv(x[0], x[1], {1}, "same", {2}); });
+  check_gradients({rnd({-1, 5, 5, 4}, 45), rnd({3, 3, 2, 4}, 46)}, {},
+                  [](auto& x, auto&) { return ops::conv(x[0], x[1], {1}, "valid"); });
+  // 1-D.
+  check_gradients({rnd({-1, 9, 3}, 47), rnd({3, 3, 4}, 48)}, {},
+                  [](auto& x, auto&) { return ops::conv(x[0], x[1], {2}, "same"); });
+  // Pooling: distinct values keep the max unique, so the max is differentiable at the probe.
+  check_gradients({rnd({-1, 6, 6, 2}, 49)}, {}, [](auto& x, auto&) { return ops::max_pool(x[0], {2}); });
+  check_gradients({rnd({-1, 5, 5, 2}, 50)}, {},
+                  [](auto& x, auto&) { return ops::average_pool(x[0], {3}, {2}, "same"); });
+  check_gradients({rnd({-1, 8, 3}, 51)}, {}, [](auto& x, auto&) { return ops::max_pool(x[0], {2}); });
+}
+
+TEST(Gradients, DropoutScalesByItsMask) {
+  // dx = dy * mask and y = x * mask, so dx / dy == y / x element by element, in training.
+  clear_session();
+  const Tensor x = ops::placeholder({-1, 50});
+  const Tensor y = ops::dropout(x, 0.4f, 9);
+  const Tensor loss = ops::sum(y);
+  const Tensor dx = gradients(loss, {x})[0];
+  // Training mode needs an optimizer; a variable-free program still builds one.
+  Program p({x}, {y, dx, loss}, loss, std::make_shared<Optimizer>(OptimizerUpdate{}));
+  auto data = random_away_from_zero(200, 0.1f, 1.f, 52);
+  const TensorView feed{data.data(), DType::float32, {4, 50}};
+  p.run(Mode::training, {&feed, 1});
+  const auto yv = p.read_output(0), gv = p.read_output(1);
+  int dropped = 0;
+  for (std::size_t i = 0; i < data.size(); ++i) {
+    EXPECT_NEAR(gv[i], yv[i] / data[i], 1e-5);
+    dropped += yv[i] == 0.f;
+  }
+  EXPECT_GT(dropped, 40);
+  EXPECT_LT(dropped, 120);
+  p.run(Mode::inference, {&feed, 1});
+  EXPECT_EQ(p.read_output(0), data) << "inference is the identity";
+}
+
+}  // namespace
+}  // namespace strata::test
