@@ -1,6 +1,7 @@
 #include "graph/graph.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <stdexcept>
@@ -188,12 +189,14 @@ std::vector<ShapeAndType> infer_outputs(OpKind kind, const NodeAttrs& a, std::sp
       return {{in[1].shape, in[0].dtype}};
     case OpKind::reshape: {
       const Shape& x = in[0].shape;
+      // The target as the user wrote it, -1 included.
+      const std::string target = fmt::format("({})", fmt::join(a.target.to_vector(), ", "));
       const std::int64_t total = x.numel();
       std::int64_t known = 1;
       int infer_at = -1;
       for (int i = 0; i < a.target.rank(); ++i) {
         if (a.target[i] == -1) {
-          if (infer_at >= 0) fail(op, fmt::format("target {} has more than one -1", a.target.to_string()));
+          if (infer_at >= 0) fail(op, fmt::format("target {} has more than one -1", target));
           infer_at = i;
         } else {
           known *= a.target[i];
@@ -211,27 +214,28 @@ std::vector<ShapeAndType> infer_outputs(OpKind kind, const NodeAttrs& a, std::sp
         if (x_has_unknown) {
           // The inferred dimension absorbs the unknown one; the plan computes it from the concrete shape.
           if (known == 0 || x_known % known != 0)
-            fail(op, fmt::format("cannot reshape {} into {}", x.to_string(), a.target.to_string()));
+            fail(op, fmt::format("cannot reshape {} into {}", x.to_string(), target));
           out[infer_at] = -1;
         } else {
           if (known == 0 || total % known != 0)
-            fail(op, fmt::format("cannot reshape {} ({} elements) into {}", x.to_string(), total, a.target.to_string()));
+            fail(op, fmt::format("cannot reshape {} ({} elements) into {}", x.to_string(), total, target));
           out[infer_at] = total / known;
         }
       } else if (x_has_unknown || known != total) {
-        fail(op, fmt::format("cannot reshape {} into {}", x.to_string(), a.target.to_string()));
+        fail(op, fmt::format("cannot reshape {} into {}", x.to_string(), target));
       }
       return {{out, in[0].dtype}};
     }
     case OpKind::transpose: {
       const Shape& x = in[0].shape;
       if (a.target.rank() != x.rank())
-        fail(op, fmt::format("permutation {} does not fit {}", a.target.to_string(), x.to_string()));
+        fail(op, fmt::format("permutation ({}) does not fit {}", fmt::join(a.target.to_vector(), ", "), x.to_string()));
       Shape out;
       bool seen[kMaxRank] = {};
       for (auto p : a.target) {
         if (p < 0 || p >= x.rank() || seen[p])
-          fail(op, fmt::format("{} is not a permutation of the axes of {}", a.target.to_string(), x.to_string()));
+          fail(op, fmt::format("({}) is not a permutation of the axes of {}", fmt::join(a.target.to_vector(), ", "),
+                               x.to_string()));
         seen[p] = true;
         out.push_back(x[int(p)]);
       }
