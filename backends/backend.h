@@ -222,7 +222,8 @@ Backend& get_backend(std::string_view name);
 std::vector<std::string> available_backends();
 
 using BackendFactory = std::unique_ptr<Backend> (*)();
-// Backends register themselves from their own translation unit; `probe` says whether the device exists.
+// Backends register from their own translation unit; `unavailable_reason` returns why the device cannot be
+// used here (empty when it can), so that asking for it fails with that reason.
 void register_backend(std::string_view name, BackendFactory factory, std::string (*unavailable_reason)() = nullptr);
 
 // Memory owned by a backend, released when the last owner lets go.
