@@ -21,9 +21,11 @@ void read_exact(gzFile f, void* dst, std::size_t bytes, const std::string& path,
     const int got = gzread(f, static_cast<char*>(dst) + done, chunk);
     if (got <= 0) {
       int err = 0;
-      const char* msg = gzerror(f, &err);
+      std::string reason = gzerror(f, &err);
+      // zlib prefixes its message with the path, which this message already starts with.
+      if (reason.rfind(path + ": ", 0) == 0) reason.erase(0, path.size() + 2);
       throw std::runtime_error(fmt::format("{}: truncated while reading {} ({} of {} bytes){}", path, what, done, bytes,
-                                           err < 0 ? std::string(": ") + msg : std::string()));
+                                           err < 0 ? ": " + reason : std::string()));
     }
     done += std::size_t(got);
   }
