@@ -18,9 +18,10 @@ Tensor unary_grad(const Node& node, const Tensor& x, const Tensor& y, const Tens
   NodeAttrs a;
   a.unary = node.attrs.unary;
   a.alpha = node.attrs.alpha;
-  // Only one of x and y is read; the other still rides along as an operand so the kernel can take it,
-  // which keeps its buffer alive a little longer but needs no special case in the planner.
-  return make(OpKind::unary_backward, std::move(a), {x, y, dy});
+  // Each derivative reads either x or y; passing the one it reads in both places lets the planner free
+  // the other as soon as the forward is done with it.
+  const Tensor& read = unary_backward_uses_output(node.attrs.unary) ? y : x;
+  return make(OpKind::unary_backward, std::move(a), {read, read, dy});
 }
 
 // Input gradients of one node, given its inputs, outputs and output gradients (invalid where none flows).
