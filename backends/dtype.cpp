@@ -28,6 +28,13 @@ std::string_view dtype_name(DType dtype) {
   return "unknown";
 }
 
+DType parse_dtype(std::string_view name) {
+  for (DType d : {DType::float32, DType::float16, DType::bfloat16, DType::int32, DType::int64, DType::uint8})
+    if (dtype_name(d) == name) return d;
+  throw std::invalid_argument("unknown dtype '" + std::string(name) +
+                              "' (known: float32, float16, bfloat16, int32, int64, uint8)");
+}
+
 bool is_floating(DType dtype) {
   return dtype == DType::float32 || dtype == DType::float16 || dtype == DType::bfloat16;
 }

@@ -12,6 +12,8 @@ enum class DType : std::uint8_t { float32, float16, bfloat16, int32, int64, uint
 
 std::size_t dtype_size(DType dtype);
 std::string_view dtype_name(DType dtype);
+// The dtype named `name` ("float32", ...); throws with the list for an unknown name.
+DType parse_dtype(std::string_view name);
 bool is_floating(DType dtype);
 
 // One number of any supported type; replaces per-type overloads in every interface.

@@ -1,5 +1,7 @@
 #include "graph/graph.h"
 
+#include <atomic>
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -419,6 +421,35 @@ std::shared_ptr<Graph> default_graph() {
   return current_graph;
 }
 
-void clear_session() { current_graph = std::make_shared<Graph>(); }
+namespace {
+thread_local std::unordered_map<std::string, int> name_counts;
+std::atomic<std::uint64_t> global_seed{0x5eed5eedull}, seed_counter{0};
+}  // namespace
+
+void clear_session() {
+  current_graph = std::make_shared<Graph>();
+  name_counts.clear();
+}
+
+GraphScope::GraphScope(std::shared_ptr<Graph> graph) : previous_(default_graph()) { current_graph = std::move(graph); }
+GraphScope::~GraphScope() { current_graph = std::move(previous_); }
+
+std::string unique_object_name(const std::string& prefix) {
+  const int n = name_counts[prefix]++;
+  return n == 0 ? prefix : fmt::format("{}_{}", prefix, n);
+}
+
+void set_random_seed(std::uint64_t seed) {
+  global_seed = seed;
+  seed_counter = 0;
+}
+
+std::uint64_t next_random_seed() {
+  // splitmix64 of (seed, counter): well-spread seeds from a small integer.
+  std::uint64_t x = global_seed.load() + 0x9E3779B97F4A7C15ull * (seed_counter.fetch_add(1) + 1);
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
 
 }  // namespace strata

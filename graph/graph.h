@@ -89,6 +89,13 @@ struct ValueInfo {
   std::string name;   // inputs only
 };
 
+// A call of a higher-level module (a layer) recorded while tracing: the module, opaque to the graph, and
+// the values it read and produced. Models are rebuilt from these records.
+struct ModuleCall {
+  std::shared_ptr<void> module;
+  std::vector<ValueId> inputs, outputs;
+};
+
 class Graph {
  public:
   std::span<const Node> nodes() const { return nodes_; }
@@ -108,12 +115,16 @@ class Graph {
   void pop_scope() { scopes_.pop_back(); }
   std::string current_scope() const { return scopes_.empty() ? std::string() : scopes_.back(); }
 
+  void record_call(ModuleCall call) { calls_.push_back(std::move(call)); }
+  std::span<const ModuleCall> calls() const { return calls_; }
+
  private:
   std::vector<Node> nodes_;
   std::vector<ValueInfo> values_;
   std::vector<int> side_effects_;
   std::vector<std::string> scopes_;
   std::unordered_map<const Variable*, ValueId> parameters_;
+  std::vector<ModuleCall> calls_;
 };
 
 // A symbolic tensor: one value of one graph.
@@ -148,8 +159,30 @@ bool is_shape_only_input(OpKind kind, int input_index);
 
 // The graph that placeholders join when no graph is named: one per thread.
 std::shared_ptr<Graph> default_graph();
-// Starts a fresh default graph, as keras.utils.clear_session() does; existing tensors keep theirs.
+// Starts a fresh default graph and restarts automatic names, as keras.utils.clear_session() does;
+// existing tensors keep their graph.
 void clear_session();
+
+// Makes `graph` the thread's default graph until the scope ends (tracing a model into its own graph).
+class GraphScope {
+ public:
+  explicit GraphScope(std::shared_ptr<Graph> graph);
+  ~GraphScope();
+  GraphScope(const GraphScope&) = delete;
+  GraphScope& operator=(const GraphScope&) = delete;
+
+ private:
+  std::shared_ptr<Graph> previous_;
+};
+
+// `prefix` the first time, then prefix_1, prefix_2, ... (per thread, until clear_session()).
+std::string unique_object_name(const std::string& prefix);
+
+// The global seed, as keras.utils.set_random_seed: weight initializers, dropout and shuffling draw their
+// seeds from it in order, so the same seed and the same program give the same numbers.
+void set_random_seed(std::uint64_t seed);
+// The next seed of the global sequence.
+std::uint64_t next_random_seed();
 
 // A scope that prefixes error messages of the ops traced inside it.
 class NameScope {

@@ -170,12 +170,14 @@ void Program::build(const std::vector<Tensor>& inputs, const std::vector<Tensor>
         vars.push_back(var);
       }
     const std::vector<Tensor> grads = gradients(loss_t, wrt);
+    std::vector<Tensor> used;
     for (std::size_t i = 0; i < grads.size(); ++i) {
       if (!grads[i].valid()) continue;  // the loss does not read this variable
       trainable_.push_back(vars[i]);
       trainable_values_.push_back(wrt[i].id());
-      gradient_values_.push_back(grads[i].id());
+      used.push_back(grads[i]);
     }
+    for (const Tensor& g : optimizer_->transform_gradients(std::move(used))) gradient_values_.push_back(g.id());
     optimizer_->build(trainable_, *backend_);
   }
 }

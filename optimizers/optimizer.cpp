@@ -1,5 +1,7 @@
 #include "optimizers/optimizer.h"
 
+#include "graph/ops.h"
+
 #include <fmt/format.h>
 
 #include <cmath>
@@ -13,6 +15,38 @@ Optimizer::Optimizer(OptimizerUpdate hyperparameters, float initial_accumulator_
 void Optimizer::set_learning_rate(float lr) {
   hyper_.learning_rate = lr;
   schedule_ = nullptr;
+}
+
+nlohmann::json Optimizer::get_config() const {
+  return {{"learning_rate", learning_rate()}, {"weight_decay", hyper_.weight_decay}};
+}
+
+void Optimizer::set_clipping(GradientClipping clipping) {
+  const int set = int(clipping.clipnorm.has_value()) + int(clipping.clipvalue.has_value()) +
+                  int(clipping.global_clipnorm.has_value());
+  if (set > 1) throw std::invalid_argument("optimizer: only one of clipnorm, clipvalue and global_clipnorm can be set");
+  for (auto v : {clipping.clipnorm, clipping.clipvalue, clipping.global_clipnorm})
+    if (v && !(*v > 0.f)) throw std::invalid_argument(fmt::format("optimizer: clipping threshold must be positive, got {}", *v));
+  clipping_ = clipping;
+}
+
+std::vector<Tensor> Optimizer::transform_gradients(std::vector<Tensor> grads) const {
+  // The formulas of keras.src.optimizers.base_optimizer: g * c / max(norm, c) per variable; all gradients
+  // times c * min(1 / global_norm, 1 / c); or an element-wise clip.
+  if (clipping_.clipnorm) {
+    const float c = *clipping_.clipnorm;
+    for (Tensor& g : grads) g = ops::divide(ops::multiply(g, c), ops::maximum(ops::sqrt(ops::sum(ops::square(g))), c));
+  } else if (clipping_.global_clipnorm && !grads.empty()) {
+    const float c = *clipping_.global_clipnorm;
+    Tensor total = ops::sum(ops::square(grads[0]));
+    for (std::size_t i = 1; i < grads.size(); ++i) total = ops::add(total, ops::sum(ops::square(grads[i])));
+    const Tensor scale = ops::multiply(ops::minimum(ops::rsqrt(total), 1.f / c), c);
+    for (Tensor& g : grads) g = ops::multiply(g, scale);
+  } else if (clipping_.clipvalue) {
+    const float c = *clipping_.clipvalue;
+    for (Tensor& g : grads) g = ops::clip(g, -c, c);
+  }
+  return grads;
 }
 
 float Optimizer::learning_rate() const { return schedule_ ? schedule_(iterations_) : hyper_.learning_rate; }

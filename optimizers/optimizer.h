@@ -3,25 +3,44 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "backends/backend.h"
+#include <nlohmann/json.hpp>
+
+#include "graph/graph.h"
 #include "graph/variable.h"
 
 namespace strata {
+
+// Keras's gradient clipping; at most one is set.
+struct GradientClipping {
+  std::optional<float> clipnorm;         // each gradient scaled to an L2 norm of at most this
+  std::optional<float> clipvalue;        // each element clipped to [-clipvalue, clipvalue]
+  std::optional<float> global_clipnorm;  // all gradients scaled together to a joint norm of at most this
+};
 
 class Optimizer {
  public:
   explicit Optimizer(OptimizerUpdate hyperparameters, float initial_accumulator_value = 0.1f);
   virtual ~Optimizer() = default;
 
+  // Keras's class name and get_config() (the base reports its raw hyperparameters).
+  virtual std::string class_name() const { return "Optimizer"; }
+  virtual nlohmann::json get_config() const;
+
   const OptimizerUpdate& hyperparameters() const { return hyper_; }
   // A schedule maps the iteration count (starting at 0) to a learning rate, as Keras's schedules do.
   void set_learning_rate(float lr);
   void set_schedule(std::function<float(std::int64_t)> schedule) { schedule_ = std::move(schedule); }
   float learning_rate() const;
+  void set_clipping(GradientClipping clipping);
+  const GradientClipping& clipping() const { return clipping_; }
+  // The gradients as the update sees them (clipped), traced once into the training graph.
+  std::vector<Tensor> transform_gradients(std::vector<Tensor> gradients) const;
   std::int64_t iterations() const { return iterations_; }
   void set_iterations(std::int64_t n) { iterations_ = n; }
 
@@ -39,6 +58,7 @@ class Optimizer {
   OptimizerUpdate hyper_;
   float initial_accumulator_;
   std::function<float(std::int64_t)> schedule_;
+  GradientClipping clipping_;
   std::int64_t iterations_ = 0;
   double nadam_u_product_ = 1.0;
   std::vector<VariablePtr> variables_;

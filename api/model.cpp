@@ -1,0 +1,658 @@
+#include "api/model.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <set>
+#include <stdexcept>
+
+#include "graph/ops.h"
+#include "graph/program.h"
+
+namespace strata {
+
+namespace {
+
+Shape batch_shape_of(const Array& a) {
+  Shape s = a.shape();
+  if (s.rank() > 0) s[0] = -1;
+  return s;
+}
+
+std::int64_t per_row(const Shape& s) {
+  std::int64_t n = 1;
+  for (int i = 1; i < s.rank(); ++i) n *= s[i];
+  return n;
+}
+
+bool same_sample_shape(const Shape& expected, const Shape& got) {
+  if (expected.rank() != got.rank()) return false;
+  for (int i = 1; i < got.rank(); ++i)
+    if (expected[i] >= 0 && expected[i] != got[i]) return false;
+  return true;
+}
+
+// The host side of one feed: a buffer for a batch of rows of one array, converted to the feed's dtype.
+struct Feed {
+  const Array* array = nullptr;
+  DType dtype = DType::float32;
+  std::int64_t row_elements = 0;
+  Shape sample_shape;
+  std::vector<std::byte> buffer;
+
+  void prepare(const Array& a, DType d, int batch) {
+    array = &a;
+    dtype = d;
+    row_elements = per_row(a.shape());
+    sample_shape = a.shape();
+    buffer.resize(std::size_t(batch) * std::size_t(row_elements) * dtype_size(d));
+  }
+  TensorView fill(std::span<const std::int64_t> rows) {
+    array->gather_rows(rows, dtype, buffer.data());
+    Shape s = sample_shape;
+    s[0] = std::int64_t(rows.size());
+    return TensorView{buffer.data(), dtype, s};
+  }
+};
+
+}  // namespace
+
+// One training/evaluation program: inputs x..., y..., sample weight; outputs loss then metric statistics.
+struct Model::Step {
+  std::vector<Shape> y_shapes;
+  std::vector<DType> y_dtypes;
+  std::unique_ptr<Program> program;
+  struct MetricOut {
+    std::shared_ptr<Metric> metric;
+    int first_output = 0;
+    std::vector<std::size_t> sizes;
+  };
+  std::vector<MetricOut> metrics;
+
+  // Running sums over the batches of an epoch.
+  double loss_sum = 0, sample_count = 0;
+  std::vector<std::vector<std::vector<double>>> totals;
+  std::vector<float> scratch;
+
+  void reset() {
+    loss_sum = sample_count = 0;
+    totals.assign(metrics.size(), {});
+    for (std::size_t m = 0; m < metrics.size(); ++m)
+      for (std::size_t s : metrics[m].sizes) totals[m].emplace_back(s, 0.0);
+  }
+  void accumulate(std::int64_t n) {
+    loss_sum += double(program->read_scalar(0)) * double(n);
+    sample_count += double(n);
+    for (std::size_t m = 0; m < metrics.size(); ++m)
+      for (std::size_t s = 0; s < metrics[m].sizes.size(); ++s) {
+        const std::size_t size = metrics[m].sizes[s];
+        scratch.resize(std::max(scratch.size(), size));
+        program->read_output(metrics[m].first_output + int(s), scratch.data(), size * sizeof(float));
+        for (std::size_t i = 0; i < size; ++i) totals[m][s][i] += scratch[i];
+      }
+  }
+  Logs logs(const std::string& prefix = "") const {
+    Logs out;
+    out[prefix + "loss"] = sample_count > 0 ? loss_sum / sample_count : 0.0;
+    for (std::size_t m = 0; m < metrics.size(); ++m) out[prefix + metrics[m].metric->name()] = metrics[m].metric->result(totals[m]);
+    return out;
+  }
+};
+
+// ---- construction ----
+
+Model::Model(std::string name, const std::string& prefix) : name_(name.empty() ? unique_object_name(prefix) : std::move(name)) {}
+
+Model::Model(const Tensor& inputs, const Tensor& outputs, std::string name)
+    : Model(std::vector<Tensor>{inputs}, std::vector<Tensor>{outputs}, std::move(name)) {}
+
+Model::Model(std::vector<Tensor> inputs, std::vector<Tensor> outputs, std::string name)
+    : Model(std::move(name), "functional") {
+  if (inputs.empty() || outputs.empty()) throw std::invalid_argument(fmt::format("Model '{}': needs inputs and outputs", name_));
+  const Graph& g = inputs[0].graph();
+  for (const Tensor& t : inputs)
+    if (&t.graph() != &g || g.node(g.value(t.id()).producer).kind != OpKind::input)
+      throw std::invalid_argument(fmt::format("Model '{}': every input must be a keras Input() tensor of one graph", name_));
+  for (const Tensor& t : outputs)
+    if (!t.valid() || &t.graph() != &g)
+      throw std::invalid_argument(fmt::format("Model '{}': the outputs are not computed from the inputs' graph", name_));
+  inputs_ = std::move(inputs);
+  outputs_ = std::move(outputs);
+
+  // The values the outputs depend on.
+  std::vector<char> needed(static_cast<std::size_t>(g.num_values()), 0);
+  for (const Tensor& t : outputs_) needed[std::size_t(t.id())] = 1;
+  for (int ni = int(g.nodes().size()) - 1; ni >= 0; --ni) {
+    const Node& node = g.node(ni);
+    bool any = false;
+    for (ValueId o : node.outputs) any = any || needed[std::size_t(o)];
+    if (any)
+      for (ValueId v : node.inputs) needed[std::size_t(v)] = 1;
+  }
+  for (const Tensor& t : inputs_)
+    if (!needed[std::size_t(t.id())]) {
+      // An unused input is allowed by Keras only with a warning; keep it, the program ignores it.
+    }
+  // Layers in the order they were called, each once.
+  std::set<const void*> seen;
+  for (const ModuleCall& call : g.calls()) {
+    bool used = false;
+    for (ValueId o : call.outputs) used = used || needed[std::size_t(o)];
+    if (call.inputs.empty()) used = std::any_of(inputs_.begin(), inputs_.end(), [&](const Tensor& t) { return t.id() == call.outputs[0]; });
+    if (!used || !seen.insert(call.module.get()).second) continue;
+    auto layer = std::static_pointer_cast<Layer>(call.module);
+    layers_.push_back(layer);
+  }
+  for (const Tensor& t : inputs_) {
+    std::shared_ptr<InputLayer> input;
+    for (const ModuleCall& call : g.calls())
+      if (call.inputs.empty() && call.outputs[0] == t.id()) input = std::static_pointer_cast<InputLayer>(std::static_pointer_cast<Layer>(call.module));
+    input_layers_.push_back(input);
+  }
+}
+
+Model::~Model() = default;
+
+void Model::ensure_graph(const std::vector<Array>*) {}
+
+void Model::invalidate() {
+  steps_.clear();
+  predict_.reset();
+}
+
+const std::vector<Tensor>& Model::inputs() {
+  ensure_graph(nullptr);
+  return inputs_;
+}
+
+const std::vector<Tensor>& Model::outputs() {
+  ensure_graph(nullptr);
+  return outputs_;
+}
+
+LayerPtr Model::get_layer(const std::string& name) const {
+  for (const auto& l : layers_)
+    if (l->name() == name) return l;
+  std::string names;
+  for (const auto& l : layers_) names += (names.empty() ? "" : ", ") + l->name();
+  throw std::invalid_argument(fmt::format("model '{}' has no layer named '{}' (layers: {})", name_, name, names));
+}
+
+LayerPtr Model::get_layer(int index) const {
+  if (index < 0 || index >= int(layers_.size()))
+    throw std::out_of_range(fmt::format("model '{}': layer index {} out of range (it has {} layers)", name_, index, layers_.size()));
+  return layers_[std::size_t(index)];
+}
+
+// ---- weights ----
+
+std::vector<VariablePtr> Model::weights() const {
+  std::vector<VariablePtr> out;
+  for (const auto& l : layers_)
+    for (const auto& w : l->weights())
+      if (std::find(out.begin(), out.end(), w) == out.end()) out.push_back(w);
+  return out;
+}
+
+std::vector<VariablePtr> Model::trainable_weights() const {
+  std::vector<VariablePtr> out;
+  for (const auto& w : weights())
+    if (w->trainable()) out.push_back(w);
+  return out;
+}
+
+std::vector<VariablePtr> Model::non_trainable_weights() const {
+  std::vector<VariablePtr> out;
+  for (const auto& w : weights())
+    if (!w->trainable()) out.push_back(w);
+  return out;
+}
+
+std::int64_t Model::count_params() const {
+  std::int64_t n = 0;
+  for (const auto& w : weights()) n += w->shape().numel();
+  return n;
+}
+
+std::vector<Array> Model::get_weights() const {
+  std::vector<Array> out;
+  for (const auto& w : weights()) out.push_back(Array::from_floats(w->to_vector(), w->shape()));
+  return out;
+}
+
+void Model::set_weights(const std::vector<Array>& arrays) {
+  const auto ws = weights();
+  if (arrays.size() != ws.size())
+    throw std::invalid_argument(fmt::format("set_weights: model '{}' has {} weights, got {} arrays", name_, ws.size(), arrays.size()));
+  for (std::size_t i = 0; i < ws.size(); ++i)
+    if (arrays[i].shape() != ws[i]->shape())
+      throw std::invalid_argument(fmt::format("set_weights: weight '{}' has shape {}, got an array of shape {}", ws[i]->name(),
+                                              ws[i]->shape().to_string(), arrays[i].shape().to_string()));
+  for (std::size_t i = 0; i < ws.size(); ++i) ws[i]->assign(arrays[i].to_floats());
+}
+
+// ---- compile ----
+
+void Model::compile(CompileOptions options) {
+  if (!options.optimizer.get()) throw std::invalid_argument(fmt::format("compile: model '{}' needs an optimizer", name_));
+  get_backend(options.backend);  // fails now, with the reason, for an unknown or unavailable backend
+  options_ = std::move(options);
+  compiled_ = true;
+  seed_ = next_random_seed();
+  invalidate();
+}
+
+void Model::compile(OptimizerRef optimizer, LossRef loss, std::vector<MetricRef> metrics) {
+  compile(CompileOptions{.optimizer = std::move(optimizer), .loss = std::move(loss), .metrics = std::move(metrics)});
+}
+
+void Model::check_inputs(const std::vector<Array>& x, const char* what) {
+  ensure_graph(&x);
+  if (x.size() != inputs_.size())
+    throw std::invalid_argument(fmt::format("{}: model '{}' has {} inputs, got {} arrays", what, name_, inputs_.size(), x.size()));
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    if (!same_sample_shape(inputs_[i].shape(), x[i].shape()))
+      throw std::invalid_argument(fmt::format("{}: input '{}' of model '{}' expects shape {}, got data of shape {}", what,
+                                              inputs_[i].graph().value(inputs_[i].id()).name, name_,
+                                              inputs_[i].shape().to_string(), x[i].shape().to_string()));
+    if (x[i].rows() != x[0].rows())
+      throw std::invalid_argument(fmt::format("{}: input arrays have different numbers of samples ({} and {})", what, x[0].rows(), x[i].rows()));
+  }
+}
+
+Model::Step& Model::step_for(const std::vector<Array>& x, const std::vector<Array>& y) {
+  if (!compiled_) throw std::invalid_argument(fmt::format("model '{}' must be compiled before fit/evaluate", name_));
+  if (!options_.loss.get()) throw std::invalid_argument(fmt::format("model '{}' was compiled without a loss", name_));
+  check_inputs(x, "fit");
+  if (y.size() != outputs_.size())
+    throw std::invalid_argument(fmt::format("model '{}' has {} outputs, got {} target arrays", name_, outputs_.size(), y.size()));
+  const Loss& loss = *options_.loss.get();
+  std::vector<Shape> y_shapes;
+  std::vector<DType> y_dtypes;
+  for (std::size_t i = 0; i < y.size(); ++i) {
+    if (y[i].rows() != x[0].rows())
+      throw std::invalid_argument(fmt::format("model '{}': {} input samples but {} target samples", name_, x[0].rows(), y[i].rows()));
+    y_shapes.push_back(batch_shape_of(y[i]));
+    y_dtypes.push_back(loss.sparse_labels() ? DType::int32 : DType::float32);
+  }
+  for (auto& s : steps_)
+    if (s->y_shapes == y_shapes && s->y_dtypes == y_dtypes) return *s;
+
+  auto step = std::make_unique<Step>();
+  step->y_shapes = y_shapes;
+  step->y_dtypes = y_dtypes;
+  GraphScope scope(outputs_[0].graph_ptr());
+  std::vector<Tensor> feeds = inputs_;
+  std::vector<Tensor> y_true;
+  for (std::size_t i = 0; i < y.size(); ++i) y_true.push_back(ops::placeholder(y_shapes[i], y_dtypes[i], fmt::format("target_{}", i)));
+  const Tensor weights = ops::placeholder({-1}, DType::float32, "sample_weight");
+  Tensor total;
+  for (std::size_t i = 0; i < outputs_.size(); ++i) {
+    const Tensor l = loss(y_true[i], outputs_[i], weights);
+    total = total.valid() ? ops::add(total, l) : l;
+  }
+  std::vector<Tensor> program_outputs{total};
+  const bool binary_loss = loss.class_name() == "BinaryCrossentropy";
+  for (std::size_t o = 0; o < outputs_.size(); ++o)
+    for (const MetricRef& ref : options_.metrics) {
+      std::shared_ptr<Metric> metric = ref.metric();
+      if (!metric) {
+        if (ref.name() == "accuracy" || ref.name() == "acc") {
+          const Shape& ys = y_shapes[o];
+          const Shape& ps = outputs_[o].shape();
+          const bool sparse = ys.rank() < ps.rank() || (ys.rank() == ps.rank() && ys[ys.rank() - 1] == 1 && ps[ps.rank() - 1] != 1);
+          metric = resolve_accuracy(ref.name(), binary_loss, sparse, ps);
+        } else {
+          metric = get_metric(ref.name());
+        }
+      }
+      if (outputs_.size() > 1) {
+        if (ref.metric())
+          throw std::invalid_argument(fmt::format("model '{}' has {} outputs: give metrics by name so that each output gets its own",
+                                                  name_, outputs_.size()));
+        metric->set_name(fmt::format("{}_{}", outputs_[o].graph().node(outputs_[o].graph().value(outputs_[o].id()).producer).scope, metric->name()));
+      }
+      Step::MetricOut mo{metric, int(program_outputs.size()), {}};
+      for (const Tensor& s : metric->statistics(y_true[o], outputs_[o], weights)) {
+        if (!s.shape().is_fully_known())
+          throw std::invalid_argument(fmt::format("metric {}: statistics must have a fixed shape", metric->name()));
+        mo.sizes.push_back(std::size_t(std::max<std::int64_t>(s.shape().numel(), 1)));
+        program_outputs.push_back(s);
+      }
+      step->metrics.push_back(std::move(mo));
+    }
+  for (const Tensor& t : y_true) feeds.push_back(t);
+  feeds.push_back(weights);
+  step->program = std::make_unique<Program>(feeds, program_outputs, total, options_.optimizer.get(),
+                                            ProgramOptions{.backend = options_.backend, .seed = seed_});
+  step->reset();
+  steps_.push_back(std::move(step));
+  return *steps_.back();
+}
+
+Program& Model::predict_program() {
+  if (!predict_) {
+    predict_ = std::make_unique<Program>(inputs_, outputs_, ProgramOptions{.backend = compiled_ ? options_.backend : "cpu", .seed = seed_});
+  }
+  return *predict_;
+}
+
+// ---- fit / evaluate / predict ----
+
+namespace {
+
+// Per-sample weights: sample_weight times class_weight[label] (the label's argmax for one-hot targets).
+std::vector<float> sample_weights(const Array& y, const Array& sample_weight, const std::map<int, float>& class_weight) {
+  const std::int64_t n = y.rows();
+  std::vector<float> w(static_cast<std::size_t>(n), 1.f);
+  if (!sample_weight.empty()) {
+    if (sample_weight.size() != n)
+      throw std::invalid_argument(fmt::format("sample_weight has {} values for {} samples", sample_weight.size(), n));
+    w = sample_weight.to_floats();
+  }
+  if (!class_weight.empty()) {
+    const std::vector<float> labels = y.to_floats();
+    const std::int64_t k = per_row(y.shape());
+    for (std::int64_t i = 0; i < n; ++i) {
+      int label;
+      if (k == 1) label = int(std::lround(labels[std::size_t(i)]));
+      else label = int(std::max_element(labels.begin() + i * k, labels.begin() + (i + 1) * k) - (labels.begin() + i * k));
+      const auto it = class_weight.find(label);
+      if (it == class_weight.end())
+        throw std::invalid_argument(fmt::format("class_weight has no entry for class {} (sample {})", label, i));
+      w[std::size_t(i)] *= it->second;
+    }
+  }
+  return w;
+}
+
+// Feeds for one batch: x..., y..., sample weight.
+struct BatchFeeds {
+  std::vector<Feed> feeds;
+  std::vector<float> weight_buffer;
+  std::vector<TensorView> views;
+
+  BatchFeeds(const std::vector<Array>& x, const std::vector<Array>& y, const std::vector<DType>& y_dtypes, int batch) {
+    feeds.resize(x.size() + y.size());
+    for (std::size_t i = 0; i < x.size(); ++i) feeds[i].prepare(x[i], DType::float32, batch);
+    for (std::size_t i = 0; i < y.size(); ++i) feeds[x.size() + i].prepare(y[i], y_dtypes[i], batch);
+    weight_buffer.resize(std::size_t(batch));
+    views.resize(feeds.size() + 1);
+  }
+  std::span<const TensorView> fill(std::span<const std::int64_t> rows, std::span<const float> weights) {
+    for (std::size_t i = 0; i < feeds.size(); ++i) views[i] = feeds[i].fill(rows);
+    for (std::size_t i = 0; i < rows.size(); ++i) weight_buffer[i] = weights[std::size_t(rows[i])];
+    views.back() = TensorView{weight_buffer.data(), DType::float32, {std::int64_t(rows.size())}};
+    return views;
+  }
+};
+
+void check_batch_size(int batch_size) {
+  if (batch_size <= 0) throw std::invalid_argument(fmt::format("batch_size must be positive, got {}", batch_size));
+}
+
+}  // namespace
+
+History Model::fit(const Array& x, const Array& y, FitOptions options) {
+  return fit(std::vector<Array>{x}, std::vector<Array>{y}, std::move(options));
+}
+
+History Model::fit(const std::vector<Array>& x, const std::vector<Array>& y, FitOptions options) {
+  check_batch_size(options.batch_size);
+  if (options.epochs < 0 || options.initial_epoch < 0) throw std::invalid_argument("fit: epochs and initial_epoch must be >= 0");
+  if (!(options.validation_split >= 0 && options.validation_split < 1))
+    throw std::invalid_argument(fmt::format("fit: validation_split must be in [0, 1), got {}", options.validation_split));
+  Step& step = step_for(x, y);
+  const std::int64_t n = x[0].rows();
+  const std::vector<float> weights = sample_weights(y[0], options.sample_weight, options.class_weight);
+
+  // validation_split: the last fraction, before shuffling (as Keras).
+  std::int64_t n_train = n;
+  std::vector<std::int64_t> val_rows;
+  if (options.validation_split > 0 && !options.validation_data) {
+    n_train = std::int64_t(std::ceil(double(n) * (1.0 - options.validation_split)));
+    for (std::int64_t i = n_train; i < n; ++i) val_rows.push_back(i);
+    if (val_rows.empty() || n_train == 0)
+      throw std::invalid_argument(fmt::format("fit: validation_split {} leaves no training or no validation samples out of {}",
+                                              options.validation_split, n));
+  }
+  std::vector<float> val_weights;
+  if (options.validation_data) {
+    const ValidationData& v = *options.validation_data;
+    check_inputs(v.x, "fit validation_data");
+    if (v.y.size() != y.size()) throw std::invalid_argument("fit: validation_data has a different number of targets");
+    for (std::size_t i = 0; i < v.y.size(); ++i)
+      if (v.y[i].shape().rank() != y[i].shape().rank() || per_row(v.y[i].shape()) != per_row(y[i].shape()))
+        throw std::invalid_argument(fmt::format("fit: validation targets of shape {} do not match training targets of shape {}",
+                                                v.y[i].shape().to_string(), y[i].shape().to_string()));
+    val_rows.resize(std::size_t(v.x[0].rows()));
+    std::iota(val_rows.begin(), val_rows.end(), 0);
+    val_weights = sample_weights(v.y[0], v.sample_weight, {});
+  }
+  std::vector<std::int64_t> rows(static_cast<std::size_t>(n_train));
+  std::iota(rows.begin(), rows.end(), 0);
+  const std::int64_t steps = (n_train + options.batch_size - 1) / options.batch_size;
+
+  auto history = std::make_shared<History>();
+  auto progbar = std::make_shared<ProgbarLogger>();
+  progbar->set_in_fit(true);
+  std::vector<CallbackPtr> callbacks = options.callbacks;
+  callbacks.push_back(history);
+  if (options.verbose > 0) callbacks.push_back(progbar);
+  for (auto& cb : callbacks) {
+    cb->set_model(this);
+    cb->set_params({options.epochs, steps, options.verbose});
+  }
+  std::vector<CallbackPtr> quiet_callbacks = options.callbacks;  // validation reports to the user's callbacks only
+
+  BatchFeeds feeds(x, y, step.y_dtypes, options.batch_size);
+  std::mt19937_64 shuffle_rng(next_random_seed());
+  stop_training = false;
+  for (auto& cb : callbacks) cb->on_train_begin({});
+  Logs epoch_logs;
+  for (int epoch = options.initial_epoch; epoch < options.epochs && !stop_training; ++epoch) {
+    for (auto& cb : callbacks) cb->on_epoch_begin(epoch, {});
+    if (options.shuffle) std::shuffle(rows.begin(), rows.end(), shuffle_rng);
+    step.reset();
+    for (std::int64_t b = 0; b < steps; ++b) {
+      for (auto& cb : callbacks) cb->on_train_batch_begin(b, {});
+      const std::int64_t begin = b * options.batch_size;
+      const std::int64_t count = std::min<std::int64_t>(options.batch_size, n_train - begin);
+      const std::span<const std::int64_t> batch_rows(rows.data() + begin, std::size_t(count));
+      step.program->run(Mode::training, feeds.fill(batch_rows, weights));
+      step.accumulate(count);
+      const Logs logs = step.logs();
+      for (auto& cb : callbacks) cb->on_train_batch_end(b, logs);
+      if (stop_training) break;
+    }
+    epoch_logs = step.logs();
+    if (!val_rows.empty()) {
+      const std::vector<Array>& vx = options.validation_data ? options.validation_data->x : x;
+      const std::vector<Array>& vy = options.validation_data ? options.validation_data->y : y;
+      const std::vector<float>& vw = options.validation_data ? val_weights : weights;
+      Step& val_step = step_for(vx, vy);
+      for (const auto& [key, value] : run_evaluation(val_step, vx, vy, vw, val_rows, options.batch_size, quiet_callbacks))
+        epoch_logs["val_" + key] = value;
+    }
+    for (auto& cb : callbacks) cb->on_epoch_end(epoch, epoch_logs);
+  }
+  for (auto& cb : callbacks) cb->on_train_end(epoch_logs);
+  History result = *history;
+  result.set_model(nullptr);
+  return result;
+}
+
+Logs Model::run_evaluation(Step& step, const std::vector<Array>& x, const std::vector<Array>& y, std::span<const float> weights,
+                           std::span<const std::int64_t> rows, int batch_size, std::vector<CallbackPtr>& callbacks) {
+  BatchFeeds feeds(x, y, step.y_dtypes, batch_size);
+  step.reset();
+  for (auto& cb : callbacks) cb->on_test_begin({});
+  const std::int64_t n = std::int64_t(rows.size());
+  const std::int64_t steps = (n + batch_size - 1) / batch_size;
+  for (std::int64_t b = 0; b < steps; ++b) {
+    for (auto& cb : callbacks) cb->on_test_batch_begin(b, {});
+    const std::int64_t begin = b * batch_size, count = std::min<std::int64_t>(batch_size, n - begin);
+    step.program->run(Mode::inference, feeds.fill(rows.subspan(std::size_t(begin), std::size_t(count)), weights));
+    step.accumulate(count);
+    const Logs logs = step.logs();
+    for (auto& cb : callbacks) cb->on_test_batch_end(b, logs);
+  }
+  const Logs logs = step.logs();
+  for (auto& cb : callbacks) cb->on_test_end(logs);
+  return logs;
+}
+
+Logs Model::evaluate(const Array& x, const Array& y, EvaluateOptions options) {
+  return evaluate(std::vector<Array>{x}, std::vector<Array>{y}, std::move(options));
+}
+
+Logs Model::evaluate(const std::vector<Array>& x, const std::vector<Array>& y, EvaluateOptions options) {
+  check_batch_size(options.batch_size);
+  Step& step = step_for(x, y);
+  const std::vector<float> weights = sample_weights(y[0], options.sample_weight, {});
+  std::vector<std::int64_t> rows(static_cast<std::size_t>(x[0].rows()));
+  std::iota(rows.begin(), rows.end(), 0);
+  std::vector<CallbackPtr> callbacks = options.callbacks;
+  auto progbar = std::make_shared<ProgbarLogger>();
+  progbar->set_test_steps((x[0].rows() + options.batch_size - 1) / options.batch_size);
+  if (options.verbose > 0) callbacks.push_back(progbar);
+  for (auto& cb : callbacks) {
+    cb->set_model(this);
+    cb->set_params({1, 0, options.verbose});
+  }
+  return run_evaluation(step, x, y, weights, rows, options.batch_size, callbacks);
+}
+
+Array Model::predict(const Array& x, PredictOptions options) {
+  return predict(std::vector<Array>{x}, std::move(options))[0];
+}
+
+std::vector<Array> Model::predict(const std::vector<Array>& x, PredictOptions options) {
+  check_batch_size(options.batch_size);
+  check_inputs(x, "predict");
+  Program& program = predict_program();
+  const std::int64_t n = x[0].rows();
+  std::vector<Array> results;
+  for (const Tensor& o : outputs_) {
+    Shape s = o.shape();
+    s[0] = n;
+    results.emplace_back(s, DType::float32);
+  }
+  std::vector<Feed> feeds(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) feeds[i].prepare(x[i], DType::float32, options.batch_size);
+  std::vector<TensorView> views(x.size());
+  std::vector<std::int64_t> rows(static_cast<std::size_t>(std::min<std::int64_t>(options.batch_size, n)));
+  const std::int64_t steps = (n + options.batch_size - 1) / options.batch_size;
+  std::vector<CallbackPtr> callbacks = options.callbacks;
+  auto progbar = std::make_shared<ProgbarLogger>();
+  progbar->set_test_steps(steps);
+  if (options.verbose > 0) callbacks.push_back(progbar);
+  for (auto& cb : callbacks) {
+    cb->set_model(this);
+    cb->set_params({1, steps, options.verbose});
+    cb->on_predict_begin({});
+  }
+  for (std::int64_t b = 0; b < steps; ++b) {
+    for (auto& cb : callbacks) cb->on_predict_batch_begin(b, {});
+    const std::int64_t begin = b * options.batch_size, count = std::min<std::int64_t>(options.batch_size, n - begin);
+    std::iota(rows.begin(), rows.begin() + count, begin);
+    for (std::size_t i = 0; i < x.size(); ++i) views[i] = feeds[i].fill(std::span<const std::int64_t>(rows.data(), std::size_t(count)));
+    program.run(Mode::inference, views);
+    for (std::size_t o = 0; o < outputs_.size(); ++o) {
+      const std::int64_t k = per_row(results[o].shape());
+      program.read_output(int(o), static_cast<float*>(results[o].data()) + begin * k, std::size_t(count * k) * sizeof(float));
+    }
+    for (auto& cb : callbacks) cb->on_predict_batch_end(b, {});
+  }
+  for (auto& cb : callbacks) cb->on_predict_end({});
+  return results;
+}
+
+Logs Model::train_on_batch(const Array& x, const Array& y, const Array& sample_weight) {
+  const std::vector<Array> xs{x}, ys{y};
+  Step& step = step_for(xs, ys);
+  const std::vector<float> weights = sample_weights(y, sample_weight, {});
+  std::vector<std::int64_t> rows(static_cast<std::size_t>(x.rows()));
+  std::iota(rows.begin(), rows.end(), 0);
+  BatchFeeds feeds(xs, ys, step.y_dtypes, int(std::max<std::int64_t>(x.rows(), 1)));
+  step.reset();
+  step.program->run(Mode::training, feeds.fill(rows, weights));
+  step.accumulate(x.rows());
+  return step.logs();
+}
+
+Logs Model::test_on_batch(const Array& x, const Array& y, const Array& sample_weight) {
+  const std::vector<Array> xs{x}, ys{y};
+  Step& step = step_for(xs, ys);
+  const std::vector<float> weights = sample_weights(y, sample_weight, {});
+  std::vector<std::int64_t> rows(static_cast<std::size_t>(x.rows()));
+  std::iota(rows.begin(), rows.end(), 0);
+  std::vector<CallbackPtr> none;
+  return run_evaluation(step, xs, ys, weights, rows, int(std::max<std::int64_t>(x.rows(), 1)), none);
+}
+
+// ---- Sequential ----
+
+LayerRef::LayerRef(const Tensor& input) {
+  if (input.valid())
+    for (const ModuleCall& call : input.graph().calls())
+      if (call.inputs.empty() && call.outputs.size() == 1 && call.outputs[0] == input.id()) layer_ = std::static_pointer_cast<Layer>(call.module);
+  if (!layer_) throw std::invalid_argument("Sequential: a tensor in the layer list must come from Input()");
+}
+
+Sequential::Sequential(std::vector<LayerRef> layers, std::string name) : Model(std::move(name), "sequential") {
+  for (auto& l : layers) add(std::move(l));
+}
+
+void Sequential::add(LayerRef ref) {
+  const LayerPtr& layer = ref.get();
+  if (auto input = std::dynamic_pointer_cast<InputLayer>(layer)) {
+    if (!input_layers_.empty() || !layers_.empty())
+      throw std::invalid_argument(fmt::format("Sequential '{}': an InputLayer can only come first", name_));
+    input_layers_.push_back(input);
+  } else {
+    for (const auto& l : layers_)
+      if (l == layer) throw std::invalid_argument(fmt::format("Sequential '{}': layer '{}' is already in the model", name_, layer->name()));
+    layers_.push_back(layer);
+  }
+  inputs_.clear();
+  outputs_.clear();
+  invalidate();
+  if (!input_layers_.empty() && !layers_.empty()) ensure_graph(nullptr);  // shape errors show at once
+}
+
+void Sequential::pop() {
+  if (layers_.empty()) throw std::invalid_argument(fmt::format("Sequential '{}': there is no layer to pop", name_));
+  layers_.pop_back();
+  inputs_.clear();
+  outputs_.clear();
+  invalidate();
+}
+
+void Sequential::ensure_graph(const std::vector<Array>* x) {
+  if (!outputs_.empty()) return;
+  Shape batch_shape;
+  DType dtype = DType::float32;
+  std::string input_name = "input_layer";
+  if (!input_layers_.empty()) {
+    batch_shape = input_layers_[0]->batch_shape();
+    dtype = input_layers_[0]->dtype();
+    input_name = input_layers_[0]->name();
+  } else if (x && x->size() == 1) {
+    batch_shape = batch_shape_of((*x)[0]);  // built from the first data it sees, as Keras does
+  } else {
+    throw std::invalid_argument(fmt::format("Sequential '{}' has no input shape yet: start it with Input(shape) or call fit/predict first", name_));
+  }
+  if (layers_.empty()) throw std::invalid_argument(fmt::format("Sequential '{}' has no layers", name_));
+  // A graph of its own, so that retracing after add()/pop() leaves nothing behind.
+  GraphScope scope(std::make_shared<Graph>());
+  Tensor t = ops::placeholder(batch_shape, dtype, input_name);
+  inputs_ = {t};
+  for (const auto& layer : layers_) t = layer->trace(t);
+  outputs_ = {t};
+}
+
+}  // namespace strata

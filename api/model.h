@@ -1,0 +1,185 @@
+// Model (functional: Input -> layers -> Model(inputs, outputs)) and Sequential, with Keras's compile, fit,
+// evaluate, predict, train_on_batch, get/set_weights, get_layer and summary.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <concepts>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "api/array.h"
+#include "api/callbacks.h"
+#include "api/losses.h"
+#include "api/metrics.h"
+#include "graph/graph.h"
+#include "layers/input_layer.h"
+#include "layers/layer.h"
+#include "optimizers/optimizers.h"
+
+namespace strata {
+
+class Program;
+
+// What compile() takes for an optimizer: a name ("adam", with Keras's defaults), a config, or an object.
+class OptimizerRef {
+ public:
+  OptimizerRef(const char* name) : optimizer_(get_optimizer(name)) {}  // NOLINT: implicit on purpose
+  OptimizerRef(const std::string& name) : optimizer_(get_optimizer(name)) {}  // NOLINT
+  OptimizerRef(std::shared_ptr<Optimizer> o) : optimizer_(std::move(o)) {}  // NOLINT
+  template <class O>
+    requires std::derived_from<O, Optimizer>
+  OptimizerRef(O o) : optimizer_(std::make_shared<O>(std::move(o))) {}  // NOLINT
+  const std::shared_ptr<Optimizer>& get() const { return optimizer_; }
+
+ private:
+  std::shared_ptr<Optimizer> optimizer_;
+};
+
+struct CompileOptions {
+  OptimizerRef optimizer = "rmsprop";
+  LossRef loss;
+  std::vector<MetricRef> metrics;
+  std::string backend = "cpu";  // "cuda" runs the same model on the GPU
+};
+
+struct ValidationData {
+  std::vector<Array> x, y;
+  Array sample_weight;
+};
+
+struct FitOptions {
+  int epochs = 1;
+  int batch_size = 32;
+  int verbose = 1;  // 0 silent, 1 progress bar, 2 one line per epoch
+  std::vector<CallbackPtr> callbacks;
+  double validation_split = 0.0;  // the last fraction of the samples, taken before shuffling
+  std::optional<ValidationData> validation_data;
+  bool shuffle = true;
+  std::map<int, float> class_weight;
+  Array sample_weight;  // (samples,)
+  int initial_epoch = 0;
+};
+
+struct EvaluateOptions {
+  int batch_size = 32;
+  int verbose = 1;
+  Array sample_weight;
+  std::vector<CallbackPtr> callbacks;
+};
+
+struct PredictOptions {
+  int batch_size = 32;
+  int verbose = 1;
+  std::vector<CallbackPtr> callbacks;
+};
+
+class Model {
+ public:
+  // A functional model from symbolic tensors: the layers called between them become the model's layers.
+  Model(const Tensor& inputs, const Tensor& outputs, std::string name = "");
+  Model(std::vector<Tensor> inputs, std::vector<Tensor> outputs, std::string name = "");
+  virtual ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  virtual std::string class_name() const { return "Functional"; }
+  const std::string& name() const { return name_; }
+  const std::vector<LayerPtr>& layers() const { return layers_; }
+  LayerPtr get_layer(const std::string& name) const;
+  LayerPtr get_layer(int index) const;
+  const std::vector<Tensor>& inputs();
+  const std::vector<Tensor>& outputs();
+
+  // Every weight of every layer, in layer order; trainable ones; non-trainable ones.
+  std::vector<VariablePtr> weights() const;
+  std::vector<VariablePtr> trainable_weights() const;
+  std::vector<VariablePtr> non_trainable_weights() const;
+  std::int64_t count_params() const;
+  std::vector<Array> get_weights() const;
+  // Arrays in the order of get_weights(); a count or shape mismatch throws naming the weight and shapes.
+  void set_weights(const std::vector<Array>& weights);
+
+  void compile(CompileOptions options);
+  void compile(OptimizerRef optimizer, LossRef loss, std::vector<MetricRef> metrics = {});
+  bool compiled() const { return compiled_; }
+  const std::shared_ptr<Optimizer>& optimizer() const { return options_.optimizer.get(); }
+
+  History fit(const Array& x, const Array& y, FitOptions options = {});
+  History fit(const std::vector<Array>& x, const std::vector<Array>& y, FitOptions options = {});
+  // "loss" and each metric over the data.
+  Logs evaluate(const Array& x, const Array& y, EvaluateOptions options = {});
+  Logs evaluate(const std::vector<Array>& x, const std::vector<Array>& y, EvaluateOptions options = {});
+  Array predict(const Array& x, PredictOptions options = {});
+  std::vector<Array> predict(const std::vector<Array>& x, PredictOptions options = {});
+  // One optimizer step on one batch; the batch's loss and metrics.
+  Logs train_on_batch(const Array& x, const Array& y, const Array& sample_weight = {});
+  Logs test_on_batch(const Array& x, const Array& y, const Array& sample_weight = {});
+
+  // Keras 3's summary table; line_length 0 takes Keras's default for the terminal.
+  std::string summary_string(int line_length = 0);
+  void summary(int line_length = 0, std::FILE* out = stdout);
+
+  // Set by a callback to end fit() after the current epoch.
+  bool stop_training = false;
+
+ protected:
+  Model(std::string name, const std::string& prefix);
+  // Makes inputs_/outputs_ available; a Sequential without an input shape takes it from `x`.
+  virtual void ensure_graph(const std::vector<Array>* x);
+  // Forgets compiled programs (the graph changed).
+  void invalidate();
+
+  std::string name_;
+  std::vector<LayerPtr> layers_;
+  std::vector<Tensor> inputs_, outputs_;
+  std::vector<std::shared_ptr<InputLayer>> input_layers_;
+
+ private:
+  struct Step;  // the training/evaluation program for one set of target shapes
+  Step& step_for(const std::vector<Array>& x, const std::vector<Array>& y);
+  Program& predict_program();
+  void check_inputs(const std::vector<Array>& x, const char* what);
+  Logs run_evaluation(Step& step, const std::vector<Array>& x, const std::vector<Array>& y, std::span<const float> weights,
+                      std::span<const std::int64_t> rows, int batch_size, std::vector<CallbackPtr>& callbacks);
+
+  CompileOptions options_;
+  bool compiled_ = false;
+  std::uint64_t seed_ = 0;
+  std::vector<std::unique_ptr<Step>> steps_;
+  std::unique_ptr<Program> predict_;
+};
+
+// A layer (moved or shared) or a keras.Input tensor, as Sequential's list takes them.
+class LayerRef {
+ public:
+  template <class L>
+    requires std::derived_from<std::remove_cvref_t<L>, Layer>
+  LayerRef(L&& layer) : layer_(layer.shared()) {}  // NOLINT: implicit on purpose
+  template <class L>
+    requires std::derived_from<L, Layer>
+  LayerRef(std::shared_ptr<L> layer) : layer_(std::move(layer)) {}  // NOLINT
+  LayerRef(const Tensor& input);  // NOLINT: the InputLayer of a keras.Input tensor
+  const LayerPtr& get() const { return layer_; }
+
+ private:
+  LayerPtr layer_;
+};
+
+class Sequential : public Model {
+ public:
+  Sequential(std::vector<LayerRef> layers = {}, std::string name = "");
+  std::string class_name() const override { return "Sequential"; }
+  // Appends a layer; an InputLayer first fixes the input shape.
+  void add(LayerRef layer);
+  void pop();
+
+ protected:
+  void ensure_graph(const std::vector<Array>* x) override;
+};
+
+}  // namespace strata

@@ -1,0 +1,21 @@
+// Everything a Keras-style program needs: layers, models, optimizers, losses, metrics, callbacks, data.
+#pragma once
+
+#include "api/array.h"
+#include "api/callbacks.h"
+#include "api/datasets.h"
+#include "api/losses.h"
+#include "api/metrics.h"
+#include "api/model.h"
+#include "graph/ops.h"
+#include "layers/activation.h"
+#include "layers/dense.h"
+#include "layers/dropout.h"
+#include "layers/flatten.h"
+#include "layers/initializers.h"
+#include "layers/input_layer.h"
+#include "layers/registry.h"
+#include "layers/rescaling.h"
+#include "layers/reshape.h"
+#include "optimizers/optimizers.h"
+#include "optimizers/schedules.h"

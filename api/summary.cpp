@@ -1,0 +1,209 @@
+// Model::summary: Keras 3's table, drawn as rich draws it (heavy head, a rule between rows).
+#include <fmt/format.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+
+#include "api/model.h"
+
+namespace strata {
+
+namespace {
+
+std::string thousands(std::int64_t n) {
+  std::string digits = std::to_string(n), out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+// keras.src.utils.summary_utils.readable_memory_size
+std::string readable_memory_size(double bytes) {
+  const char* units[] = {"B", "KB", "MB", "GB", "TB", "PB"};
+  for (const char* unit : units) {
+    if (bytes / 1024 < 1) return fmt::format("{:.2f} {}", bytes, unit);
+    bytes /= 1024;
+  }
+  return fmt::format("{:.2f} PB", bytes);
+}
+
+std::size_t display_width(const std::string& s) {
+  std::size_t w = 0;
+  for (unsigned char c : s) w += (c & 0xC0) != 0x80;
+  return w;
+}
+
+std::string repeat(const char* piece, std::size_t n) {
+  std::string out;
+  for (std::size_t i = 0; i < n; ++i) out += piece;
+  return out;
+}
+
+// rich's ratio_reduce: takes `total` off the widths in equal shares (Python's round-half-even).
+std::vector<int> ratio_reduce(int total, std::vector<int> widths) {
+  int remaining = total, ratio_left = int(widths.size());
+  for (int& w : widths) {
+    const double share = double(remaining) / double(ratio_left);
+    const int distributed = std::min(w, int(std::nearbyint(share)));
+    w -= distributed;
+    remaining -= distributed;
+    --ratio_left;
+  }
+  return widths;
+}
+
+// Wraps `text` into lines of at most `width` characters, breaking at spaces where possible.
+std::vector<std::string> wrap(const std::string& text, std::size_t width) {
+  std::vector<std::string> lines;
+  std::string rest = text;
+  while (display_width(rest) > width) {
+    std::size_t cut = rest.rfind(' ', width);
+    if (cut == std::string::npos || cut == 0) cut = width;
+    lines.push_back(rest.substr(0, cut));
+    rest = rest.substr(cut == width ? cut : cut + 1);
+  }
+  lines.push_back(rest);
+  return lines;
+}
+
+int terminal_columns() {
+  if (const char* c = std::getenv("COLUMNS")) {
+    const int n = std::atoi(c);
+    if (n > 0) return n;
+  }
+  winsize ws{};
+  if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
+  return 80;
+}
+
+}  // namespace
+
+std::string Model::summary_string(int line_length) {
+  try {
+    ensure_graph(nullptr);
+  } catch (const std::invalid_argument&) {
+    // Not built yet: the table says so, as Keras's does.
+  }
+  const bool sequential = class_name() == "Sequential";
+  std::vector<std::string> header = {"Layer (type)", "Output Shape", "Param #"};
+  std::vector<double> positions = {0.45, 0.80, 1.0};
+  int default_length = 88;
+  if (!sequential) {
+    header.push_back("Connected to");
+    positions = {0.3, 0.56, 0.74, 1.0};
+    default_length = 108;
+  }
+  // Keras: min(default, terminal width - 4); print_fn or no terminal means 80 columns.
+  const int length = line_length > 0 ? line_length : std::min(default_length, terminal_columns() - 4);
+  std::vector<int> widths;
+  int current = 0;
+  for (double p : positions) {
+    const int w = int(p * length) - current;
+    widths.push_back(w + 2);  // plus rich's padding of one space each side
+    current += w;
+  }
+  // The table is `length` wide including its borders: rich shrinks the columns to fit.
+  int total = int(widths.size()) + 1;
+  for (int w : widths) total += w;
+  if (total > length) widths = ratio_reduce(total - length, widths);
+
+  std::vector<std::vector<std::string>> rows;
+  std::vector<LayerPtr> shown;
+  if (!sequential)
+    for (const auto& in : input_layers_) shown.push_back(in);
+  for (const auto& l : layers_)
+    if (std::find(shown.begin(), shown.end(), l) == shown.end()) shown.push_back(l);
+  for (const auto& layer : shown) {
+    std::string shape = "?";
+    std::string params = layer->built() ? thousands(layer->count_params()) : "0 (unbuilt)";
+    if (auto input = std::dynamic_pointer_cast<InputLayer>(layer)) {
+      shape = input->batch_shape().to_string();
+      params = "0";
+    } else if (layer->built()) {
+      shape = layer->output_shape().to_string();
+    }
+    std::vector<std::string> row = {fmt::format("{} ({})", layer->name(), layer->class_name()), shape, params};
+    if (!sequential) {
+      // Keras's "Connected to": inbound layer[node][tensor] of the call in this model.
+      std::string connections;
+      if (!outputs_.empty())
+        for (const ModuleCall& call : outputs_[0].graph().calls()) {
+          if (call.module.get() != static_cast<const void*>(layer.get())) continue;
+          for (ValueId v : call.inputs)
+            for (const ModuleCall& producer : outputs_[0].graph().calls())
+              if (std::find(producer.outputs.begin(), producer.outputs.end(), v) != producer.outputs.end()) {
+                const auto* inbound = static_cast<const Layer*>(producer.module.get());
+                connections += (connections.empty() ? "" : ", ") + fmt::format("{}[0][0]", inbound->name());
+              }
+          break;
+        }
+      row.push_back(connections.empty() ? "-" : connections);
+    }
+    rows.push_back(std::move(row));
+  }
+
+  auto rule = [&](const char* left, const char* fill, const char* mid, const char* right) {
+    std::string s = left;
+    for (std::size_t c = 0; c < widths.size(); ++c) s += repeat(fill, std::size_t(widths[c])) + (c + 1 < widths.size() ? mid : right);
+    return s + "\n";
+  };
+  auto cells = [&](const std::vector<std::string>& values, const char* bar, bool header_row) {
+    std::vector<std::vector<std::string>> wrapped;
+    std::size_t height = 1;
+    for (std::size_t c = 0; c < values.size(); ++c) {
+      wrapped.push_back(wrap(values[c], std::size_t(widths[c] - 2)));
+      height = std::max(height, wrapped.back().size());
+    }
+    std::string s;
+    for (std::size_t line = 0; line < height; ++line) {
+      s += bar;
+      for (std::size_t c = 0; c < values.size(); ++c) {
+        const std::string text = line < wrapped[c].size() ? wrapped[c][line] : "";
+        const std::size_t pad = std::size_t(widths[c] - 2) - display_width(text);
+        const bool right = c == 2 && !header_row ? true : (c == 2 && header_row);
+        s += " " + (right ? std::string(pad, ' ') + text : text + std::string(pad, ' ')) + " " + bar;
+      }
+      s += "\n";
+    }
+    return s;
+  };
+
+  std::int64_t trainable = 0, non_trainable = 0;
+  for (const auto& w : weights()) (w->trainable() ? trainable : non_trainable) += w->shape().numel();
+  std::string out = fmt::format("Model: \"{}\"\n", name_);
+  out += rule("┏", "━", "┳", "┓");
+  out += cells(header, "┃", true);
+  out += rule("┡", "━", "╇", "┩");
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    out += cells(rows[r], "│", false);
+    if (r + 1 < rows.size()) out += rule("├", "─", "┼", "┤");
+  }
+  out += rule("└", "─", "┴", "┘");
+  std::int64_t optimizer_count = 0;
+  if (compiled_ && options_.optimizer.get() && !options_.optimizer.get()->variables().empty()) {
+    // Keras counts the iteration counter and the learning rate with the slots.
+    optimizer_count = 2;
+    const auto& opt = *options_.optimizer.get();
+    for (std::size_t i = 0; i < opt.variables().size(); ++i)
+      for (const auto& slot : opt.slots(i)) optimizer_count += slot->shape().numel();
+  }
+  const std::int64_t total_count = trainable + non_trainable + optimizer_count;
+  out += fmt::format(" Total params: {} ({})\n", thousands(total_count), readable_memory_size(4.0 * double(total_count)));
+  out += fmt::format(" Trainable params: {} ({})\n", thousands(trainable), readable_memory_size(4.0 * double(trainable)));
+  out += fmt::format(" Non-trainable params: {} ({})\n", thousands(non_trainable), readable_memory_size(4.0 * double(non_trainable)));
+  if (optimizer_count > 0)
+    out += fmt::format(" Optimizer params: {} ({})\n", thousands(optimizer_count), readable_memory_size(4.0 * double(optimizer_count)));
+  return out;
+}
+
+void Model::summary(int line_length, std::FILE* out) {
+  const std::string s = summary_string(line_length);
+  std::fputs(s.c_str(), out);
+  std::fflush(out);
+}
+
+}  // namespace strata

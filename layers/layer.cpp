@@ -1,0 +1,135 @@
+#include "layers/layer.h"
+
+#include <fmt/format.h>
+
+#include <stdexcept>
+
+#include "layers/initializers.h"
+
+namespace strata {
+
+Layer::Layer(const std::string& name, const std::string& prefix, bool trainable)
+    : name_(name.empty() ? unique_object_name(prefix) : name), trainable_(trainable) {}
+
+void Layer::set_trainable(bool trainable) {
+  trainable_ = trainable;
+  for (auto& w : weights_) w->set_trainable(trainable);
+}
+
+Json Layer::get_config() const {
+  return {{"name", name_}, {"trainable", trainable_}, {"dtype", config::dtype_policy()}};
+}
+
+void Layer::build(const Shape&) {}
+
+std::shared_ptr<Layer> Layer::shared() {
+  if (moved_to_) return moved_to_;
+  if (auto self = weak_from_this().lock()) return self;
+  auto heap = move_to_heap();
+  moved_to_ = heap;
+  return heap;
+}
+
+Tensor Layer::trace(const Tensor& inputs) {
+  if (!inputs.valid()) throw std::invalid_argument(fmt::format("layer '{}': called on an empty tensor", name_));
+  NameScope scope(inputs.graph(), name_);
+  if (!built_) {
+    try {
+      build(inputs.shape());
+    } catch (const std::exception& e) {
+      throw std::invalid_argument(fmt::format("layer '{}' ({}): cannot build for input shape {}: {}", name_,
+                                              class_name(), inputs.shape().to_string(), e.what()));
+    }
+    input_shape_ = inputs.shape();
+    built_ = true;
+  }
+  Tensor out = call(inputs);
+  output_shape_ = out.shape();
+  return out;
+}
+
+Tensor Layer::operator()(const Tensor& inputs) {
+  LayerPtr self = shared();
+  Tensor out = self->trace(inputs);
+  inputs.graph().record_call({self, {inputs.id()}, {out.id()}});
+  return out;
+}
+
+std::vector<VariablePtr> Layer::trainable_weights() const {
+  std::vector<VariablePtr> out;
+  for (const auto& w : weights_)
+    if (w->trainable()) out.push_back(w);
+  return out;
+}
+
+std::vector<VariablePtr> Layer::non_trainable_weights() const {
+  std::vector<VariablePtr> out;
+  for (const auto& w : weights_)
+    if (!w->trainable()) out.push_back(w);
+  return out;
+}
+
+std::int64_t Layer::count_params() const {
+  std::int64_t n = 0;
+  for (const auto& w : weights_) n += w->shape().numel();
+  return n;
+}
+
+VariablePtr Layer::add_weight(const std::string& name, const Shape& shape, const Json& initializer, bool trainable) {
+  auto init = get_initializer(initializer);
+  auto var = std::make_shared<Variable>(name_ + "/" + name, shape, DType::float32, trainable && trainable_);
+  std::vector<float> values(static_cast<std::size_t>(shape.numel()));
+  init->fill(values, shape, next_random_seed());
+  var->assign(values);
+  weights_.push_back(var);
+  return var;
+}
+
+namespace config {
+
+void check_keys(const Json& config, const std::string& class_name, std::initializer_list<const char*> known) {
+  if (!config.is_object()) throw std::invalid_argument(fmt::format("{}: the config must be an object, got {}", class_name, config.dump()));
+  for (const auto& [key, value] : config.items()) {
+    if (value.is_null()) continue;
+    bool ok = key == "name" || key == "trainable" || key == "dtype";
+    for (const char* k : known) ok = ok || key == k;
+    if (!ok) throw std::invalid_argument(fmt::format("{}: unknown or unsupported config key '{}'", class_name, key));
+  }
+}
+
+std::string name(const Json& config) {
+  if (!config.contains("name") || config.at("name").is_null()) return {};
+  if (!config.at("name").is_string()) throw std::invalid_argument(fmt::format("layer name must be a string, got {}", config.at("name").dump()));
+  return config.at("name").get<std::string>();
+}
+
+bool trainable(const Json& config) {
+  if (!config.contains("trainable") || config.at("trainable").is_null()) return true;
+  if (!config.at("trainable").is_boolean()) throw std::invalid_argument("'trainable' must be true or false");
+  return config.at("trainable").get<bool>();
+}
+
+Shape shape(const Json& value, const std::string& what) {
+  if (!value.is_array()) throw std::invalid_argument(fmt::format("{} must be a list of dimensions, got {}", what, value.dump()));
+  if (value.size() > std::size_t(kMaxRank)) throw std::invalid_argument(fmt::format("{} has more than {} dimensions", what, kMaxRank));
+  Shape s;
+  for (const Json& d : value) {
+    if (d.is_null()) s.push_back(-1);
+    else if (d.is_number_integer() && d.get<std::int64_t>() >= 0) s.push_back(d.get<std::int64_t>());
+    else throw std::invalid_argument(fmt::format("{}: bad dimension {} in {}", what, d.dump(), value.dump()));
+  }
+  return s;
+}
+
+Json shape_to_json(const Shape& shape) {
+  Json out = Json::array();
+  for (auto d : shape) out.push_back(d < 0 ? Json(nullptr) : Json(d));
+  return out;
+}
+
+Json dtype_policy() {
+  return {{"module", "keras"}, {"class_name", "DTypePolicy"}, {"config", {{"name", "float32"}}}, {"registered_name", nullptr}};
+}
+
+}  // namespace config
+}  // namespace strata

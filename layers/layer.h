@@ -1,0 +1,111 @@
+// The Layer base: Keras's surface. A layer takes its config in the constructor, creates its weights in
+// build(input_shape) and says its forward computation with ops in call(); the engine does the rest.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <concepts>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "graph/graph.h"
+#include "graph/variable.h"
+
+namespace strata {
+
+using Json = nlohmann::json;
+
+// The options every layer takes; layers with more keys have their own struct.
+struct LayerOptions {
+  std::string name;  // empty: a unique name from the class (dense, dense_1, ...)
+  bool trainable = true;
+};
+
+class Layer : public std::enable_shared_from_this<Layer> {
+ public:
+  virtual ~Layer() = default;
+  Layer(Layer&&) = default;
+  Layer& operator=(Layer&&) = default;
+
+  virtual std::string class_name() const = 0;
+  const std::string& name() const { return name_; }
+  bool trainable() const { return trainable_; }
+  // Freezes or unfreezes every weight of the layer, as setting layer.trainable in Keras.
+  virtual void set_trainable(bool trainable);
+  bool built() const { return built_; }
+
+  // Keras's get_config(): name, trainable, dtype, then the layer's own keys.
+  virtual Json get_config() const;
+
+  // Applies the layer to a symbolic tensor and records the call, so that a Model can find it. A layer
+  // that is not owned by a std::shared_ptr moves itself into one on its first call; later calls (on the
+  // original object too) reach that one, so a layer called twice shares its weights.
+  Tensor operator()(const Tensor& inputs);
+  // The layer's forward computation on `inputs`, building it first if needed, without recording the call.
+  Tensor trace(const Tensor& inputs);
+
+  // Weights in creation order (Keras's layer.weights), and the trainable / non-trainable subsets.
+  const std::vector<VariablePtr>& weights() const { return weights_; }
+  std::vector<VariablePtr> trainable_weights() const;
+  std::vector<VariablePtr> non_trainable_weights() const;
+  std::int64_t count_params() const;
+
+  const Shape& input_shape() const { return input_shape_; }
+  // The output shape of the most recent call (the batch dimension is -1).
+  const Shape& output_shape() const { return output_shape_; }
+
+  // This layer as a shared object (see operator()).
+  std::shared_ptr<Layer> shared();
+
+ protected:
+  // `name` empty: a unique name from `prefix` (dense, dense_1, ...), as Keras names layers.
+  Layer(const std::string& name, const std::string& prefix, bool trainable = true);
+
+  // Creates the weights from the input shape (its first dimension is the unknown batch, -1).
+  virtual void build(const Shape& input_shape);
+  // The forward computation, with ops. Training-only behaviour goes through ops::in_train_phase/dropout.
+  virtual Tensor call(const Tensor& inputs) = 0;
+  // A weight named "<layer>/<name>" filled by `initializer` (a name or a Keras initializer config).
+  VariablePtr add_weight(const std::string& name, const Shape& shape, const Json& initializer, bool trainable = true);
+  // The concrete layer moved into a new shared object.
+  virtual std::shared_ptr<Layer> move_to_heap() = 0;
+
+ private:
+  std::string name_;
+  bool trainable_ = true;
+  bool built_ = false;
+  Shape input_shape_, output_shape_;
+  std::vector<VariablePtr> weights_;
+  std::shared_ptr<Layer> moved_to_;
+};
+
+using LayerPtr = std::shared_ptr<Layer>;
+
+// Concrete layers derive from LayerBase<Self> so that a temporary layer can move itself onto the heap.
+template <class Derived>
+class LayerBase : public Layer {
+ protected:
+  using Layer::Layer;
+  std::shared_ptr<Layer> move_to_heap() override {
+    return std::make_shared<Derived>(std::move(static_cast<Derived&>(*this)));
+  }
+};
+
+// Shared helpers for layers' from_config: reading keys with clear errors.
+namespace config {
+// Throws naming the layer and the key when `config` holds a key outside `known` (plus the keys every
+// layer has). Keys whose value is null (an unused regularizer, say) are accepted.
+void check_keys(const Json& config, const std::string& class_name, std::initializer_list<const char*> known);
+std::string name(const Json& config);
+bool trainable(const Json& config);
+// A shape such as [null, 28, 28] or [28, 28]; null becomes -1.
+Shape shape(const Json& value, const std::string& what);
+Json shape_to_json(const Shape& shape);
+// Keras's dtype policy object for float32.
+Json dtype_policy();
+}  // namespace config
+
+}  // namespace strata

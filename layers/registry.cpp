@@ -1,0 +1,88 @@
+#include "layers/registry.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+#include <stdexcept>
+
+#include "layers/activation.h"
+#include "layers/dense.h"
+#include "layers/dropout.h"
+#include "layers/flatten.h"
+#include "layers/input_layer.h"
+#include "layers/rescaling.h"
+#include "layers/reshape.h"
+
+namespace strata {
+
+namespace {
+
+using Factory = LayerPtr (*)(const Json&);
+
+const std::map<std::string, Factory>& factories() {
+  static const std::map<std::string, Factory> f = {
+      {"Activation", &Activation::from_config}, {"Dense", &Dense::from_config},
+      {"Dropout", &Dropout::from_config},       {"Flatten", &Flatten::from_config},
+      {"InputLayer", &InputLayer::from_config}, {"Rescaling", &Rescaling::from_config},
+      {"Reshape", &Reshape::from_config},
+  };
+  return f;
+}
+
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t up = row[j];
+      const bool same = std::tolower(static_cast<unsigned char>(a[i - 1])) == std::tolower(static_cast<unsigned char>(b[j - 1]));
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (same ? 0 : 1)});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+}  // namespace
+
+std::string closest_match(const std::string& word, const std::vector<std::string>& candidates) {
+  std::string best;
+  std::size_t best_distance = std::max<std::size_t>(2, word.size() / 3) + 1;
+  for (const std::string& c : candidates) {
+    const std::size_t d = edit_distance(word, c);
+    if (d < best_distance) best_distance = d, best = c;
+  }
+  return best;
+}
+
+std::vector<std::string> registered_layers() {
+  std::vector<std::string> names;
+  for (const auto& [name, f] : factories()) names.push_back(name);
+  return names;
+}
+
+LayerPtr layer_from_config(const std::string& class_name, const Json& config) {
+  const auto it = factories().find(class_name);
+  if (it == factories().end()) {
+    const std::string suggestion = closest_match(class_name, registered_layers());
+    throw std::invalid_argument(suggestion.empty() ? fmt::format("unknown layer '{}'", class_name)
+                                                   : fmt::format("unknown layer '{}'; did you mean '{}'?", class_name, suggestion));
+  }
+  try {
+    return it->second(config);
+  } catch (const nlohmann::json::exception& e) {
+    throw std::invalid_argument(fmt::format("{}: bad config: {}", class_name, e.what()));
+  }
+}
+
+LayerPtr layer_from_json(const Json& serialized) {
+  if (!serialized.is_object() || !serialized.contains("class_name") || !serialized.at("class_name").is_string())
+    throw std::invalid_argument(fmt::format("a layer must be an object with a 'class_name', got {}", serialized.dump().substr(0, 200)));
+  return layer_from_config(serialized.at("class_name").get<std::string>(),
+                           serialized.contains("config") ? serialized.at("config") : Json::object());
+}
+
+}  // namespace strata

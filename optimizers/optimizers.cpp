@@ -1,0 +1,177 @@
+#include "optimizers/optimizers.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace strata {
+
+namespace {
+
+OptimizerUpdate with_decay(OptimizerUpdate u, const std::optional<float>& weight_decay) {
+  u.weight_decay = weight_decay.value_or(0.f);
+  return u;
+}
+
+}  // namespace
+
+KerasOptimizer::KerasOptimizer(OptimizerUpdate update, const LearningRate& lr, const OptimizerCommon& common,
+                               float initial_accumulator_value)
+    : Optimizer(with_decay(update, common.weight_decay), initial_accumulator_value), lr_(lr), common_(common) {
+  if (lr.schedule()) {
+    auto schedule = lr.schedule();
+    set_schedule([schedule](std::int64_t step) { return (*schedule)(step); });
+  } else {
+    if (!(lr.value() >= 0.f)) throw std::invalid_argument(fmt::format("optimizer: learning_rate must be >= 0, got {}", lr.value()));
+    set_learning_rate(lr.value());
+  }
+  set_clipping({common.clipnorm, common.clipvalue, common.global_clipnorm});
+}
+
+Json KerasOptimizer::get_config() const {
+  auto opt = [](const std::optional<float>& v) { return v ? Json(*v) : Json(nullptr); };
+  Json c = {{"name", [&] {
+               std::string n = class_name();
+               std::transform(n.begin(), n.end(), n.begin(), [](unsigned char ch) { return char(std::tolower(ch)); });
+               return n;
+             }()},
+            {"learning_rate", lr_.schedule() ? lr_.schedule()->to_json() : Json(lr_.value())},
+            {"weight_decay", opt(common_.weight_decay)},
+            {"clipnorm", opt(common_.clipnorm)},
+            {"global_clipnorm", opt(common_.global_clipnorm)},
+            {"clipvalue", opt(common_.clipvalue)},
+            {"use_ema", false},
+            {"ema_momentum", 0.99},
+            {"ema_overwrite_frequency", nullptr},
+            {"loss_scale_factor", nullptr},
+            {"gradient_accumulation_steps", nullptr}};
+  c.update(own_config());
+  return c;
+}
+
+SGD::SGD(SGDOptions o)
+    : KerasOptimizer({.kind = OptimizerKind::sgd, .momentum = o.momentum, .nesterov = o.nesterov}, o.learning_rate,
+                     {o.weight_decay, o.clipnorm, o.clipvalue, o.global_clipnorm}) {
+  if (!(o.momentum >= 0.f && o.momentum <= 1.f))
+    throw std::invalid_argument(fmt::format("SGD: momentum must be in [0, 1], got {}", o.momentum));
+}
+Json SGD::own_config() const {
+  return {{"momentum", hyperparameters().momentum}, {"nesterov", hyperparameters().nesterov}};
+}
+
+Adam::Adam(AdamOptions o)
+    : KerasOptimizer({.kind = OptimizerKind::adam, .beta_1 = o.beta_1, .beta_2 = o.beta_2, .epsilon = o.epsilon, .amsgrad = o.amsgrad},
+                     o.learning_rate, {o.weight_decay, o.clipnorm, o.clipvalue, o.global_clipnorm}) {}
+Json Adam::own_config() const {
+  const auto& h = hyperparameters();
+  return {{"beta_1", h.beta_1}, {"beta_2", h.beta_2}, {"epsilon", h.epsilon}, {"amsgrad", h.amsgrad}};
+}
+
+AdamW::AdamW(AdamWOptions o)
+    : KerasOptimizer({.kind = OptimizerKind::adam, .beta_1 = o.beta_1, .beta_2 = o.beta_2, .epsilon = o.epsilon, .amsgrad = o.amsgrad},
+                     o.learning_rate, {o.weight_decay, o.clipnorm, o.clipvalue, o.global_clipnorm}) {}
+Json AdamW::own_config() const {
+  const auto& h = hyperparameters();
+  return {{"beta_1", h.beta_1}, {"beta_2", h.beta_2}, {"epsilon", h.epsilon}, {"amsgrad", h.amsgrad}};
+}
+
+RMSprop::RMSprop(RMSpropOptions o)
+    : KerasOptimizer({.kind = OptimizerKind::rmsprop, .momentum = o.momentum, .epsilon = o.epsilon, .centered = o.centered, .rho = o.rho},
+                     o.learning_rate, {o.weight_decay, o.clipnorm, o.clipvalue, o.global_clipnorm}) {}
+Json RMSprop::own_config() const {
+  const auto& h = hyperparameters();
+  return {{"rho", h.rho}, {"momentum", h.momentum}, {"epsilon", h.epsilon}, {"centered", h.centered}};
+}
+
+Adagrad::Adagrad(AdagradOptions o)
+    : KerasOptimizer({.kind = OptimizerKind::adagrad, .epsilon = o.epsilon}, o.learning_rate,
+                     {o.weight_decay, o.clipnorm, o.clipvalue, o.global_clipnorm}, o.initial_accumulator_value),
+      initial_accumulator_(o.initial_accumulator_value) {}
+Json Adagrad::own_config() const {
+  return {{"initial_accumulator_value", initial_accumulator_}, {"epsilon", hyperparameters().epsilon}};
+}
+
+Nadam::Nadam(NadamOptions o)
+    : KerasOptimizer({.kind = OptimizerKind::nadam, .beta_1 = o.beta_1, .beta_2 = o.beta_2, .epsilon = o.epsilon},
+                     o.learning_rate, {o.weight_decay, o.clipnorm, o.clipvalue, o.global_clipnorm}) {}
+Json Nadam::own_config() const {
+  const auto& h = hyperparameters();
+  return {{"beta_1", h.beta_1}, {"beta_2", h.beta_2}, {"epsilon", h.epsilon}};
+}
+
+std::shared_ptr<Optimizer> get_optimizer(const Json& identifier) {
+  std::string cls;
+  Json c = Json::object();
+  if (identifier.is_string()) {
+    cls = identifier.get<std::string>();
+  } else if (identifier.is_object() && identifier.contains("class_name")) {
+    cls = identifier.at("class_name").get<std::string>();
+    if (identifier.contains("config") && identifier.at("config").is_object()) c = identifier.at("config");
+  } else {
+    throw std::invalid_argument(fmt::format("optimizer: expected a name or {{\"class_name\", \"config\"}}, got {}", identifier.dump()));
+  }
+  std::string lower = cls;
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char ch) { return char(std::tolower(ch)); });
+
+  const std::vector<std::string> common = {"name", "weight_decay", "clipnorm", "clipvalue", "global_clipnorm", "learning_rate",
+                                           "use_ema", "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
+                                           "gradient_accumulation_steps", "is_legacy_optimizer", "jit_compile", "decay"};
+  auto check = [&](std::initializer_list<const char*> own) {
+    for (const auto& [key, value] : c.items()) {
+      if (std::find(common.begin(), common.end(), key) != common.end()) continue;
+      bool ok = false;
+      for (const char* k : own) ok = ok || key == k;
+      if (!ok) throw std::invalid_argument(fmt::format("optimizer {}: unknown config key '{}'", cls, key));
+    }
+    if (c.value("use_ema", false)) throw std::invalid_argument(fmt::format("optimizer {}: use_ema is not supported", cls));
+    if (c.contains("gradient_accumulation_steps") && !c.at("gradient_accumulation_steps").is_null())
+      throw std::invalid_argument(fmt::format("optimizer {}: gradient_accumulation_steps is not supported", cls));
+  };
+  auto opt = [&](const char* key) -> std::optional<float> {
+    if (c.contains(key) && c.at(key).is_number()) return c.at(key).get<float>();
+    return std::nullopt;
+  };
+  auto num = [&](const char* key, float fallback) { return opt(key).value_or(fallback); };
+  auto lr = [&](double fallback) -> LearningRate {
+    if (!c.contains("learning_rate") || c.at("learning_rate").is_null()) return fallback;
+    if (c.at("learning_rate").is_number()) return c.at("learning_rate").get<double>();
+    return schedule_from_json(c.at("learning_rate"));
+  };
+  if (lower == "sgd") {
+    check({"momentum", "nesterov"});
+    return std::make_shared<SGD>(SGDOptions{lr(0.01), num("momentum", 0.f), c.value("nesterov", false), opt("weight_decay"),
+                                            opt("clipnorm"), opt("clipvalue"), opt("global_clipnorm")});
+  }
+  if (lower == "adam") {
+    check({"beta_1", "beta_2", "epsilon", "amsgrad"});
+    return std::make_shared<Adam>(AdamOptions{lr(0.001), num("beta_1", 0.9f), num("beta_2", 0.999f), num("epsilon", 1e-7f),
+                                              c.value("amsgrad", false), opt("weight_decay"), opt("clipnorm"), opt("clipvalue"),
+                                              opt("global_clipnorm")});
+  }
+  if (lower == "adamw") {
+    check({"beta_1", "beta_2", "epsilon", "amsgrad"});
+    return std::make_shared<AdamW>(AdamWOptions{lr(0.001), num("weight_decay", 0.004f), num("beta_1", 0.9f), num("beta_2", 0.999f),
+                                                num("epsilon", 1e-7f), c.value("amsgrad", false), opt("clipnorm"), opt("clipvalue"),
+                                                opt("global_clipnorm")});
+  }
+  if (lower == "rmsprop") {
+    check({"rho", "momentum", "epsilon", "centered"});
+    return std::make_shared<RMSprop>(RMSpropOptions{lr(0.001), num("rho", 0.9f), num("momentum", 0.f), num("epsilon", 1e-7f),
+                                                    c.value("centered", false), opt("weight_decay"), opt("clipnorm"),
+                                                    opt("clipvalue"), opt("global_clipnorm")});
+  }
+  if (lower == "adagrad") {
+    check({"initial_accumulator_value", "epsilon"});
+    return std::make_shared<Adagrad>(AdagradOptions{lr(0.001), num("initial_accumulator_value", 0.1f), num("epsilon", 1e-7f),
+                                                    opt("weight_decay"), opt("clipnorm"), opt("clipvalue"), opt("global_clipnorm")});
+  }
+  if (lower == "nadam") {
+    check({"beta_1", "beta_2", "epsilon"});
+    return std::make_shared<Nadam>(NadamOptions{lr(0.001), num("beta_1", 0.9f), num("beta_2", 0.999f), num("epsilon", 1e-7f),
+                                                opt("weight_decay"), opt("clipnorm"), opt("clipvalue"), opt("global_clipnorm")});
+  }
+  throw std::invalid_argument(fmt::format("unknown optimizer '{}' (known: SGD, Adam, AdamW, RMSprop, Adagrad, Nadam)", cls));
+}
+
+}  // namespace strata

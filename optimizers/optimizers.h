@@ -1,0 +1,123 @@
+// Keras's optimizers: SGD, Adam, AdamW, RMSprop, Adagrad, Nadam, with Keras 3's defaults, update rules,
+// config keys, gradient clipping, decoupled weight decay and learning-rate schedules.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "optimizers/optimizer.h"
+#include "optimizers/schedules.h"
+
+namespace strata {
+
+// The arguments every Keras optimizer takes besides its own.
+struct OptimizerCommon {
+  std::optional<float> weight_decay, clipnorm, clipvalue, global_clipnorm;
+};
+
+// A base for the Keras optimizers: the learning rate or schedule and the common arguments.
+class KerasOptimizer : public Optimizer {
+ public:
+  Json get_config() const override;
+
+ protected:
+  KerasOptimizer(OptimizerUpdate update, const LearningRate& lr, const OptimizerCommon& common,
+                 float initial_accumulator_value = 0.1f);
+  virtual Json own_config() const = 0;
+
+ private:
+  LearningRate lr_;
+  OptimizerCommon common_;
+};
+
+struct SGDOptions {
+  LearningRate learning_rate = 0.01;
+  float momentum = 0.f;
+  bool nesterov = false;
+  std::optional<float> weight_decay, clipnorm, clipvalue, global_clipnorm;
+};
+class SGD : public KerasOptimizer {
+ public:
+  explicit SGD(SGDOptions o = {});
+  std::string class_name() const override { return "SGD"; }
+ protected:
+  Json own_config() const override;
+};
+
+struct AdamOptions {
+  LearningRate learning_rate = 0.001;
+  float beta_1 = 0.9f, beta_2 = 0.999f, epsilon = 1e-7f;
+  bool amsgrad = false;
+  std::optional<float> weight_decay, clipnorm, clipvalue, global_clipnorm;
+};
+class Adam : public KerasOptimizer {
+ public:
+  explicit Adam(AdamOptions o = {});
+  std::string class_name() const override { return "Adam"; }
+ protected:
+  Json own_config() const override;
+};
+
+struct AdamWOptions {
+  LearningRate learning_rate = 0.001;
+  float weight_decay = 0.004f;
+  float beta_1 = 0.9f, beta_2 = 0.999f, epsilon = 1e-7f;
+  bool amsgrad = false;
+  std::optional<float> clipnorm, clipvalue, global_clipnorm;
+};
+class AdamW : public KerasOptimizer {
+ public:
+  explicit AdamW(AdamWOptions o = {});
+  std::string class_name() const override { return "AdamW"; }
+ protected:
+  Json own_config() const override;
+};
+
+struct RMSpropOptions {
+  LearningRate learning_rate = 0.001;
+  float rho = 0.9f, momentum = 0.f, epsilon = 1e-7f;
+  bool centered = false;
+  std::optional<float> weight_decay, clipnorm, clipvalue, global_clipnorm;
+};
+class RMSprop : public KerasOptimizer {
+ public:
+  explicit RMSprop(RMSpropOptions o = {});
+  std::string class_name() const override { return "RMSprop"; }
+ protected:
+  Json own_config() const override;
+};
+
+struct AdagradOptions {
+  LearningRate learning_rate = 0.001;
+  float initial_accumulator_value = 0.1f, epsilon = 1e-7f;
+  std::optional<float> weight_decay, clipnorm, clipvalue, global_clipnorm;
+};
+class Adagrad : public KerasOptimizer {
+ public:
+  explicit Adagrad(AdagradOptions o = {});
+  std::string class_name() const override { return "Adagrad"; }
+ protected:
+  Json own_config() const override;
+ private:
+  float initial_accumulator_;
+};
+
+struct NadamOptions {
+  LearningRate learning_rate = 0.001;
+  float beta_1 = 0.9f, beta_2 = 0.999f, epsilon = 1e-7f;
+  std::optional<float> weight_decay, clipnorm, clipvalue, global_clipnorm;
+};
+class Nadam : public KerasOptimizer {
+ public:
+  explicit Nadam(NadamOptions o = {});
+  std::string class_name() const override { return "Nadam"; }
+ protected:
+  Json own_config() const override;
+};
+
+// An optimizer from a name ("adam", "SGD") with Keras's defaults, or from its Keras serialization
+// {"class_name": "Adam", "config": {"learning_rate": 0.01, ...}}.
+std::shared_ptr<Optimizer> get_optimizer(const Json& identifier);
+
+}  // namespace strata
