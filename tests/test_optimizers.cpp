@@ -1,0 +1,265 @@
+// Optimizers against Keras 3's update rules, written out independently here in double, over several steps.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+
+#include "api/strata.h"
+#include "graph/program.h"
+#include "test_util.h"
+
+namespace strata {
+namespace {
+
+constexpr int kSteps = 6;
+
+// Loss 0.5 * sum(w^2) + sum(c * w): the gradient is w + c, so the reference knows it exactly.
+struct Problem {
+  std::vector<float> w0 = test::random_vector(12, -1.f, 1.f, 21);
+  std::vector<float> c = test::random_vector(12, -2.f, 2.f, 22);
+
+  // Strata's weights after each step.
+  std::vector<std::vector<float>> run(const std::shared_ptr<Optimizer>& opt) const {
+    clear_session();
+    auto w = std::make_shared<Variable>("w", Shape{12});
+    w->assign(w0);
+    const Tensor c_in = ops::placeholder({12}, DType::float32, "c");
+    const Tensor wt = ops::variable(w, c_in);
+    const Tensor loss = ops::add(ops::multiply(ops::sum(ops::square(wt)), 0.5f), ops::sum(ops::multiply(c_in, wt)));
+    Program p({c_in}, {loss}, loss, opt);
+    std::vector<std::vector<float>> out;
+    const TensorView feed{const_cast<float*>(c.data()), DType::float32, {12}};
+    for (int s = 0; s < kSteps; ++s) {
+      p.run(Mode::training, std::span(&feed, 1));
+      out.push_back(w->to_vector());
+    }
+    return out;
+  }
+
+  // The reference: `update(w, g, step)` changes w in place from the gradient; the gradient passes through
+  // `transform` (clipping) first.
+  std::vector<std::vector<double>> reference(
+      const std::function<void(std::vector<double>&, const std::vector<double>&, int)>& update,
+      const std::function<void(std::vector<double>&)>& transform = nullptr) const {
+    std::vector<double> w(w0.begin(), w0.end());
+    std::vector<std::vector<double>> out;
+    for (int s = 0; s < kSteps; ++s) {
+      std::vector<double> g(w.size());
+      for (std::size_t i = 0; i < w.size(); ++i) g[i] = w[i] + c[i];
+      if (transform) transform(g);
+      update(w, g, s);
+      out.push_back(w);
+    }
+    return out;
+  }
+};
+
+void expect_close(const std::vector<std::vector<float>>& got, const std::vector<std::vector<double>>& want, const char* what) {
+  for (int s = 0; s < kSteps; ++s)
+    for (std::size_t i = 0; i < want[std::size_t(s)].size(); ++i)
+      ASSERT_NEAR(got[std::size_t(s)][i], want[std::size_t(s)][i], 2e-5 * (1 + std::abs(want[std::size_t(s)][i])))
+          << what << " step " << s << " element " << i;
+}
+
+TEST(Optimizers, SGDPlainMomentumNesterov) {
+  Problem p;
+  for (const float momentum : {0.f, 0.9f})
+    for (const bool nesterov : {false, true}) {
+      std::vector<double> m(12, 0.0);
+      const double lr = 0.05;
+      auto want = p.reference([&](std::vector<double>& w, const std::vector<double>& g, int) {
+        for (std::size_t i = 0; i < w.size(); ++i) {
+          if (momentum == 0.f) {
+            w[i] -= lr * g[i];
+            continue;
+          }
+          m[i] = momentum * m[i] - lr * g[i];
+          w[i] += nesterov ? momentum * m[i] - lr * g[i] : m[i];
+        }
+      });
+      expect_close(p.run(std::make_shared<SGD>(SGDOptions{.learning_rate = lr, .momentum = momentum, .nesterov = nesterov})), want, "SGD");
+    }
+}
+
+std::function<void(std::vector<double>&, const std::vector<double>&, int)> adam_rule(double lr, bool amsgrad, double weight_decay) {
+  auto m = std::make_shared<std::vector<double>>(12, 0.0), v = std::make_shared<std::vector<double>>(12, 0.0),
+       vhat = std::make_shared<std::vector<double>>(12, 0.0);
+  return [=](std::vector<double>& w, const std::vector<double>& g, int step) {
+    const double b1 = 0.9, b2 = 0.999, eps = 1e-7, t = step + 1;
+    const double alpha = lr * std::sqrt(1 - std::pow(b2, t)) / (1 - std::pow(b1, t));
+    for (std::size_t i = 0; i < w.size(); ++i) {
+      w[i] -= w[i] * weight_decay * lr;
+      (*m)[i] += (g[i] - (*m)[i]) * (1 - b1);
+      (*v)[i] += (g[i] * g[i] - (*v)[i]) * (1 - b2);
+      double denom = (*v)[i];
+      if (amsgrad) denom = (*vhat)[i] = std::max((*vhat)[i], (*v)[i]);
+      w[i] -= alpha * (*m)[i] / (std::sqrt(denom) + eps);  // epsilon outside the bias correction
+    }
+  };
+}
+
+TEST(Optimizers, AdamAmsgradAdamW) {
+  Problem p;
+  expect_close(p.run(std::make_shared<Adam>(AdamOptions{.learning_rate = 0.01})), p.reference(adam_rule(0.01, false, 0)), "Adam");
+  expect_close(p.run(std::make_shared<Adam>(AdamOptions{.learning_rate = 0.01, .amsgrad = true})), p.reference(adam_rule(0.01, true, 0)),
+               "Adam amsgrad");
+  expect_close(p.run(std::make_shared<AdamW>(AdamWOptions{.learning_rate = 0.01})), p.reference(adam_rule(0.01, false, 0.004)), "AdamW");
+  expect_close(p.run(std::make_shared<AdamW>(AdamWOptions{.learning_rate = 0.01, .weight_decay = 0.1f})),
+               p.reference(adam_rule(0.01, false, 0.1)), "AdamW 0.1");
+}
+
+TEST(Optimizers, RMSpropPlainCenteredMomentum) {
+  Problem p;
+  for (const bool centered : {false, true})
+    for (const float momentum : {0.f, 0.5f}) {
+      std::vector<double> vel(12, 0.0), avg(12, 0.0), mom(12, 0.0);
+      const double lr = 0.01, rho = 0.9, eps = 1e-7;
+      auto want = p.reference([&](std::vector<double>& w, const std::vector<double>& g, int) {
+        for (std::size_t i = 0; i < w.size(); ++i) {
+          vel[i] = rho * vel[i] + (1 - rho) * g[i] * g[i];
+          double denom = vel[i];
+          if (centered) {
+            avg[i] = rho * avg[i] + (1 - rho) * g[i];
+            denom -= avg[i] * avg[i];
+          }
+          const double increment = lr * g[i] / std::sqrt(denom + eps);  // epsilon inside the square root
+          if (momentum > 0) {
+            mom[i] = momentum * mom[i] + increment;
+            w[i] -= mom[i];
+          } else {
+            w[i] -= increment;
+          }
+        }
+      });
+      expect_close(p.run(std::make_shared<RMSprop>(RMSpropOptions{.learning_rate = lr, .momentum = momentum, .centered = centered})),
+                   want, "RMSprop");
+    }
+}
+
+TEST(Optimizers, Adagrad) {
+  Problem p;
+  std::vector<double> acc(12, 0.1);
+  auto want = p.reference([&](std::vector<double>& w, const std::vector<double>& g, int) {
+    for (std::size_t i = 0; i < w.size(); ++i) {
+      acc[i] += g[i] * g[i];
+      w[i] -= 0.05 * g[i] / std::sqrt(acc[i] + 1e-7);
+    }
+  });
+  expect_close(p.run(std::make_shared<Adagrad>(AdagradOptions{.learning_rate = 0.05})), want, "Adagrad");
+}
+
+TEST(Optimizers, Nadam) {
+  Problem p;
+  std::vector<double> m(12, 0.0), v(12, 0.0);
+  double u_product = 1.0;
+  auto want = p.reference([&](std::vector<double>& w, const std::vector<double>& g, int step) {
+    const double b1 = 0.9, b2 = 0.999, eps = 1e-7, lr = 0.01, t = step + 1;
+    const double u_t = b1 * (1 - 0.5 * std::pow(0.96, 0.004 * t));
+    const double u_t1 = b1 * (1 - 0.5 * std::pow(0.96, 0.004 * (t + 1)));
+    const double u_product_t = u_product * u_t, u_product_t1 = u_product_t * u_t1;
+    u_product = u_product_t;
+    for (std::size_t i = 0; i < w.size(); ++i) {
+      m[i] += (g[i] - m[i]) * (1 - b1);
+      v[i] += (g[i] * g[i] - v[i]) * (1 - b2);
+      const double m_hat = u_t1 * m[i] / (1 - u_product_t1) + (1 - u_t) * g[i] / (1 - u_product_t);
+      const double v_hat = v[i] / (1 - std::pow(b2, t));
+      w[i] -= lr * m_hat / (std::sqrt(v_hat) + eps);
+    }
+  });
+  expect_close(p.run(std::make_shared<Nadam>(NadamOptions{.learning_rate = 0.01})), want, "Nadam");
+}
+
+TEST(Optimizers, GradientClipping) {
+  Problem p;
+  const double lr = 0.1;
+  auto sgd = [&](std::vector<double>& w, const std::vector<double>& g, int) {
+    for (std::size_t i = 0; i < w.size(); ++i) w[i] -= lr * g[i];
+  };
+  auto norm = [](const std::vector<double>& g) {
+    double s = 0;
+    for (double x : g) s += x * x;
+    return std::sqrt(s);
+  };
+  expect_close(p.run(std::make_shared<SGD>(SGDOptions{.learning_rate = lr, .clipvalue = 0.5f})),
+               p.reference(sgd, [](std::vector<double>& g) { for (double& x : g) x = std::clamp(x, -0.5, 0.5); }), "clipvalue");
+  expect_close(p.run(std::make_shared<SGD>(SGDOptions{.learning_rate = lr, .clipnorm = 1.f})),
+               p.reference(sgd, [&](std::vector<double>& g) {
+                 const double n = norm(g);
+                 for (double& x : g) x = x * 1.0 / std::max(n, 1.0);
+               }),
+               "clipnorm");
+  // One variable: the global norm is its norm, so the two agree; a threshold above the norm changes nothing.
+  expect_close(p.run(std::make_shared<SGD>(SGDOptions{.learning_rate = lr, .global_clipnorm = 1.f})),
+               p.reference(sgd, [&](std::vector<double>& g) {
+                 const double n = norm(g);
+                 for (double& x : g) x = x * std::min(1.0 / n, 1.0);
+               }),
+               "global_clipnorm");
+  expect_close(p.run(std::make_shared<SGD>(SGDOptions{.learning_rate = lr, .global_clipnorm = 1000.f})), p.reference(sgd), "large norm");
+  EXPECT_THROW(SGD(SGDOptions{.clipnorm = 1.f, .clipvalue = 1.f}), std::invalid_argument);
+}
+
+TEST(Optimizers, GlobalClipnormScalesAllVariablesTogether) {
+  clear_session();
+  auto a = std::make_shared<Variable>("a", Shape{2}), b = std::make_shared<Variable>("b", Shape{1});
+  const Tensor x = ops::placeholder({3}, DType::float32, "x");
+  // loss = 3 a0 + 4 a1 + 12 b0: gradients (3, 4) and (12); global norm 13.
+  const Tensor loss = ops::add(ops::sum(ops::multiply(ops::slice(x, {0}, {2}), ops::variable(a, x))),
+                               ops::sum(ops::multiply(ops::slice(x, {2}, {1}), ops::variable(b, x))));
+  Program prog({x}, {loss}, loss, std::make_shared<SGD>(SGDOptions{.learning_rate = 1.0, .global_clipnorm = 1.3f}));
+  std::vector<float> xv{3, 4, 12};
+  const TensorView feed{xv.data(), DType::float32, {3}};
+  prog.run(Mode::training, std::span(&feed, 1));
+  EXPECT_NEAR(a->to_vector()[0], -0.3f, 1e-6);
+  EXPECT_NEAR(a->to_vector()[1], -0.4f, 1e-6);
+  EXPECT_NEAR(b->to_vector()[0], -1.2f, 1e-6);
+}
+
+TEST(Schedules, KerasFormulas) {
+  schedules::ExponentialDecay exp_decay(0.1, 10, 0.5);
+  EXPECT_NEAR(exp_decay(0), 0.1, 1e-7);
+  EXPECT_NEAR(exp_decay(5), 0.1 * std::pow(0.5, 0.5), 1e-7);
+  schedules::ExponentialDecay stair(0.1, 10, 0.5, true);
+  EXPECT_NEAR(stair(19), 0.05, 1e-7);
+  schedules::PiecewiseConstantDecay piecewise({10, 20}, {1.0, 0.5, 0.1});
+  EXPECT_FLOAT_EQ(piecewise(10), 1.0f);
+  EXPECT_FLOAT_EQ(piecewise(11), 0.5f);
+  EXPECT_FLOAT_EQ(piecewise(21), 0.1f);
+  schedules::CosineDecay cosine(1.0, 100, 0.1);
+  EXPECT_NEAR(cosine(50), 0.9 * 0.5 + 0.1, 1e-6);
+  EXPECT_NEAR(cosine(500), 0.1, 1e-6);
+  schedules::CosineDecay warm(0.0, 100, 0.0, 1.0, 10);
+  EXPECT_NEAR(warm(5), 0.5, 1e-6);
+  EXPECT_NEAR(warm(60), 0.5, 1e-6);
+  schedules::InverseTimeDecay inverse(0.1, 10, 1.0);
+  EXPECT_NEAR(inverse(10), 0.05, 1e-7);
+  EXPECT_NEAR(schedules::InverseTimeDecay(0.1, 10, 1.0, true)(19), 0.05, 1e-7);
+}
+
+TEST(Schedules, DriveTheOptimizerStepByStep) {
+  Problem p;
+  schedules::ExponentialDecay decay(0.1, 2, 0.5);
+  auto want = p.reference([&](std::vector<double>& w, const std::vector<double>& g, int step) {
+    for (std::size_t i = 0; i < w.size(); ++i) w[i] -= double(decay(step)) * g[i];
+  });
+  expect_close(p.run(std::make_shared<SGD>(SGDOptions{.learning_rate = decay})), want, "scheduled SGD");
+}
+
+TEST(Optimizers, ByNameAndConfig) {
+  auto adam = get_optimizer("adam");
+  EXPECT_EQ(adam->class_name(), "Adam");
+  EXPECT_FLOAT_EQ(adam->learning_rate(), 0.001f);
+  EXPECT_FLOAT_EQ(get_optimizer("sgd")->learning_rate(), 0.01f);
+  auto rms = get_optimizer(Json{{"class_name", "RMSprop"}, {"config", {{"learning_rate", 0.5}, {"rho", 0.8}, {"centered", true}}}});
+  EXPECT_FLOAT_EQ(rms->hyperparameters().rho, 0.8f);
+  EXPECT_TRUE(rms->hyperparameters().centered);
+  EXPECT_EQ(AdamW().get_config()["weight_decay"], Json(0.004f));
+  auto scheduled = get_optimizer(Json{{"class_name", "SGD"}, {"config", {{"learning_rate", schedules::InverseTimeDecay(1.0, 1, 1.0).to_json()}}}});
+  scheduled->set_iterations(3);
+  EXPECT_FLOAT_EQ(scheduled->learning_rate(), 0.25f);
+  EXPECT_THROW(get_optimizer("adamm"), std::invalid_argument);
+  EXPECT_THROW(get_optimizer(Json{{"class_name", "Adam"}, {"config", {{"betta_1", 0.5}}}}), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace strata
