@@ -131,6 +131,8 @@ class Model {
   Model(std::string name, const std::string& prefix);
   // Makes inputs_/outputs_ available; a Sequential without an input shape takes it from `x`.
   virtual void ensure_graph(const std::vector<Array>* x);
+  // Whether a functional model is a plain chain of layers (summarised like a Sequential).
+  bool is_chain() const;
   // Forgets compiled programs (the graph changed).
   void invalidate();
 

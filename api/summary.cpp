@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <set>
 
 #include "api/model.h"
 
@@ -82,13 +83,27 @@ int terminal_columns() {
 
 }  // namespace
 
+bool Model::is_chain() const {
+  // Keras's "sequential_like": one input and output, every layer called once on at most one tensor, and
+  // no tensor read by two calls.
+  if (inputs_.size() != 1 || outputs_.size() != 1) return false;
+  std::set<ValueId> consumed;
+  std::set<const void*> layers_seen;
+  for (const ModuleCall& call : inputs_[0].graph().calls()) {
+    const bool ours = std::any_of(layers_.begin(), layers_.end(), [&](const LayerPtr& l) { return l.get() == call.module.get(); });
+    if (!ours || call.inputs.empty()) continue;
+    if (call.inputs.size() > 1 || !layers_seen.insert(call.module.get()).second || !consumed.insert(call.inputs[0]).second) return false;
+  }
+  return true;
+}
+
 std::string Model::summary_string(int line_length) {
   try {
     ensure_graph(nullptr);
   } catch (const std::invalid_argument&) {
     // Not built yet: the table says so, as Keras's does.
   }
-  const bool sequential = class_name() == "Sequential";
+  const bool sequential = class_name() == "Sequential" || is_chain();
   std::vector<std::string> header = {"Layer (type)", "Output Shape", "Param #"};
   std::vector<double> positions = {0.45, 0.80, 1.0};
   int default_length = 88;
@@ -113,7 +128,7 @@ std::string Model::summary_string(int line_length) {
 
   std::vector<std::vector<std::string>> rows;
   std::vector<LayerPtr> shown;
-  if (!sequential)
+  if (class_name() != "Sequential")
     for (const auto& in : input_layers_) shown.push_back(in);
   for (const auto& l : layers_)
     if (std::find(shown.begin(), shown.end(), l) == shown.end()) shown.push_back(l);

@@ -1,0 +1,302 @@
+// Sequential and functional models end to end: summary, fit, evaluate, predict, weights, callbacks.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <regex>
+
+#include "api/strata.h"
+#include "test_util.h"
+
+namespace strata {
+namespace {
+
+// Two Gaussian blobs per class in 4-D, well apart: a network separates them completely.
+struct Blobs {
+  Array x, y;
+  explicit Blobs(int n = 256, int classes = 3, std::uint32_t seed = 41) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> noise(0.f, 0.3f);
+    std::vector<float> xs;
+    std::vector<std::int32_t> ys;
+    for (int i = 0; i < n; ++i) {
+      const int c = i % classes;
+      ys.push_back(c);
+      for (int f = 0; f < 4; ++f) xs.push_back((f == c ? 3.f : 0.f) + noise(rng));
+    }
+    x = Array::from_floats(xs, {n, 4});
+    y = Array::from_ints(ys, {n});
+  }
+};
+
+Sequential small_mlp(int classes = 3) {
+  return Sequential({Input({4}), Dense(16, {.activation = "relu"}), Dense(classes, {.activation = "softmax"})});
+}
+
+TEST(Model, SummaryMatchesKerasTable) {
+  clear_session();
+  unsetenv("COLUMNS");
+  Sequential model({Input({28, 28}), Flatten(), Dense(256, {.activation = "relu"}), Dense(128, {.activation = "relu"}),
+                    Dense(10, {.activation = "softmax"})});
+  // Printed by Keras 3 for the same model (80-column output).
+  const std::string keras = R"(Model: "sequential"
+┏━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━┓
+┃ Layer (type)                    ┃ Output Shape           ┃       Param # ┃
+┡━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━┩
+│ flatten (Flatten)               │ (None, 784)            │             0 │
+├─────────────────────────────────┼────────────────────────┼───────────────┤
+│ dense (Dense)                   │ (None, 256)            │       200,960 │
+├─────────────────────────────────┼────────────────────────┼───────────────┤
+│ dense_1 (Dense)                 │ (None, 128)            │        32,896 │
+├─────────────────────────────────┼────────────────────────┼───────────────┤
+│ dense_2 (Dense)                 │ (None, 10)             │         1,290 │
+└─────────────────────────────────┴────────────────────────┴───────────────┘
+ Total params: 235,146 (918.54 KB)
+ Trainable params: 235,146 (918.54 KB)
+ Non-trainable params: 0 (0.00 B)
+)";
+  EXPECT_EQ(model.summary_string(), keras);
+}
+
+TEST(Model, FunctionalSummaryOfAChainMatchesKeras) {
+  clear_session();
+  const Tensor in = Input({4});
+  const Tensor out = Dense(3)(in);
+  Model model(in, out);
+  // Printed by Keras 3: a chain is shown like a Sequential, with its InputLayer.
+  const std::string keras = R"(Model: "functional"
+┏━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━┓
+┃ Layer (type)                    ┃ Output Shape           ┃       Param # ┃
+┡━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━┩
+│ input_layer (InputLayer)        │ (None, 4)              │             0 │
+├─────────────────────────────────┼────────────────────────┼───────────────┤
+│ dense (Dense)                   │ (None, 3)              │            15 │
+└─────────────────────────────────┴────────────────────────┴───────────────┘
+ Total params: 15 (60.00 B)
+ Trainable params: 15 (60.00 B)
+ Non-trainable params: 0 (0.00 B)
+)";
+  EXPECT_EQ(model.summary_string(), keras);
+}
+
+TEST(Model, FunctionalSummaryWithBranchesHasConnections) {
+  clear_session();
+  const Tensor in = Input({4});
+  auto shared = std::make_shared<Dense>(4);
+  const Tensor a = (*shared)(in);
+  const Tensor out = (*shared)(a);
+  Model model(in, out);
+  const std::string s = model.summary_string(120);
+  EXPECT_NE(s.find("Connected to"), std::string::npos) << s;
+  EXPECT_NE(s.find("input_layer[0][0]"), std::string::npos) << s;
+  EXPECT_EQ(model.layers().size(), 2u);
+  EXPECT_EQ(model.count_params(), 20);
+}
+
+TEST(Model, FitSeparatesBlobsCompletely) {
+  clear_session();
+  set_random_seed(1);
+  Blobs data;
+  Sequential model = small_mlp();
+  model.compile(Adam(AdamOptions{.learning_rate = 0.01}), "sparse_categorical_crossentropy", {"accuracy"});
+  const History h = model.fit(data.x, data.y, {.epochs = 30, .batch_size = 32, .verbose = 0});
+  EXPECT_EQ(h.history.at("accuracy").size(), 30u);
+  EXPECT_LT(h.history.at("loss").back(), h.history.at("loss").front());
+  EXPECT_EQ(model.evaluate(data.x, data.y, {.verbose = 0}).at("accuracy"), 1.0);
+}
+
+std::vector<float> flat_weights(const Model& m) {
+  std::vector<float> out;
+  for (const auto& w : m.weights())
+    for (float v : w->to_vector()) out.push_back(v);
+  return out;
+}
+
+TEST(Model, SameSeedSameWeightsBitForBit) {
+  Blobs data;
+  auto train = [&] {
+    clear_session();
+    set_random_seed(7);
+    Sequential model({Input({4}), Dense(16, {.activation = "relu"}), Dropout(0.3f), Dense(3, {.activation = "softmax"})});
+    model.compile("adam", "sparse_categorical_crossentropy", {"accuracy"});
+    model.fit(data.x, data.y, {.epochs = 2, .batch_size = 16, .verbose = 0, .validation_split = 0.2});
+    return flat_weights(model);
+  };
+  const auto a = train(), b = train();
+  EXPECT_EQ(a, b);
+  clear_session();
+  set_random_seed(8);
+  Sequential other = small_mlp();
+  EXPECT_NE(flat_weights(other).size(), 0u);
+}
+
+TEST(Model, FunctionalAndSequentialAgree) {
+  clear_session();
+  Sequential seq({Input({4}), Dense(8, {.activation = "tanh"}), Dense(2)});
+  const Tensor in = Input({4});
+  Tensor h = Dense(8, {.activation = "tanh"})(in);
+  const Tensor out = Dense(2)(h);
+  Model fun(in, out);
+  ASSERT_EQ(fun.layers().size(), 3u);  // InputLayer, two Dense
+  fun.set_weights(seq.get_weights());
+  Blobs data(10);
+  const Array a = seq.predict(data.x, {.verbose = 0}), b = fun.predict(data.x, {.verbose = 0});
+  EXPECT_EQ(a.shape(), (Shape{10, 2}));
+  const auto av = a.to_floats(), bv = b.to_floats();
+  ASSERT_EQ(av.size(), bv.size());
+  for (std::size_t i = 0; i < av.size(); ++i) EXPECT_FLOAT_EQ(av[i], bv[i]);
+  // And both match the formula with the weights read back.
+  const auto w = seq.get_weights();
+  const auto k1 = w[0].to_floats(), b1 = w[1].to_floats(), k2 = w[2].to_floats(), b2 = w[3].to_floats();
+  const auto xv = data.x.to_floats();
+  for (int r = 0; r < 10; ++r)
+    for (int o = 0; o < 2; ++o) {
+      double acc = b2[std::size_t(o)];
+      for (int j = 0; j < 8; ++j) {
+        double hj = b1[std::size_t(j)];
+        for (int i = 0; i < 4; ++i) hj += double(xv[std::size_t(r * 4 + i)]) * k1[std::size_t(i * 8 + j)];
+        acc += std::tanh(hj) * k2[std::size_t(j * 2 + o)];
+      }
+      EXPECT_NEAR(av[std::size_t(r * 2 + o)], acc, 1e-5);
+    }
+}
+
+TEST(Model, ValidationSplitIsTheLastFractionBeforeShuffling) {
+  clear_session();
+  set_random_seed(3);
+  Blobs data(200);
+  Sequential model = small_mlp();
+  model.compile("sgd", "sparse_categorical_crossentropy", {"accuracy"});
+  const History h = model.fit(data.x, data.y, {.epochs = 2, .batch_size = 16, .verbose = 0, .validation_split = 0.25});
+  const Logs last = model.evaluate(data.x.slice_rows(150, 50), data.y.slice_rows(150, 50), {.batch_size = 16, .verbose = 0});
+  EXPECT_DOUBLE_EQ(h.history.at("val_loss").back(), last.at("loss"));
+  EXPECT_DOUBLE_EQ(h.history.at("val_accuracy").back(), last.at("accuracy"));
+  // validation_data gives the same numbers for the same rows.
+  const History h2 = model.fit(data.x.slice_rows(0, 150), data.y.slice_rows(0, 150),
+                               {.epochs = 1, .verbose = 0, .validation_data = ValidationData{{data.x.slice_rows(150, 50)}, {data.y.slice_rows(150, 50)}}});
+  const Logs after = model.evaluate(data.x.slice_rows(150, 50), data.y.slice_rows(150, 50), {.verbose = 0});
+  EXPECT_DOUBLE_EQ(h2.history.at("val_loss").back(), after.at("loss"));
+}
+
+TEST(Model, ClassAndSampleWeightsScaleTheLoss) {
+  Blobs data(64);
+  auto first_epoch_loss = [&](std::map<int, float> class_weight, Array sample_weight) {
+    clear_session();
+    set_random_seed(5);
+    Sequential model = small_mlp();
+    model.compile(SGD(SGDOptions{.learning_rate = 0.0}), "sparse_categorical_crossentropy");
+    return model.fit(data.x, data.y, {.epochs = 1, .verbose = 0, .shuffle = false, .class_weight = class_weight, .sample_weight = sample_weight})
+        .history.at("loss")[0];
+  };
+  const double plain = first_epoch_loss({}, {});
+  EXPECT_NEAR(first_epoch_loss({{0, 2.f}, {1, 2.f}, {2, 2.f}}, {}), 2 * plain, 1e-5);
+  EXPECT_NEAR(first_epoch_loss({}, Array::from_floats(std::vector<float>(64, 0.5f), {64})), 0.5 * plain, 1e-5);
+  EXPECT_THROW(first_epoch_loss({{0, 1.f}}, {}), std::invalid_argument);  // classes 1 and 2 have no weight
+}
+
+TEST(Model, CallbacksSeeEveryBatchAndCanStopTraining) {
+  clear_session();
+  Blobs data(64);
+  Sequential model = small_mlp();
+  model.compile("adam", "sparse_categorical_crossentropy", {"accuracy"});
+  auto cb = std::make_shared<LambdaCallback>();
+  int batches = 0, epochs = 0;
+  cb->on_train_batch_end_fn = [&](std::int64_t, const Logs& logs) {
+    ++batches;
+    EXPECT_TRUE(logs.count("loss") && logs.count("accuracy"));
+  };
+  cb->on_epoch_end_fn = [&](int epoch, const Logs&) {
+    ++epochs;
+    if (epoch == 2) cb->model()->stop_training = true;
+  };
+  const History h = model.fit(data.x, data.y, {.epochs = 10, .batch_size = 16, .verbose = 0, .callbacks = {cb}});
+  EXPECT_EQ(epochs, 3);
+  EXPECT_EQ(batches, 12);
+  EXPECT_EQ(h.epoch, (std::vector<int>{0, 1, 2}));
+  // initial_epoch continues the count.
+  const History h2 = model.fit(data.x, data.y, {.epochs = 5, .verbose = 0, .initial_epoch = 3});
+  EXPECT_EQ(h2.epoch, (std::vector<int>{3, 4}));
+}
+
+TEST(Model, TrainOnBatchLowersTheLoss) {
+  clear_session();
+  set_random_seed(2);
+  Blobs data(32);
+  Sequential model = small_mlp();
+  model.compile(SGD(SGDOptions{.learning_rate = 0.5}), "sparse_categorical_crossentropy", {"accuracy"});
+  const double before = model.test_on_batch(data.x, data.y).at("loss");
+  for (int i = 0; i < 20; ++i) model.train_on_batch(data.x, data.y);
+  EXPECT_LT(model.test_on_batch(data.x, data.y).at("loss"), before * 0.5);
+}
+
+TEST(Model, WeightsLayersAndErrors) {
+  clear_session();
+  Sequential model = small_mlp();
+  EXPECT_EQ(model.get_layer("dense_1")->class_name(), "Dense");
+  EXPECT_EQ(model.get_layer(0)->name(), "dense");
+  EXPECT_THROW(model.get_layer("conv"), std::invalid_argument);
+  auto w = model.get_weights();
+  ASSERT_EQ(w.size(), 4u);
+  EXPECT_EQ(w[0].shape(), (Shape{4, 16}));
+  w[1] = Array::from_floats(std::vector<float>(16, 0.5f), {16});
+  model.set_weights(w);
+  EXPECT_EQ(model.get_weights()[1].to_floats(), std::vector<float>(16, 0.5f));
+  w[0] = Array({5, 16});
+  try {
+    model.set_weights(w);
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_STREQ(e.what(), "set_weights: weight 'dense/kernel' has shape (4, 16), got an array of shape (5, 16)");
+  }
+  model.compile("adam", "sparse_categorical_crossentropy");
+  try {
+    model.fit(Array({10, 5}), Array({10}, DType::int32), {.verbose = 0});
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_STREQ(e.what(), "fit: input 'input_layer' of model 'sequential' expects shape (None, 4), got data of shape (10, 5)");
+  }
+  EXPECT_THROW(model.fit(Array({10, 4}), Array({9}, DType::int32), {.verbose = 0}), std::invalid_argument);
+  EXPECT_THROW(Sequential({Input({4}), Dense(3), Reshape({2, 2})}), std::invalid_argument);
+}
+
+TEST(Model, SequentialWithoutInputBuildsFromData) {
+  clear_session();
+  Blobs data(16);
+  Sequential model({Dense(3, {.activation = "softmax"})});
+  EXPECT_NE(model.summary_string().find("0 (unbuilt)"), std::string::npos);
+  model.compile("adam", "sparse_categorical_crossentropy", {"accuracy"});
+  model.fit(data.x, data.y, {.verbose = 0});
+  EXPECT_EQ(model.count_params(), 15);
+}
+
+TEST(Model, MetricsByNameInLogs) {
+  clear_session();
+  Blobs data(32);
+  std::vector<float> onehot(32 * 3, 0.f);
+  const auto labels = data.y.to_floats();
+  for (int i = 0; i < 32; ++i) onehot[std::size_t(i * 3 + int(labels[std::size_t(i)]))] = 1.f;
+  Sequential model = small_mlp();
+  model.compile("adam", "categorical_crossentropy", {"accuracy", "mse", "auc", "precision", "recall", "top_k_categorical_accuracy"});
+  const Logs logs = model.evaluate(data.x, Array::from_floats(onehot, {32, 3}), {.verbose = 0});
+  for (const char* key : {"loss", "accuracy", "mse", "auc", "precision", "recall", "top_k_categorical_accuracy"})
+    EXPECT_TRUE(logs.count(key)) << key;
+  EXPECT_EQ(logs.at("top_k_categorical_accuracy"), 1.0);  // 3 classes, k = 5
+}
+
+TEST(Progbar, PlainOutputIsOneLinePerEpoch) {
+  std::FILE* f = std::tmpfile();
+  Progbar bar(422, f, false);
+  for (int i = 1; i < 422; ++i) bar.update(i, {{"loss", 0.5}}, false);
+  bar.update(422, {{"accuracy", 0.8512}, {"loss", 0.421}, {"val_accuracy", 0.85}, {"val_loss", 0.4}}, true);
+  std::rewind(f);
+  char buffer[512] = {};
+  const std::size_t n = std::fread(buffer, 1, sizeof(buffer) - 1, f);
+  std::fclose(f);
+  const std::string text(buffer, n);
+  EXPECT_TRUE(std::regex_match(text, std::regex("422/422 (━){20} \\d+s \\d+[mu]?s/step - accuracy: 0\\.8512 - loss: 0\\.4210 - "
+                                                "val_accuracy: 0\\.8500 - val_loss: 0\\.4000\n")))
+      << text;
+}
+
+}  // namespace
+}  // namespace strata
