@@ -541,15 +541,18 @@ std::vector<Array> Model::predict(const std::vector<Array>& x, PredictOptions op
     s[0] = n;
     results.emplace_back(s, DType::float32);
   }
+  const int rows_per_batch = int(std::min<std::int64_t>(options.batch_size, std::max<std::int64_t>(n, 1)));
   std::vector<Feed> feeds(x.size());
-  for (std::size_t i = 0; i < x.size(); ++i) feeds[i].prepare(x[i], DType::float32, options.batch_size);
+  for (std::size_t i = 0; i < x.size(); ++i) feeds[i].prepare(x[i], DType::float32, rows_per_batch);
   std::vector<TensorView> views(x.size());
   std::vector<std::int64_t> rows(static_cast<std::size_t>(std::min<std::int64_t>(options.batch_size, n)));
   const std::int64_t steps = (n + options.batch_size - 1) / options.batch_size;
   std::vector<CallbackPtr> callbacks = options.callbacks;
-  auto progbar = std::make_shared<ProgbarLogger>();
-  progbar->set_test_steps(steps);
-  if (options.verbose > 0) callbacks.push_back(progbar);
+  if (options.verbose > 0) {
+    auto progbar = std::make_shared<ProgbarLogger>();
+    progbar->set_test_steps(steps);
+    callbacks.push_back(progbar);
+  }
   for (auto& cb : callbacks) {
     cb->set_model(this);
     cb->set_params({1, steps, options.verbose});

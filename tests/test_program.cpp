@@ -163,14 +163,15 @@ TEST(Program, PlansPerShapeSoAnyBatchWorks) {
   Mlp m = build_mlp({6, 5, 3});
   Program p({m.x}, {m.logits});
   std::vector<float> x = random_vector(6 * 7, -1, 1, 5);
-  // Row r of a batch of 7 equals row r of a batch of 3 when the first rows agree.
+  // Row r of a batch of 7 equals row r of a batch of 3 when the first rows agree (up to summation order:
+  // products of few rows take their own path).
   const TensorView seven{x.data(), DType::float32, {7, 6}}, three{x.data(), DType::float32, {3, 6}};
   p.run(Mode::inference, {&seven, 1});
   const auto full = p.read_output(0);
   p.run(Mode::inference, {&three, 1});
   EXPECT_EQ(p.output_shape(0), (Shape{3, 3}));
   const auto part = p.read_output(0);
-  for (std::size_t i = 0; i < part.size(); ++i) EXPECT_FLOAT_EQ(part[i], full[i]);
+  for (std::size_t i = 0; i < part.size(); ++i) EXPECT_NEAR(part[i], full[i], 1e-6f * (1.f + std::abs(full[i])));
   const TensorView one{x.data(), DType::float32, {1, 6}};
   p.run(Mode::inference, {&one, 1});
   EXPECT_EQ(p.output_shape(0), (Shape{1, 3}));
