@@ -70,9 +70,9 @@ std::string Progbar::line(std::int64_t current, const Logs& logs, bool finalize,
     if (eta > 3600) eta_text = fmt::format("{}:{:02d}:{:02d}", int(eta) / 3600, (int(eta) % 3600) / 60, int(eta) % 60);
     else if (eta > 60) eta_text = fmt::format("{}:{:02d}", int(eta) / 60, int(eta) % 60);
     else eta_text = fmt::format("{}s", int(eta));
-    out += " " + bold(eta_text);
+    out += fmt::format(" {}", bold(eta_text));
   } else {
-    out += " " + bold(fmt::format("{:.0f}s", elapsed));
+    out += fmt::format(" {}", bold(fmt::format("{:.0f}s", elapsed)));
   }
   out += format_step_time(per_step);
   // Training keys first, then validation keys, each alphabetical.

@@ -166,7 +166,7 @@ std::string Model::summary_string(int line_length) {
     for (std::size_t c = 0; c < widths.size(); ++c) s += repeat(fill, std::size_t(widths[c])) + (c + 1 < widths.size() ? mid : right);
     return s + "\n";
   };
-  auto cells = [&](const std::vector<std::string>& values, const char* bar, bool header_row) {
+  auto cells = [&](const std::vector<std::string>& values, const char* bar) {
     std::vector<std::vector<std::string>> wrapped;
     std::size_t height = 1;
     for (std::size_t c = 0; c < values.size(); ++c) {
@@ -179,8 +179,9 @@ std::string Model::summary_string(int line_length) {
       for (std::size_t c = 0; c < values.size(); ++c) {
         const std::string text = line < wrapped[c].size() ? wrapped[c][line] : "";
         const std::size_t pad = std::size_t(widths[c] - 2) - display_width(text);
-        const bool right = c == 2 && !header_row ? true : (c == 2 && header_row);
-        s += " " + (right ? std::string(pad, ' ') + text : text + std::string(pad, ' ')) + " " + bar;
+        // Param # is right-aligned, header included, as in Keras.
+        const bool right = c == 2;
+        s += right ? fmt::format(" {}{} {}", std::string(pad, ' '), text, bar) : fmt::format(" {}{} {}", text, std::string(pad, ' '), bar);
       }
       s += "\n";
     }
@@ -191,10 +192,10 @@ std::string Model::summary_string(int line_length) {
   for (const auto& w : weights()) (w->trainable() ? trainable : non_trainable) += w->shape().numel();
   std::string out = fmt::format("Model: \"{}\"\n", name_);
   out += rule("┏", "━", "┳", "┓");
-  out += cells(header, "┃", true);
+  out += cells(header, "┃");
   out += rule("┡", "━", "╇", "┩");
   for (std::size_t r = 0; r < rows.size(); ++r) {
-    out += cells(rows[r], "│", false);
+    out += cells(rows[r], "│");
     if (r + 1 < rows.size()) out += rule("├", "─", "┼", "┤");
   }
   out += rule("└", "─", "┴", "┘");

@@ -50,7 +50,9 @@ LayerPtr Dense::from_config(const Json& c) {
   if (!c.contains("units") || !c.at("units").is_number_integer())
     throw std::invalid_argument("Dense: 'units' must be a positive integer");
   if (c.contains("lora_rank") && !c.at("lora_rank").is_null()) throw std::invalid_argument("Dense: LoRA is not supported");
-  DenseOptions o{.name = config::name(c), .trainable = config::trainable(c)};
+  DenseOptions o;
+  o.name = config::name(c);
+  o.trainable = config::trainable(c);
   if (c.contains("activation") && c.at("activation").is_string()) o.activation = c.at("activation").get<std::string>();
   if (c.contains("use_bias") && c.at("use_bias").is_boolean()) o.use_bias = c.at("use_bias").get<bool>();
   if (c.contains("kernel_initializer") && !c.at("kernel_initializer").is_null()) o.kernel_initializer = c.at("kernel_initializer");

@@ -28,7 +28,9 @@ Json Dropout::get_config() const {
 LayerPtr Dropout::from_config(const Json& c) {
   config::check_keys(c, "Dropout", {"rate", "seed"});
   if (!c.contains("rate") || !c.at("rate").is_number()) throw std::invalid_argument("Dropout: 'rate' must be a number");
-  DropoutOptions o{.name = config::name(c), .trainable = config::trainable(c)};
+  DropoutOptions o;
+  o.name = config::name(c);
+  o.trainable = config::trainable(c);
   if (c.contains("seed") && c.at("seed").is_number_integer()) o.seed = c.at("seed").get<std::uint64_t>();
   return std::make_shared<Dropout>(c.at("rate").get<float>(), o);
 }

@@ -238,68 +238,84 @@ void CpuBackend::optimizer_update(const OptimizerUpdate& u, const TensorView& pa
   }
   if (slots.size() != needed)
     throw std::invalid_argument(fmt::format("optimizer_update: expected {} slots, got {}", needed, slots.size()));
-  float* p = param.as<float>();
-  const float* g = grad.as<const float>();
-  float* s0 = needed > 0 ? slots[0].as<float>() : nullptr;
-  float* s1 = needed > 1 ? slots[1].as<float>() : nullptr;
-  float* s2 = needed > 2 ? slots[2].as<float>() : nullptr;
+  float* __restrict p = param.as<float>();
+  const float* __restrict g = grad.as<const float>();
+  float* __restrict s0 = needed > 0 ? slots[0].as<float>() : nullptr;
+  float* __restrict s1 = needed > 1 ? slots[1].as<float>() : nullptr;
+  float* __restrict s2 = needed > 2 ? slots[2].as<float>() : nullptr;
   const float lr = u.learning_rate, decay = u.weight_decay * u.learning_rate;
-  parallel_for(n, 8, [&](std::int64_t begin, std::int64_t end) {
-    for (std::int64_t i = begin; i < end; ++i) {
-      if (decay != 0.f) p[i] -= p[i] * decay;
-      const float gi = g[i];
-      switch (u.kind) {
-        case OptimizerKind::sgd:
-          if (s0) {
-            s0[i] = u.momentum * s0[i] - lr * gi;
-            p[i] += u.nesterov ? u.momentum * s0[i] - lr * gi : s0[i];
-          } else {
-            p[i] -= lr * gi;
-          }
-          break;
-        case OptimizerKind::adam: {
-          s0[i] += (gi - s0[i]) * (1.f - u.beta_1);
-          s1[i] += (gi * gi - s1[i]) * (1.f - u.beta_2);
-          float v = s1[i];
-          if (s2) {
-            s2[i] = std::max(s2[i], v);
-            v = s2[i];
-          }
-          p[i] -= u.adam_alpha * s0[i] / (std::sqrt(v) + u.epsilon);
-          break;
-        }
-        case OptimizerKind::rmsprop: {
-          s0[i] = u.rho * s0[i] + (1.f - u.rho) * gi * gi;
-          float denom = s0[i];
-          if (u.centered) {
-            float* avg = u.momentum > 0.f ? s2 : s1;
-            avg[i] = u.rho * avg[i] + (1.f - u.rho) * gi;
-            denom -= avg[i] * avg[i];
-          }
-          const float increment = lr * gi / std::sqrt(denom + u.epsilon);
-          if (u.momentum > 0.f) {
-            s1[i] = u.momentum * s1[i] + increment;
-            p[i] -= s1[i];
-          } else {
-            p[i] -= increment;
-          }
-          break;
-        }
-        case OptimizerKind::adagrad:
-          s0[i] += gi * gi;
-          p[i] -= lr * gi / std::sqrt(s0[i] + u.epsilon);
-          break;
-        case OptimizerKind::nadam: {
-          s0[i] += (gi - s0[i]) * (1.f - u.beta_1);
-          s1[i] += (gi * gi - s1[i]) * (1.f - u.beta_2);
-          const float m_hat = u.nadam_m_coef * s0[i] + u.nadam_g_coef * gi;
-          const float v_hat = s1[i] * u.nadam_v_coef;
-          p[i] -= lr * m_hat / (std::sqrt(v_hat) + u.epsilon);
-          break;
-        }
-      }
+  // One simple loop per rule (the choice made once, outside), so that each vectorises.
+  auto run = [&](auto&& rule) {
+    parallel_for(n, 8, [&](std::int64_t begin, std::int64_t end) {
+      if (decay != 0.f)
+        for (std::int64_t i = begin; i < end; ++i) p[i] -= p[i] * decay;
+      for (std::int64_t i = begin; i < end; ++i) rule(i);
+    });
+  };
+  switch (u.kind) {
+    case OptimizerKind::sgd:
+      if (!s0) run([&](std::int64_t i) { p[i] -= lr * g[i]; });
+      else if (u.nesterov) run([&](std::int64_t i) {
+        s0[i] = u.momentum * s0[i] - lr * g[i];
+        p[i] += u.momentum * s0[i] - lr * g[i];
+      });
+      else run([&](std::int64_t i) {
+        s0[i] = u.momentum * s0[i] - lr * g[i];
+        p[i] += s0[i];
+      });
+      return;
+    case OptimizerKind::adam: {
+      const float b1 = 1.f - u.beta_1, b2 = 1.f - u.beta_2, alpha = u.adam_alpha, eps = u.epsilon;
+      if (s2) run([&](std::int64_t i) {
+        s0[i] += (g[i] - s0[i]) * b1;
+        s1[i] += (g[i] * g[i] - s1[i]) * b2;
+        s2[i] = std::max(s2[i], s1[i]);
+        p[i] -= alpha * s0[i] / (std::sqrt(s2[i]) + eps);
+      });
+      else run([&](std::int64_t i) {
+        s0[i] += (g[i] - s0[i]) * b1;
+        s1[i] += (g[i] * g[i] - s1[i]) * b2;
+        p[i] -= alpha * s0[i] / (std::sqrt(s1[i]) + eps);
+      });
+      return;
     }
-  });
+    case OptimizerKind::rmsprop: {
+      float* __restrict avg = u.centered ? (u.momentum > 0.f ? s2 : s1) : nullptr;
+      run([&](std::int64_t i) {
+        const float gi = g[i];
+        s0[i] = u.rho * s0[i] + (1.f - u.rho) * gi * gi;
+        float denom = s0[i];
+        if (avg) {
+          avg[i] = u.rho * avg[i] + (1.f - u.rho) * gi;
+          denom -= avg[i] * avg[i];
+        }
+        const float increment = lr * gi / std::sqrt(denom + u.epsilon);
+        if (u.momentum > 0.f) {
+          s1[i] = u.momentum * s1[i] + increment;
+          p[i] -= s1[i];
+        } else {
+          p[i] -= increment;
+        }
+      });
+      return;
+    }
+    case OptimizerKind::adagrad:
+      run([&](std::int64_t i) {
+        s0[i] += g[i] * g[i];
+        p[i] -= lr * g[i] / std::sqrt(s0[i] + u.epsilon);
+      });
+      return;
+    case OptimizerKind::nadam:
+      run([&](std::int64_t i) {
+        const float gi = g[i];
+        s0[i] += (gi - s0[i]) * (1.f - u.beta_1);
+        s1[i] += (gi * gi - s1[i]) * (1.f - u.beta_2);
+        const float m_hat = u.nadam_m_coef * s0[i] + u.nadam_g_coef * gi;
+        const float v_hat = s1[i] * u.nadam_v_coef;
+        p[i] -= lr * m_hat / (std::sqrt(v_hat) + u.epsilon);
+      });
+      return;
+  }
 }
 
 }  // namespace cpu
