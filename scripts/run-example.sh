@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-./build/examples/fashion_mlp /usr/share/datasets/fashion-mnist "${EPOCHS:-10}"
+./build/examples/fashion_mlp "${EPOCHS:-10}"
