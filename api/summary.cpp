@@ -201,9 +201,10 @@ std::string Model::summary_string(int line_length) {
   out += rule("└", "─", "┴", "┘");
   std::int64_t optimizer_count = 0;
   if (compiled_ && options_.optimizer.get() && !options_.optimizer.get()->variables().empty()) {
-    // Keras counts the iteration counter and the learning rate with the slots.
-    optimizer_count = 2;
+    // Keras counts the iteration counter and the learning rate with the slots (and Nadam's running
+    // momentum product).
     const auto& opt = *options_.optimizer.get();
+    optimizer_count = opt.hyperparameters().kind == OptimizerKind::nadam ? 3 : 2;
     for (std::size_t i = 0; i < opt.variables().size(); ++i)
       for (const auto& slot : opt.slots(i)) optimizer_count += slot->shape().numel();
   }
