@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "graph/ops.h"
+#include "io/keras_object.h"
 
 namespace strata {
 
@@ -156,15 +157,7 @@ Tensor KLDivergence::per_sample(const Tensor& y_true_in, const Tensor& y_pred) c
 }  // namespace losses
 
 std::shared_ptr<Loss> get_loss(const Json& identifier) {
-  std::string name;
-  Json c = Json::object();
-  if (identifier.is_string()) name = identifier.get<std::string>();
-  else if (identifier.is_object() && identifier.contains("class_name")) {
-    name = identifier.at("class_name").get<std::string>();
-    if (identifier.contains("config") && identifier.at("config").is_object()) c = identifier.at("config");
-  } else {
-    throw std::invalid_argument(fmt::format("loss: expected a name or {{\"class_name\", \"config\"}}, got {}", identifier.dump()));
-  }
+  const auto [name, c, by_name] = io::parse_keras_object(identifier, "loss");
   const CrossentropyOptions xent{c.value("from_logits", false), c.contains("label_smoothing") && c.at("label_smoothing").is_number()
                                                                     ? c.at("label_smoothing").get<float>() : 0.f};
   using namespace losses;

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "graph/ops.h"
+#include "io/keras_object.h"
 
 namespace strata {
 
@@ -138,18 +139,10 @@ double AUC::result(std::span<const std::vector<double>> t) const {
 }  // namespace metrics
 
 std::shared_ptr<Metric> get_metric(const Json& identifier) {
-  std::string name;
-  Json c = Json::object();
-  if (identifier.is_string()) name = identifier.get<std::string>();
-  else if (identifier.is_object() && identifier.contains("class_name")) {
-    name = identifier.at("class_name").get<std::string>();
-    if (identifier.contains("config") && identifier.at("config").is_object()) c = identifier.at("config");
-  } else {
-    throw std::invalid_argument(fmt::format("metric: expected a name or {{\"class_name\", \"config\"}}, got {}", identifier.dump()));
-  }
+  const auto [name, c, by_name] = io::parse_keras_object(identifier, "metric");
   auto named = [&](const std::string& fallback) { return c.contains("name") && c.at("name").is_string() ? c.at("name").get<std::string>() : fallback; };
   // String identifiers keep the spelling the user gave as their log name, as Keras does.
-  const std::string log_name = identifier.is_string() ? name : "";
+  const std::string log_name = by_name ? name : "";
   using namespace metrics;
   if (name == "sparse_categorical_accuracy" || name == "SparseCategoricalAccuracy")
     return std::make_shared<SparseCategoricalAccuracy>(named(log_name.empty() ? "sparse_categorical_accuracy" : log_name));

@@ -8,6 +8,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "io/keras_object.h"
+
 namespace strata {
 
 namespace {
@@ -155,17 +157,7 @@ void Orthogonal::fill(std::span<float> values, const Shape& shape, std::uint64_t
 }  // namespace initializers
 
 std::shared_ptr<Initializer> get_initializer(const Json& identifier) {
-  std::string name;
-  Json config = Json::object();
-  if (identifier.is_string()) {
-    name = identifier.get<std::string>();
-  } else if (identifier.is_object() && identifier.contains("class_name")) {
-    name = identifier.at("class_name").get<std::string>();
-    if (identifier.contains("config") && !identifier.at("config").is_null()) config = identifier.at("config");
-  } else {
-    throw std::invalid_argument(fmt::format("initializer: expected a name or a {{\"class_name\", \"config\"}} object, got {}",
-                                            identifier.dump()));
-  }
+  const auto [name, config, by_name] = io::parse_keras_object(identifier, "initializer");
   const std::string cls = name.find('_') != std::string::npos || std::islower(static_cast<unsigned char>(name[0]))
                               ? snake_to_camel(name)
                               : name;

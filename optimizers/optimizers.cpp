@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "io/keras_object.h"
+
 namespace strata {
 
 namespace {
@@ -101,16 +103,7 @@ Json Nadam::own_config() const {
 }
 
 std::shared_ptr<Optimizer> get_optimizer(const Json& identifier) {
-  std::string cls;
-  Json c = Json::object();
-  if (identifier.is_string()) {
-    cls = identifier.get<std::string>();
-  } else if (identifier.is_object() && identifier.contains("class_name")) {
-    cls = identifier.at("class_name").get<std::string>();
-    if (identifier.contains("config") && identifier.at("config").is_object()) c = identifier.at("config");
-  } else {
-    throw std::invalid_argument(fmt::format("optimizer: expected a name or {{\"class_name\", \"config\"}}, got {}", identifier.dump()));
-  }
+  const auto [cls, c, by_name] = io::parse_keras_object(identifier, "optimizer");
   std::string lower = cls;
   std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char ch) { return char(std::tolower(ch)); });
 

@@ -6,6 +6,8 @@
 #include <numbers>
 #include <stdexcept>
 
+#include "io/keras_object.h"
+
 namespace strata {
 
 Json LearningRateSchedule::to_json() const {
@@ -90,10 +92,8 @@ Json InverseTimeDecay::get_config() const {
 }  // namespace schedules
 
 std::shared_ptr<LearningRateSchedule> schedule_from_json(const Json& s) {
-  if (!s.is_object() || !s.contains("class_name"))
-    throw std::invalid_argument(fmt::format("a learning-rate schedule must be {{\"class_name\", \"config\"}}, got {}", s.dump()));
-  const std::string cls = s.at("class_name").get<std::string>();
-  const Json c = s.value("config", Json::object());
+  if (!s.is_object()) throw std::invalid_argument(fmt::format("a learning-rate schedule must be {{\"class_name\", \"config\"}}, got {}", s.dump()));
+  const auto [cls, c, by_name] = io::parse_keras_object(s, "learning-rate schedule");
   auto num = [&](const char* key, std::optional<double> fallback = std::nullopt) {
     if (c.contains(key) && c.at(key).is_number()) return c.at(key).get<double>();
     if (fallback) return *fallback;
