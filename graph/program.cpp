@@ -47,6 +47,7 @@ struct Program::Plan {
     std::size_t copies_begin = 0, copies_end = 0;  // concatenation pieces
     std::uint64_t seed = 0;
     int axis = 0;
+    int node = -1;  // for error messages
   };
   std::vector<Step> steps;
   std::vector<std::pair<StridedView, StridedView>> copies;
@@ -357,6 +358,7 @@ std::unique_ptr<Program::Plan> Program::make_plan(Mode mode, std::span<const Sha
     Plan::Step st{};
     st.kind = node.kind;
     st.attrs = &node.attrs;
+    st.node = ni;
     st.out = view(node.outputs[0]);
     const auto& in = node.inputs;
     switch (node.kind) {
@@ -521,7 +523,7 @@ std::unique_ptr<Program::Plan> Program::make_plan(Mode mode, std::span<const Sha
 
 void Program::execute(Plan& plan) {
   Backend& be = *backend_;
-  for (const Plan::Step& st : plan.steps) {
+  auto launch = [&](const Plan::Step& st) {
     const NodeAttrs& at = *st.attrs;
     switch (st.kind) {
       case OpKind::unary: be.unary(at.unary, st.a, st.out, at.alpha); break;
@@ -566,12 +568,27 @@ void Program::execute(Plan& plan) {
         break;
       default: break;
     }
+  };
+  for (const Plan::Step& st : plan.steps) {
+    try {
+      launch(st);
+    } catch (const std::invalid_argument& e) {
+      // Name the layer (or loss, metric) whose op failed: a bad label, say, fails in a gather.
+      const std::string& scope = graph_->node(st.node).scope;
+      if (scope.empty()) throw;
+      throw std::invalid_argument(fmt::format("{}: {}", scope, e.what()));
+    } catch (const std::out_of_range& e) {
+      const std::string& scope = graph_->node(st.node).scope;
+      if (scope.empty()) throw;
+      throw std::out_of_range(fmt::format("{}: {}", scope, e.what()));
+    }
   }
   if (plan.mode == Mode::training) {
-    optimizer_->apply(be, plan.param_views, plan.grad_views);
-    for (const auto& [variable, value] : plan.assigns) be.copy(variable.data, value.data, variable.bytes());
+    optimizer_->apply(*backend_, plan.param_views, plan.grad_views);
+    for (const auto& [variable, value] : plan.assigns) backend_->copy(variable.data, value.data, variable.bytes());
   }
 }
+
 
 void Program::run(Mode mode, std::span<const TensorView> host_inputs) {
   if (host_inputs.size() != inputs_.size())

@@ -269,6 +269,13 @@ TEST(Model, WeightsLayersAndErrors) {
     EXPECT_STREQ(e.what(), "fit: input 'input_layer' of model 'sequential' expects shape (None, 4), got data of shape (10, 5)");
   }
   EXPECT_THROW(model.fit(Array({10, 4}), Array({9}, DType::int32), {.verbose = 0}), std::invalid_argument);
+  // A label past the last class is named by the loss that read it.
+  try {
+    model.fit(Array({2, 4}), Array::from_ints({0, 5}, {2}), {.verbose = 0});
+    FAIL();
+  } catch (const std::out_of_range& e) {
+    EXPECT_STREQ(e.what(), "sparse_categorical_crossentropy: gather: index 5 is out of range [0, 3)");
+  }
   EXPECT_THROW(Sequential({Input({4}), Dense(3), Reshape({2, 2})}), std::invalid_argument);
 }
 
