@@ -109,10 +109,10 @@ void Optimizer::apply(Backend& backend, std::span<const TensorView> params, std:
   u.adam_alpha = float(u.learning_rate * std::sqrt(1.0 - std::pow(double(u.beta_2), t)) /
                        (1.0 - std::pow(double(u.beta_1), t)));
   if (u.kind == OptimizerKind::nadam) {
-    // Keras's Nadam momentum schedule, advanced once per step.
+    // Keras 3's Nadam momentum schedule (0.96^t; Keras 2 used 0.96^(0.004 t)), advanced once per step.
     const double decay = 0.96, b1 = u.beta_1;
-    const double u_t = b1 * (1.0 - 0.5 * std::pow(decay, 0.004 * t));
-    const double u_t_1 = b1 * (1.0 - 0.5 * std::pow(decay, 0.004 * (t + 1.0)));
+    const double u_t = b1 * (1.0 - 0.5 * std::pow(decay, t));
+    const double u_t_1 = b1 * (1.0 - 0.5 * std::pow(decay, t + 1.0));
     const double u_product_t = nadam_u_product_ * u_t;
     const double u_product_t_1 = u_product_t * u_t_1;
     u.nadam_m_coef = float(u_t_1 / (1.0 - u_product_t_1));

@@ -154,8 +154,8 @@ TEST(Optimizers, Nadam) {
   double u_product = 1.0;
   auto want = p.reference([&](std::vector<double>& w, const std::vector<double>& g, int step) {
     const double b1 = 0.9, b2 = 0.999, eps = 1e-7, lr = 0.01, t = step + 1;
-    const double u_t = b1 * (1 - 0.5 * std::pow(0.96, 0.004 * t));
-    const double u_t1 = b1 * (1 - 0.5 * std::pow(0.96, 0.004 * (t + 1)));
+    const double u_t = b1 * (1 - 0.5 * std::pow(0.96, t));
+    const double u_t1 = b1 * (1 - 0.5 * std::pow(0.96, t + 1));
     const double u_product_t = u_product * u_t, u_product_t1 = u_product_t * u_t1;
     u_product = u_product_t;
     for (std::size_t i = 0; i < w.size(); ++i) {
