@@ -244,35 +244,37 @@ void CpuBackend::optimizer_update(const OptimizerUpdate& u, const TensorView& pa
   float* __restrict s1 = needed > 1 ? slots[1].as<float>() : nullptr;
   float* __restrict s2 = needed > 2 ? slots[2].as<float>() : nullptr;
   const float lr = u.learning_rate, decay = u.weight_decay * u.learning_rate;
-  // One simple loop per rule (the choice made once, outside), so that each vectorises.
-  auto run = [&](auto&& rule) {
-    parallel_for(n, 8, [&](std::int64_t begin, std::int64_t end) {
+  // One simple loop per rule (the choice made once, outside), so that each vectorises: the rules capture
+  // the pointers and coefficients by value, which leaves the compiler free to keep them in registers.
+  auto run = [&](auto rule) {
+    parallel_for(n, 8, [=](std::int64_t begin, std::int64_t end) {
       if (decay != 0.f)
         for (std::int64_t i = begin; i < end; ++i) p[i] -= p[i] * decay;
       for (std::int64_t i = begin; i < end; ++i) rule(i);
     });
   };
+  const float momentum = u.momentum, eps = u.epsilon, rho = u.rho;
   switch (u.kind) {
     case OptimizerKind::sgd:
-      if (!s0) run([&](std::int64_t i) { p[i] -= lr * g[i]; });
-      else if (u.nesterov) run([&](std::int64_t i) {
-        s0[i] = u.momentum * s0[i] - lr * g[i];
-        p[i] += u.momentum * s0[i] - lr * g[i];
+      if (!s0) run([=](std::int64_t i) { p[i] -= lr * g[i]; });
+      else if (u.nesterov) run([=](std::int64_t i) {
+        s0[i] = momentum * s0[i] - lr * g[i];
+        p[i] += momentum * s0[i] - lr * g[i];
       });
-      else run([&](std::int64_t i) {
-        s0[i] = u.momentum * s0[i] - lr * g[i];
+      else run([=](std::int64_t i) {
+        s0[i] = momentum * s0[i] - lr * g[i];
         p[i] += s0[i];
       });
       return;
     case OptimizerKind::adam: {
-      const float b1 = 1.f - u.beta_1, b2 = 1.f - u.beta_2, alpha = u.adam_alpha, eps = u.epsilon;
-      if (s2) run([&](std::int64_t i) {
+      const float b1 = 1.f - u.beta_1, b2 = 1.f - u.beta_2, alpha = u.adam_alpha;
+      if (s2) run([=](std::int64_t i) {
         s0[i] += (g[i] - s0[i]) * b1;
         s1[i] += (g[i] * g[i] - s1[i]) * b2;
         s2[i] = std::max(s2[i], s1[i]);
         p[i] -= alpha * s0[i] / (std::sqrt(s2[i]) + eps);
       });
-      else run([&](std::int64_t i) {
+      else run([=](std::int64_t i) {
         s0[i] += (g[i] - s0[i]) * b1;
         s1[i] += (g[i] * g[i] - s1[i]) * b2;
         p[i] -= alpha * s0[i] / (std::sqrt(s1[i]) + eps);
@@ -280,41 +282,43 @@ void CpuBackend::optimizer_update(const OptimizerUpdate& u, const TensorView& pa
       return;
     }
     case OptimizerKind::rmsprop: {
-      float* __restrict avg = u.centered ? (u.momentum > 0.f ? s2 : s1) : nullptr;
-      run([&](std::int64_t i) {
+      float* __restrict avg = u.centered ? (momentum > 0.f ? s2 : s1) : nullptr;
+      auto denominator = [=](std::int64_t i) {
         const float gi = g[i];
-        s0[i] = u.rho * s0[i] + (1.f - u.rho) * gi * gi;
-        float denom = s0[i];
+        s0[i] = rho * s0[i] + (1.f - rho) * gi * gi;
+        float d = s0[i];
         if (avg) {
-          avg[i] = u.rho * avg[i] + (1.f - u.rho) * gi;
-          denom -= avg[i] * avg[i];
+          avg[i] = rho * avg[i] + (1.f - rho) * gi;
+          d -= avg[i] * avg[i];
         }
-        const float increment = lr * gi / std::sqrt(denom + u.epsilon);
-        if (u.momentum > 0.f) {
-          s1[i] = u.momentum * s1[i] + increment;
-          p[i] -= s1[i];
-        } else {
-          p[i] -= increment;
-        }
+        return d;
+      };
+      if (momentum > 0.f) run([=](std::int64_t i) {
+        const float increment = lr * g[i] / std::sqrt(denominator(i) + eps);
+        s1[i] = momentum * s1[i] + increment;
+        p[i] -= s1[i];
       });
+      else run([=](std::int64_t i) { p[i] -= lr * g[i] / std::sqrt(denominator(i) + eps); });
       return;
     }
     case OptimizerKind::adagrad:
-      run([&](std::int64_t i) {
+      run([=](std::int64_t i) {
         s0[i] += g[i] * g[i];
-        p[i] -= lr * g[i] / std::sqrt(s0[i] + u.epsilon);
+        p[i] -= lr * g[i] / std::sqrt(s0[i] + eps);
       });
       return;
-    case OptimizerKind::nadam:
-      run([&](std::int64_t i) {
+    case OptimizerKind::nadam: {
+      const float b1 = 1.f - u.beta_1, b2 = 1.f - u.beta_2, m_coef = u.nadam_m_coef, g_coef = u.nadam_g_coef,
+                  v_coef = u.nadam_v_coef;
+      run([=](std::int64_t i) {
         const float gi = g[i];
-        s0[i] += (gi - s0[i]) * (1.f - u.beta_1);
-        s1[i] += (gi * gi - s1[i]) * (1.f - u.beta_2);
-        const float m_hat = u.nadam_m_coef * s0[i] + u.nadam_g_coef * gi;
-        const float v_hat = s1[i] * u.nadam_v_coef;
-        p[i] -= lr * m_hat / (std::sqrt(v_hat) + u.epsilon);
+        s0[i] += (gi - s0[i]) * b1;
+        s1[i] += (gi * gi - s1[i]) * b2;
+        const float m_hat = m_coef * s0[i] + g_coef * gi;
+        p[i] -= lr * m_hat / (std::sqrt(s1[i] * v_coef) + eps);
       });
       return;
+    }
   }
 }
 
