@@ -132,10 +132,6 @@ Model::Model(std::vector<Tensor> inputs, std::vector<Tensor> outputs, std::strin
     if (any)
       for (ValueId v : node.inputs) needed[std::size_t(v)] = 1;
   }
-  for (const Tensor& t : inputs_)
-    if (!needed[std::size_t(t.id())]) {
-      // An unused input is allowed by Keras only with a warning; keep it, the program ignores it.
-    }
   // Layers in the order they were called, each once.
   std::set<const void*> seen;
   for (const ModuleCall& call : g.calls()) {
@@ -419,7 +415,8 @@ History Model::fit(const std::vector<Array>& x, const std::vector<Array>& y, Fit
       throw std::invalid_argument(fmt::format("fit: validation_split {} leaves no training or no validation samples out of {}",
                                               options.validation_split, n));
   }
-  std::vector<float> val_weights;
+  // Validation samples keep their sample weights but not the class weights, as in Keras.
+  std::vector<float> val_weights = options.class_weight.empty() ? weights : sample_weights(y[0], options.sample_weight, {});
   if (options.validation_data) {
     const ValidationData& v = *options.validation_data;
     check_inputs(v.x, "fit validation_data");
@@ -472,9 +469,8 @@ History Model::fit(const std::vector<Array>& x, const std::vector<Array>& y, Fit
     if (!val_rows.empty()) {
       const std::vector<Array>& vx = options.validation_data ? options.validation_data->x : x;
       const std::vector<Array>& vy = options.validation_data ? options.validation_data->y : y;
-      const std::vector<float>& vw = options.validation_data ? val_weights : weights;
       Step& val_step = step_for(vx, vy);
-      for (const auto& [key, value] : run_evaluation(val_step, vx, vy, vw, val_rows, options.batch_size, quiet_callbacks))
+      for (const auto& [key, value] : run_evaluation(val_step, vx, vy, val_weights, val_rows, options.batch_size, quiet_callbacks))
         epoch_logs["val_" + key] = value;
     }
     for (auto& cb : callbacks) cb->on_epoch_end(epoch, epoch_logs);

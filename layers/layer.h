@@ -42,7 +42,8 @@ class Layer : public std::enable_shared_from_this<Layer> {
 
   // Applies the layer to a symbolic tensor and records the call, so that a Model can find it. A layer
   // that is not owned by a std::shared_ptr moves itself into one on its first call; later calls (on the
-  // original object too) reach that one, so a layer called twice shares its weights.
+  // original object too) reach that one, so a layer called twice shares its weights. Keep a handle with
+  // std::make_shared, or reach the layer through Model::get_layer, to read its weights afterwards.
   Tensor operator()(const Tensor& inputs);
   // The layer's forward computation on `inputs`, building it first if needed, without recording the call.
   Tensor trace(const Tensor& inputs);

@@ -184,6 +184,11 @@ TEST(Model, ValidationSplitIsTheLastFractionBeforeShuffling) {
   const Logs last = model.evaluate(data.x.slice_rows(150, 50), data.y.slice_rows(150, 50), {.batch_size = 16, .verbose = 0});
   EXPECT_DOUBLE_EQ(h.history.at("val_loss").back(), last.at("loss"));
   EXPECT_DOUBLE_EQ(h.history.at("val_accuracy").back(), last.at("accuracy"));
+  // Class weights weigh the training loss only.
+  const History h3 = model.fit(data.x, data.y, {.epochs = 1, .batch_size = 16, .verbose = 0, .validation_split = 0.25,
+                                                .class_weight = {{0, 2.f}, {1, 2.f}, {2, 2.f}}});
+  const Logs unweighted = model.evaluate(data.x.slice_rows(150, 50), data.y.slice_rows(150, 50), {.batch_size = 16, .verbose = 0});
+  EXPECT_DOUBLE_EQ(h3.history.at("val_loss").back(), unweighted.at("loss"));
   // validation_data gives the same numbers for the same rows.
   const History h2 = model.fit(data.x.slice_rows(0, 150), data.y.slice_rows(0, 150),
                                {.epochs = 1, .verbose = 0, .validation_data = ValidationData{{data.x.slice_rows(150, 50)}, {data.y.slice_rows(150, 50)}}});
