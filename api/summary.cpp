@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <map>
 #include <set>
 
 #include "api/model.h"
@@ -133,29 +134,31 @@ std::string Model::summary_string(int line_length) {
   for (const auto& l : layers_)
     if (std::find(shown.begin(), shown.end(), l) == shown.end()) shown.push_back(l);
   for (const auto& layer : shown) {
-    std::string shape = "?";
-    std::string params = layer->built() ? thousands(layer->count_params()) : "0 (unbuilt)";
-    if (auto input = std::dynamic_pointer_cast<InputLayer>(layer)) {
-      shape = input->batch_shape().to_string();
-      params = "0";
-    } else if (layer->built()) {
-      shape = layer->output_shape().to_string();
-    }
+    const auto input = std::dynamic_pointer_cast<InputLayer>(layer);
+    const std::string shape = input ? input->batch_shape().to_string() : layer->built() ? layer->output_shape().to_string() : "?";
+    const std::string params = input || layer->built() ? thousands(layer->count_params()) : std::string("0 (unbuilt)");
     std::vector<std::string> row = {fmt::format("{} ({})", layer->name(), layer->class_name()), shape, params};
     if (!sequential) {
-      // Keras's "Connected to": inbound layer[node][tensor] of the call in this model.
+      // Keras's "Connected to": for every call of the layer, each input as producer[node][tensor], where
+      // node counts the producer's calls and tensor is the output's position.
       std::string connections;
-      if (!outputs_.empty())
-        for (const ModuleCall& call : outputs_[0].graph().calls()) {
+      if (!outputs_.empty()) {
+        const auto calls = outputs_[0].graph().calls();
+        for (const ModuleCall& call : calls) {
           if (call.module.get() != static_cast<const void*>(layer.get())) continue;
-          for (ValueId v : call.inputs)
-            for (const ModuleCall& producer : outputs_[0].graph().calls())
-              if (std::find(producer.outputs.begin(), producer.outputs.end(), v) != producer.outputs.end()) {
-                const auto* inbound = static_cast<const Layer*>(producer.module.get());
-                connections += (connections.empty() ? "" : ", ") + fmt::format("{}[0][0]", inbound->name());
-              }
-          break;
+          for (ValueId v : call.inputs) {
+            std::map<const void*, int> node_of;
+            for (const ModuleCall& producer : calls) {
+              const int node = node_of[producer.module.get()]++;
+              const auto out = std::find(producer.outputs.begin(), producer.outputs.end(), v);
+              if (out == producer.outputs.end()) continue;
+              const auto* inbound = static_cast<const Layer*>(producer.module.get());
+              connections += fmt::format("{}{}[{}][{}]", connections.empty() ? "" : ", ", inbound->name(), node,
+                                         out - producer.outputs.begin());
+            }
+          }
         }
+      }
       row.push_back(connections.empty() ? "-" : connections);
     }
     rows.push_back(std::move(row));
