@@ -7,10 +7,12 @@
 #include <stdexcept>
 
 #include "layers/activation.h"
+#include "layers/conv.h"
 #include "layers/dense.h"
 #include "layers/dropout.h"
 #include "layers/flatten.h"
 #include "layers/input_layer.h"
+#include "layers/pooling.h"
 #include "layers/rescaling.h"
 #include "layers/reshape.h"
 
@@ -26,6 +28,12 @@ const std::map<std::string, Factory>& factories() {
       {"Dropout", &Dropout::from_config},       {"Flatten", &Flatten::from_config},
       {"InputLayer", &InputLayer::from_config}, {"Rescaling", &Rescaling::from_config},
       {"Reshape", &Reshape::from_config},
+      {"Conv1D", &Conv1D::from_config},         {"Conv2D", &Conv2D::from_config},
+      {"MaxPooling1D", &MaxPooling1D::from_config}, {"MaxPooling2D", &MaxPooling2D::from_config},
+      {"AveragePooling1D", &AveragePooling1D::from_config}, {"AveragePooling2D", &AveragePooling2D::from_config},
+      {"GlobalAveragePooling1D", &GlobalAveragePooling1D::from_config},
+      {"GlobalAveragePooling2D", &GlobalAveragePooling2D::from_config},
+      {"GlobalMaxPooling1D", &GlobalMaxPooling1D::from_config}, {"GlobalMaxPooling2D", &GlobalMaxPooling2D::from_config},
   };
   return f;
 }
