@@ -68,6 +68,14 @@ Array Array::from_bytes(std::vector<std::uint8_t> values, Shape shape) {
   return a;
 }
 
+Array Array::reshaped(Shape shape) const {
+  if (!shape.is_fully_known() || shape.numel() != size())
+    throw std::invalid_argument(fmt::format("Array: cannot reshape {} to {}", shape_.to_string(), shape.to_string()));
+  Array a = *this;
+  a.shape_ = shape;
+  return a;
+}
+
 Array Array::scaled(float factor) const {
   Array a = *this;
   a.scale_ = factor;
