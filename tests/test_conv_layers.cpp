@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 
 #include "api/strata.h"
@@ -197,6 +198,37 @@ TEST(ConvLayers, ConfigsRoundTripThroughTheRegistry) {
   EXPECT_THROW(Conv2D(8, {3, 3, 3}), std::invalid_argument);
   EXPECT_THROW(Conv2D(8, 3, {.padding = "causal"}), std::invalid_argument);
   EXPECT_THROW(Sequential({Input({28, 28}), Conv2D(8, 3)}), std::invalid_argument);  // no channel axis
+}
+
+TEST(ConvLayers, ConvnetSummaryMatchesKeras) {
+  clear_session();
+  unsetenv("COLUMNS");
+  Sequential model({Input({28, 28, 1}), Conv2D(32, 3, {.activation = "relu"}), MaxPooling2D(2), Conv2D(64, 3, {.activation = "relu"}),
+                    MaxPooling2D(2), Flatten(), Dropout(0.5f), Dense(10, {.activation = "softmax"})});
+  // Printed by Keras 3 for the same model (80-column output).
+  const std::string keras = R"(Model: "sequential"
+┏━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━┓
+┃ Layer (type)                    ┃ Output Shape           ┃       Param # ┃
+┡━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━┩
+│ conv2d (Conv2D)                 │ (None, 26, 26, 32)     │           320 │
+├─────────────────────────────────┼────────────────────────┼───────────────┤
+│ max_pooling2d (MaxPooling2D)    │ (None, 13, 13, 32)     │             0 │
+├─────────────────────────────────┼────────────────────────┼───────────────┤
+│ conv2d_1 (Conv2D)               │ (None, 11, 11, 64)     │        18,496 │
+├─────────────────────────────────┼────────────────────────┼───────────────┤
+│ max_pooling2d_1 (MaxPooling2D)  │ (None, 5, 5, 64)       │             0 │
+├─────────────────────────────────┼────────────────────────┼───────────────┤
+│ flatten (Flatten)               │ (None, 1600)           │             0 │
+├─────────────────────────────────┼────────────────────────┼───────────────┤
+│ dropout (Dropout)               │ (None, 1600)           │             0 │
+├─────────────────────────────────┼────────────────────────┼───────────────┤
+│ dense (Dense)                   │ (None, 10)             │        16,010 │
+└─────────────────────────────────┴────────────────────────┴───────────────┘
+ Total params: 34,826 (136.04 KB)
+ Trainable params: 34,826 (136.04 KB)
+ Non-trainable params: 0 (0.00 B)
+)";
+  EXPECT_EQ(model.summary_string(), keras);
 }
 
 }  // namespace
