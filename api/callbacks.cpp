@@ -114,11 +114,9 @@ void ProgbarLogger::on_epoch_begin(int epoch, const Logs&) {
     std::fflush(out_);
     bar_ = std::make_unique<Progbar>(params().steps, out_, Progbar::is_dynamic(out_));
   }
-  last_logs_.clear();
 }
 
 void ProgbarLogger::on_train_batch_end(std::int64_t batch, const Logs& logs) {
-  last_logs_ = logs;
   if (bar_ && batch + 1 < params().steps) bar_->update(batch + 1, logs, false);
 }
 

@@ -118,7 +118,6 @@ class ProgbarLogger : public Callback {
  private:
   std::FILE* out_;
   std::unique_ptr<Progbar> bar_;
-  Logs last_logs_;
   bool in_fit_ = false;
   std::int64_t test_steps_ = 0;
 };

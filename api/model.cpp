@@ -94,11 +94,17 @@ struct Model::Step {
         for (std::size_t i = 0; i < size; ++i) totals[m][s][i] += scratch[i];
       }
   }
-  Logs logs(const std::string& prefix = "") const {
-    Logs out;
-    out[prefix + "loss"] = sample_count > 0 ? loss_sum / sample_count : 0.0;
-    for (std::size_t m = 0; m < metrics.size(); ++m) out[prefix + metrics[m].metric->name()] = metrics[m].metric->result(totals[m]);
-    return out;
+  // The running logs. Their keys are made once, so a batch only rewrites values and allocates nothing.
+  Logs running;
+  std::vector<double*> values;  // "loss", then each metric's entry in `running`
+  void make_logs() {
+    values = {&running["loss"]};
+    for (const MetricOut& m : metrics) values.push_back(&running[m.metric->name()]);
+  }
+  const Logs& logs() {
+    *values[0] = sample_count > 0 ? loss_sum / sample_count : 0.0;
+    for (std::size_t m = 0; m < metrics.size(); ++m) *values[m + 1] = metrics[m].metric->result(totals[m]);
+    return running;
   }
 };
 
@@ -325,6 +331,7 @@ Model::Step& Model::step_for(const std::vector<Array>& x, const std::vector<Arra
   step->program = std::make_unique<Program>(feeds, program_outputs, total, options_.optimizer.get(),
                                             ProgramOptions{.backend = options_.backend, .seed = seed_});
   step->reset();
+  step->make_logs();
   steps_.push_back(std::move(step));
   return *steps_.back();
 }
@@ -461,7 +468,7 @@ History Model::fit(const std::vector<Array>& x, const std::vector<Array>& y, Fit
       const std::span<const std::int64_t> batch_rows(rows.data() + begin, std::size_t(count));
       step.program->run(Mode::training, feeds.fill(batch_rows, weights));
       step.accumulate(count);
-      const Logs logs = step.logs();
+      const Logs& logs = step.logs();
       for (auto& cb : callbacks) cb->on_train_batch_end(b, logs);
       if (stop_training) break;
     }
@@ -493,7 +500,7 @@ Logs Model::run_evaluation(Step& step, const std::vector<Array>& x, const std::v
     const std::int64_t begin = b * batch_size, count = std::min<std::int64_t>(batch_size, n - begin);
     step.program->run(Mode::inference, feeds.fill(rows.subspan(std::size_t(begin), std::size_t(count)), weights));
     step.accumulate(count);
-    const Logs logs = step.logs();
+    const Logs& logs = step.logs();
     for (auto& cb : callbacks) cb->on_test_batch_end(b, logs);
   }
   const Logs logs = step.logs();
