@@ -5,12 +5,15 @@
 #include <optional>
 #include <stdexcept>
 
+#include "api/targets.h"
 #include "graph/ops.h"
 #include "io/keras_object.h"
 
 namespace strata {
 
 namespace {
+
+using targets::as_float;
 
 constexpr float kEpsilon = 1e-7f;  // keras.config.epsilon()
 
@@ -26,8 +29,6 @@ std::optional<Tensor> logits_before(const Tensor& y, bool softmax) {
   if (!softmax && node.kind == OpKind::unary && node.attrs.unary == UnaryOp::sigmoid) return Tensor(y.graph_ptr(), node.inputs[0]);
   return std::nullopt;
 }
-
-Tensor as_float(const Tensor& t) { return t.dtype() == DType::float32 ? t : ops::cast(t, DType::float32); }
 
 void require_same_shape(const Tensor& y_true, const Tensor& y_pred, const char* loss) {
   const Shape& a = y_true.shape();
@@ -48,14 +49,8 @@ Json crossentropy_config(const Loss& l, const CrossentropyOptions& o) {
 
 Tensor Loss::operator()(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight) const {
   NameScope scope(y_pred.graph(), name());
-  Tensor per = per_sample(y_true, y_pred);
-  Tensor w = sample_weight;
-  if (per.rank() > 1) {
-    std::vector<std::int64_t> shape{-1};
-    for (int i = 1; i < per.rank(); ++i) shape.push_back(1);
-    w = ops::reshape(w, shape);
-  }
-  return ops::mean(ops::multiply(per, w));
+  const Tensor per = per_sample(y_true, y_pred);
+  return ops::mean(ops::multiply(per, targets::weights_like(sample_weight, per)));
 }
 
 namespace losses {
@@ -130,13 +125,7 @@ Json SparseCategoricalCrossentropy::get_config() const {
 }
 
 Tensor SparseCategoricalCrossentropy::per_sample(const Tensor& y_true_in, const Tensor& y_pred) const {
-  Tensor labels = y_true_in;
-  // Labels (batch, 1) for predictions (batch, classes) are squeezed, as Keras does.
-  if (labels.rank() == y_pred.rank() && labels.shape()[labels.rank() - 1] == 1) labels = ops::squeeze(labels, -1);
-  if (labels.rank() != y_pred.rank() - 1)
-    throw std::invalid_argument(fmt::format("sparse_categorical_crossentropy: labels of shape {} do not match predictions of shape {} "
-                                            "(expected one class index per sample)", y_true_in.shape().to_string(), y_pred.shape().to_string()));
-  if (labels.dtype() != DType::int32) labels = ops::cast(labels, DType::int32);
+  const Tensor labels = targets::class_indices(y_true_in, y_pred, name());
   const Tensor log_p = log_probabilities(y_pred, options.from_logits);
   Tensor picked = ops::gather(log_p, labels, y_pred.rank() - 1, y_pred.rank() - 1);
   if (options.label_smoothing > 0.f) {

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "api/losses.h"
+#include "api/targets.h"
 #include "graph/ops.h"
 #include "io/keras_object.h"
 
@@ -12,25 +14,8 @@ namespace strata {
 
 namespace {
 
-Tensor as_float(const Tensor& t) { return t.dtype() == DType::float32 ? t : ops::cast(t, DType::float32); }
-
-// Class labels of shape y_pred's without the last axis: squeezes a trailing 1.
-Tensor sparse_labels(const Tensor& y_true, const Tensor& y_pred) {
-  Tensor labels = y_true;
-  if (labels.rank() == y_pred.rank() && labels.shape()[labels.rank() - 1] == 1) labels = ops::squeeze(labels, -1);
-  if (labels.rank() != y_pred.rank() - 1)
-    throw std::invalid_argument(fmt::format("metric: labels of shape {} do not match predictions of shape {}",
-                                            y_true.shape().to_string(), y_pred.shape().to_string()));
-  return labels;
-}
-
-// Sample weights reshaped to broadcast against `values` (batch, ...).
-Tensor weight_like(const Tensor& w, const Tensor& values) {
-  if (values.rank() <= 1) return w;
-  std::vector<std::int64_t> shape{-1};
-  for (int i = 1; i < values.rank(); ++i) shape.push_back(1);
-  return ops::reshape(w, shape);
-}
+using targets::as_float;
+using targets::weights_like;
 
 double divide_no_nan(double a, double b) { return b == 0 ? 0.0 : a / b; }
 
@@ -43,7 +28,7 @@ std::vector<Tensor> MeanMetric::statistics(const Tensor& y_true, const Tensor& y
   const Tensor v = values(y_true, y_pred);
   std::int64_t per_sample = 1;
   for (int i = 1; i < v.rank(); ++i) per_sample *= v.shape()[i];
-  const Tensor weighted = ops::sum(ops::multiply(v, weight_like(w, v)));
+  const Tensor weighted = ops::sum(ops::multiply(v, weights_like(w, v)));
   Tensor count = ops::sum(w);
   if (per_sample != 1) count = ops::multiply(count, float(per_sample));
   return {weighted, count};
@@ -52,7 +37,7 @@ std::vector<Tensor> MeanMetric::statistics(const Tensor& y_true, const Tensor& y
 double MeanMetric::result(std::span<const std::vector<double>> t) const { return divide_no_nan(t[0][0], t[1][0]); }
 
 Tensor SparseCategoricalAccuracy::values(const Tensor& y_true, const Tensor& y_pred) const {
-  const Tensor labels = as_float(sparse_labels(y_true, y_pred));
+  const Tensor labels = as_float(targets::class_indices(y_true, y_pred, name()));
   return ops::equal(ops::cast(ops::argmax(y_pred, -1), DType::float32), labels);
 }
 
@@ -60,12 +45,13 @@ Tensor CategoricalAccuracy::values(const Tensor& y_true, const Tensor& y_pred) c
   return ops::equal(ops::cast(ops::argmax(y_pred, -1), DType::float32), ops::cast(ops::argmax(as_float(y_true), -1), DType::float32));
 }
 
+// As in Keras, these metrics average the per-sample values of the losses of the same name.
 Tensor MeanSquaredError::values(const Tensor& y_true, const Tensor& y_pred) const {
-  return ops::mean(ops::square(ops::subtract(y_pred, as_float(y_true))), {-1});
+  return losses::MeanSquaredError().per_sample(y_true, y_pred);
 }
 
 Tensor MeanAbsoluteError::values(const Tensor& y_true, const Tensor& y_pred) const {
-  return ops::mean(ops::abs(ops::subtract(y_pred, as_float(y_true))), {-1});
+  return losses::MeanAbsoluteError().per_sample(y_true, y_pred);
 }
 
 Tensor BinaryAccuracy::values(const Tensor& y_true, const Tensor& y_pred) const {
@@ -73,8 +59,7 @@ Tensor BinaryAccuracy::values(const Tensor& y_true, const Tensor& y_pred) const 
 }
 
 Tensor TopKCategoricalAccuracy::values(const Tensor& y_true, const Tensor& y_pred) const {
-  Tensor labels = sparse_ ? sparse_labels(y_true, y_pred) : ops::argmax(as_float(y_true), -1);
-  if (labels.dtype() != DType::int32) labels = ops::cast(labels, DType::int32);
+  const Tensor labels = sparse_ ? targets::class_indices(y_true, y_pred, name()) : ops::argmax(as_float(y_true), -1);
   const int axis = y_pred.rank() - 1;
   const Tensor true_score = ops::expand_dims(ops::gather(y_pred, labels, axis, axis), -1);
   // In the top k when fewer than k scores beat the true class's.
@@ -101,7 +86,7 @@ std::vector<Tensor> ConfusionMetric::statistics(const Tensor& y_true, const Tens
     throw std::invalid_argument(fmt::format("{}: targets of shape {} do not match predictions of shape {}", name(),
                                             y_true.shape().to_string(), y_pred.shape().to_string()));
   // Each element carries its sample's weight.
-  const Tensor weight = ops::reshape(ops::add(ops::multiply(y_pred, 0.f), weight_like(w, y_pred)), {-1, 1});
+  const Tensor weight = ops::reshape(ops::add(ops::multiply(y_pred, 0.f), weights_like(w, y_pred)), {-1, 1});
   const Tensor positive = ops::greater(pred, threshold_values_);  // (elements, thresholds)
   const Tensor negative = ops::subtract(1.f, positive);
   const Tensor wl = ops::multiply(label, weight), wn = ops::multiply(ops::subtract(1.f, label), weight);
