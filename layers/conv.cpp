@@ -80,20 +80,14 @@ Json Conv::get_config() const {
 ConvOptions Conv::options_from_config(const Json& c, const std::string& cls, int rank, std::vector<int>& kernel_size, int& filters) {
   config::check_keys(c, cls, {"filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate", "groups", "activation",
                               "use_bias", "kernel_initializer", "bias_initializer"});
-  if (c.contains("data_format") && c.at("data_format").is_string() && c.at("data_format") != "channels_last")
-    throw std::invalid_argument(fmt::format("{}: data_format {} is not supported (channels_last only)", cls, c.at("data_format").dump()));
+  config::require_channels_last(c, cls);
   if (!c.contains("filters") || !c.at("filters").is_number_integer()) throw std::invalid_argument(fmt::format("{}: 'filters' must be an integer", cls));
   filters = c.at("filters").get<int>();
-  auto tuple = [&](const char* key, std::vector<int> fallback) -> std::vector<int> {
-    if (!c.contains(key) || c.at(key).is_null()) return fallback;
-    if (c.at(key).is_number_integer()) return std::vector<int>(static_cast<std::size_t>(rank), c.at(key).get<int>());
-    return c.at(key).get<std::vector<int>>();
-  };
   if (!c.contains("kernel_size")) throw std::invalid_argument(fmt::format("{}: 'kernel_size' is missing", cls));
-  kernel_size = tuple("kernel_size", {});
+  kernel_size = config::int_tuple(c, "kernel_size", rank, {});
   ConvOptions o;
-  o.strides = tuple("strides", {1});
-  o.dilation_rate = tuple("dilation_rate", {1});
+  o.strides = config::int_tuple(c, "strides", rank, {1});
+  o.dilation_rate = config::int_tuple(c, "dilation_rate", rank, {1});
   o.padding = c.value("padding", std::string("valid"));
   o.groups = c.value("groups", 1);
   if (c.contains("activation") && c.at("activation").is_string()) o.activation = c.at("activation").get<std::string>();

@@ -28,8 +28,7 @@ Json Flatten::get_config() const {
 
 LayerPtr Flatten::from_config(const Json& c) {
   config::check_keys(c, "Flatten", {"data_format"});
-  if (c.contains("data_format") && c.at("data_format") != "channels_last")
-    throw std::invalid_argument(fmt::format("Flatten: data_format {} is not supported (channels_last only)", c.at("data_format").dump()));
+  config::require_channels_last(c, "Flatten");
   return std::make_shared<Flatten>(LayerOptions{config::name(c), config::trainable(c)});
 }
 

@@ -127,6 +127,20 @@ Json shape_to_json(const Shape& shape) {
   return out;
 }
 
+void require_channels_last(const Json& config, const std::string& class_name) {
+  if (config.contains("data_format") && !config.at("data_format").is_null() && config.at("data_format") != "channels_last")
+    throw std::invalid_argument(fmt::format("{}: data_format {} is not supported (channels_last only)", class_name,
+                                            config.at("data_format").dump()));
+}
+
+std::vector<int> int_tuple(const Json& config, const char* key, int rank, std::vector<int> fallback) {
+  if (!config.contains(key) || config.at(key).is_null()) return fallback;
+  const Json& v = config.at(key);
+  if (v.is_number_integer()) return std::vector<int>(static_cast<std::size_t>(rank), v.get<int>());
+  if (!v.is_array()) throw std::invalid_argument(fmt::format("'{}' must be an integer or a list, got {}", key, v.dump()));
+  return v.get<std::vector<int>>();
+}
+
 Json dtype_policy() {
   return {{"module", "keras"}, {"class_name", "DTypePolicy"}, {"config", {{"name", "float32"}}}, {"registered_name", nullptr}};
 }

@@ -105,6 +105,10 @@ bool trainable(const Json& config);
 // A shape such as [null, 28, 28] or [28, 28]; null becomes -1.
 Shape shape(const Json& value, const std::string& what);
 Json shape_to_json(const Shape& shape);
+// Throws naming the layer when data_format is set to anything but channels_last.
+void require_channels_last(const Json& config, const std::string& class_name);
+// An int-or-tuple key (kernel_size, strides, ...) as `rank` values; `fallback` when absent or null.
+std::vector<int> int_tuple(const Json& config, const char* key, int rank, std::vector<int> fallback);
 // Keras's dtype policy object for float32.
 Json dtype_policy();
 }  // namespace config

@@ -36,15 +36,10 @@ Json Pooling::get_config() const {
 
 PoolingOptions Pooling::options_from_config(const Json& c, const std::string& cls, int rank, std::vector<int>& pool_size) {
   config::check_keys(c, cls, {"pool_size", "strides", "padding", "data_format"});
-  if (c.contains("data_format") && c.at("data_format").is_string() && c.at("data_format") != "channels_last")
-    throw std::invalid_argument(fmt::format("{}: data_format {} is not supported (channels_last only)", cls, c.at("data_format").dump()));
-  auto tuple = [&](const char* key) -> std::vector<int> {
-    if (c.at(key).is_number_integer()) return std::vector<int>(static_cast<std::size_t>(rank), c.at(key).get<int>());
-    return c.at(key).get<std::vector<int>>();
-  };
-  pool_size = c.contains("pool_size") && !c.at("pool_size").is_null() ? tuple("pool_size") : std::vector<int>(static_cast<std::size_t>(rank), 2);
+  config::require_channels_last(c, cls);
+  pool_size = config::int_tuple(c, "pool_size", rank, std::vector<int>(static_cast<std::size_t>(rank), 2));
   PoolingOptions o;
-  if (c.contains("strides") && !c.at("strides").is_null()) o.strides = tuple("strides");
+  if (c.contains("strides") && !c.at("strides").is_null()) o.strides = config::int_tuple(c, "strides", rank, {});
   o.padding = c.value("padding", std::string("valid"));
   o.name = config::name(c);
   o.trainable = config::trainable(c);
@@ -74,8 +69,7 @@ Json GlobalPooling::get_config() const {
 
 GlobalPoolingOptions GlobalPooling::options_from_config(const Json& c, const std::string& cls) {
   config::check_keys(c, cls, {"data_format", "keepdims"});
-  if (c.contains("data_format") && c.at("data_format").is_string() && c.at("data_format") != "channels_last")
-    throw std::invalid_argument(fmt::format("{}: data_format {} is not supported (channels_last only)", cls, c.at("data_format").dump()));
+  config::require_channels_last(c, cls);
   GlobalPoolingOptions o;
   o.keepdims = c.value("keepdims", false);
   o.name = config::name(c);
