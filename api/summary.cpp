@@ -202,15 +202,7 @@ std::string Model::summary_string(int line_length) {
     if (r + 1 < rows.size()) out += rule("├", "─", "┼", "┤");
   }
   out += rule("└", "─", "┴", "┘");
-  std::int64_t optimizer_count = 0;
-  if (compiled_ && options_.optimizer.get() && !options_.optimizer.get()->variables().empty()) {
-    // Keras counts the iteration counter and the learning rate with the slots (and Nadam's running
-    // momentum product).
-    const auto& opt = *options_.optimizer.get();
-    optimizer_count = opt.hyperparameters().kind == OptimizerKind::nadam ? 3 : 2;
-    for (std::size_t i = 0; i < opt.variables().size(); ++i)
-      for (const auto& slot : opt.slots(i)) optimizer_count += slot->shape().numel();
-  }
+  const std::int64_t optimizer_count = compiled_ && options_.optimizer.get() ? options_.optimizer.get()->state_size() : 0;
   const std::int64_t total_count = trainable + non_trainable + optimizer_count;
   out += fmt::format(" Total params: {} ({})\n", thousands(total_count), readable_memory_size(4.0 * double(total_count)));
   out += fmt::format(" Trainable params: {} ({})\n", thousands(trainable), readable_memory_size(4.0 * double(trainable)));

@@ -99,6 +99,14 @@ void Optimizer::build(const std::vector<VariablePtr>& variables, Backend& backen
   }
 }
 
+std::int64_t Optimizer::state_size() const {
+  if (variables_.empty()) return 0;
+  std::int64_t n = hyper_.kind == OptimizerKind::nadam ? 3 : 2;
+  for (const auto& slots : slots_)
+    for (const auto& slot : slots) n += slot->shape().numel();
+  return n;
+}
+
 void Optimizer::apply(Backend& backend, std::span<const TensorView> params, std::span<const TensorView> grads) {
   if (params.size() != slot_views_.size() || grads.size() != params.size())
     throw std::invalid_argument(fmt::format("optimizer: built for {} variables, given {} parameters and {} gradients",

@@ -49,6 +49,9 @@ class Optimizer {
   const std::vector<VariablePtr>& variables() const { return variables_; }
   // Slots of variable i, in the order OptimizerUpdate documents.
   const std::vector<VariablePtr>& slots(std::size_t i) const { return slots_[i]; }
+  // How many values the state holds, counted as Keras counts an optimizer's variables: the iteration
+  // count, the learning rate, running scalars (Nadam's momentum product) and every slot; 0 before build.
+  std::int64_t state_size() const;
 
   // One update of every built variable from its gradient; then iterations() grows by one.
   // Allocates nothing.
