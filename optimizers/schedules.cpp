@@ -18,6 +18,12 @@ Json LearningRateSchedule::to_json() const {
 namespace schedules {
 
 namespace {
+// step / decay_steps, floored when the schedule is a staircase.
+double progress(std::int64_t step, double decay_steps, bool staircase) {
+  const double p = double(step) / decay_steps;
+  return staircase ? std::floor(p) : p;
+}
+
 void require_positive(double v, const char* schedule, const char* key) {
   if (!(v > 0)) throw std::invalid_argument(fmt::format("{}: {} must be positive, got {}", schedule, key, v));
 }
@@ -28,9 +34,7 @@ ExponentialDecay::ExponentialDecay(double initial, double steps, double rate, bo
   require_positive(decay_steps, "ExponentialDecay", "decay_steps");
 }
 float ExponentialDecay::operator()(std::int64_t step) const {
-  double p = double(step) / decay_steps;
-  if (staircase) p = std::floor(p);
-  return float(initial_learning_rate * std::pow(decay_rate, p));
+  return float(initial_learning_rate * std::pow(decay_rate, progress(step, decay_steps, staircase)));
 }
 Json ExponentialDecay::get_config() const {
   return {{"initial_learning_rate", initial_learning_rate}, {"decay_steps", decay_steps}, {"decay_rate", decay_rate},
@@ -80,9 +84,7 @@ InverseTimeDecay::InverseTimeDecay(double initial, double steps, double rate, bo
   require_positive(decay_steps, "InverseTimeDecay", "decay_steps");
 }
 float InverseTimeDecay::operator()(std::int64_t step) const {
-  double p = double(step) / decay_steps;
-  if (staircase) p = std::floor(p);
-  return float(initial_learning_rate / (1.0 + decay_rate * p));
+  return float(initial_learning_rate / (1.0 + decay_rate * progress(step, decay_steps, staircase)));
 }
 Json InverseTimeDecay::get_config() const {
   return {{"initial_learning_rate", initial_learning_rate}, {"decay_steps", decay_steps}, {"decay_rate", decay_rate},
