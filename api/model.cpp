@@ -578,6 +578,14 @@ std::vector<Array> Model::predict(const std::vector<Array>& x, PredictOptions op
 }
 
 Logs Model::train_on_batch(const Array& x, const Array& y, const Array& sample_weight) {
+  return run_one_batch(Mode::training, x, y, sample_weight);
+}
+
+Logs Model::test_on_batch(const Array& x, const Array& y, const Array& sample_weight) {
+  return run_one_batch(Mode::inference, x, y, sample_weight);
+}
+
+Logs Model::run_one_batch(Mode mode, const Array& x, const Array& y, const Array& sample_weight) {
   const std::vector<Array> xs{x}, ys{y};
   Step& step = step_for(xs, ys);
   const std::vector<float> weights = sample_weights(y, sample_weight, {});
@@ -585,19 +593,9 @@ Logs Model::train_on_batch(const Array& x, const Array& y, const Array& sample_w
   std::iota(rows.begin(), rows.end(), 0);
   BatchFeeds feeds(xs, ys, step.y_dtypes, int(std::max<std::int64_t>(x.rows(), 1)));
   step.reset();
-  step.program->run(Mode::training, feeds.fill(rows, weights));
+  step.program->run(mode, feeds.fill(rows, weights));
   step.accumulate(x.rows());
   return step.logs();
-}
-
-Logs Model::test_on_batch(const Array& x, const Array& y, const Array& sample_weight) {
-  const std::vector<Array> xs{x}, ys{y};
-  Step& step = step_for(xs, ys);
-  const std::vector<float> weights = sample_weights(y, sample_weight, {});
-  std::vector<std::int64_t> rows(static_cast<std::size_t>(x.rows()));
-  std::iota(rows.begin(), rows.end(), 0);
-  std::vector<CallbackPtr> none;
-  return run_evaluation(step, xs, ys, weights, rows, int(std::max<std::int64_t>(x.rows(), 1)), none);
 }
 
 // ---- Sequential ----

@@ -24,6 +24,7 @@
 namespace strata {
 
 class Program;
+enum class Mode : std::uint8_t;
 
 // What compile() takes for an optimizer: a name ("adam", with Keras's defaults), a config, or an object.
 class OptimizerRef {
@@ -146,6 +147,7 @@ class Model {
   Step& step_for(const std::vector<Array>& x, const std::vector<Array>& y);
   Program& predict_program();
   void check_inputs(const std::vector<Array>& x, const char* what);
+  Logs run_one_batch(Mode mode, const Array& x, const Array& y, const Array& sample_weight);
   Logs run_evaluation(Step& step, const std::vector<Array>& x, const std::vector<Array>& y, std::span<const float> weights,
                       std::span<const std::int64_t> rows, int batch_size, std::vector<CallbackPtr>& callbacks);
 
