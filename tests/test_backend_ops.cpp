@@ -396,16 +396,8 @@ TEST_P(BackendOps, Conv2dForwardAndBackward) {
     const auto hk = random_vector(std::size_t(ks.numel()), -1, 1, 17);
     const auto hg = random_vector(std::size_t(ys.numel()), -1, 1, 18);
     DeviceTensor x(be(), xs, hx), kern(be(), ks, hk), y(be(), ys), dy(be(), ys, hg), dx(be(), xs), dk(be(), ks);
-    Window2D w;
-    w.kernel_h = k.kh;
-    w.kernel_w = k.kw;
-    w.stride_h = k.sh;
-    w.stride_w = k.sw;
-    w.dilation_h = k.dh;
-    w.dilation_w = k.dw;
-    w.pad_top = k.pt;
-    w.pad_left = k.pl;
-    w.groups = k.groups;
+    const Window2D w{.kernel_h = k.kh, .kernel_w = k.kw, .stride_h = k.sh, .stride_w = k.sw, .dilation_h = k.dh,
+                     .dilation_w = k.dw, .pad_top = k.pt, .pad_left = k.pl, .groups = k.groups};
     be().conv2d(x.view, kern.view, y.view, w);
     be().conv2d_backward_data(dy.view, kern.view, dx.view, w);
     be().conv2d_backward_filter(x.view, dy.view, dk.view, w);
@@ -448,13 +440,7 @@ TEST_P(BackendOps, Pool2dForwardAndBackward) {
       SCOPED_TRACE(::testing::Message() << (kind == PoolKind::max ? "max " : "avg ") << p.kh << "x" << p.kw);
       const auto hg = random_vector(std::size_t(ys.numel()), -1, 1, 20);
       DeviceTensor x(be(), xs, hx), y(be(), ys), dy(be(), ys, hg), dx(be(), xs);
-      Window2D w;
-      w.kernel_h = p.kh;
-      w.kernel_w = p.kw;
-      w.stride_h = p.sh;
-      w.stride_w = p.sw;
-      w.pad_top = p.pt;
-      w.pad_left = p.pl;
+      const Window2D w{.kernel_h = p.kh, .kernel_w = p.kw, .stride_h = p.sh, .stride_w = p.sw, .pad_top = p.pt, .pad_left = p.pl};
       be().pool2d(kind, x.view, y.view, w);
       be().pool2d_backward(kind, x.view, y.view, dy.view, dx.view, w);
       std::vector<double> ey(std::size_t(ys.numel())), edx(std::size_t(xs.numel()), 0);
