@@ -244,6 +244,7 @@ void Model::compile(CompileOptions options) {
   options_ = std::move(options);
   compiled_ = true;
   seed_ = next_random_seed();
+  retrace();
   invalidate();
 }
 
@@ -647,6 +648,9 @@ void Sequential::ensure_graph(const std::vector<Array>* x) {
     input_name = input_layers_[0]->name();
   } else if (x && x->size() == 1) {
     batch_shape = batch_shape_of((*x)[0]);  // built from the first data it sees, as Keras does
+  } else if (traced_shape_.rank() > 0) {
+    batch_shape = traced_shape_;
+    dtype = traced_dtype_;
   } else {
     throw std::invalid_argument(fmt::format("Sequential '{}' has no input shape yet: start it with Input(shape) or call fit/predict first", name_));
   }
@@ -657,6 +661,13 @@ void Sequential::ensure_graph(const std::vector<Array>* x) {
   inputs_ = {t};
   for (const auto& layer : layers_) t = layer->trace(t);
   outputs_ = {t};
+  traced_shape_ = batch_shape;
+  traced_dtype_ = dtype;
+}
+
+void Sequential::retrace() {
+  inputs_.clear();
+  outputs_.clear();
 }
 
 }  // namespace strata

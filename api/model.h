@@ -136,6 +136,9 @@ class Model {
   bool is_chain() const;
   // Forgets compiled programs (the graph changed).
   void invalidate();
+  // Called by compile(): a model that owns its graph traces it again, so that layers see their current
+  // trainable flags (a frozen BatchNormalization runs in inference mode), as Keras's compile does.
+  virtual void retrace() {}
 
   std::string name_;
   std::vector<LayerPtr> layers_;
@@ -184,6 +187,11 @@ class Sequential : public Model {
 
  protected:
   void ensure_graph(const std::vector<Array>* x) override;
+  void retrace() override;
+
+ private:
+  Shape traced_shape_;  // the input shape of the last trace, kept for retracing a model built from data
+  DType traced_dtype_ = DType::float32;
 };
 
 }  // namespace strata

@@ -128,6 +128,11 @@ std::vector<Tensor> rule(const Node& node, const std::vector<Tensor>& in, const 
       NodeAttrs a = at;
       return {make(OpKind::slice_backward, std::move(a), {dy, in[0]})};
     }
+    case OpKind::pad: {
+      std::vector<std::int64_t> begin(at.begin.begin(), at.begin.end()), size;
+      for (auto d : in[0].shape()) size.push_back(d < 0 ? -1 : d);
+      return {ops::slice(dy, begin, size)};
+    }
     case OpKind::concat: {
       std::vector<Tensor> grads;
       std::int64_t offset = 0;
@@ -155,6 +160,15 @@ std::vector<Tensor> rule(const Node& node, const std::vector<Tensor>& in, const 
       a.window = at.window;
       const Tensor dx = make(OpKind::conv2d_backward_data, a, {dy, in[1], in[0]});
       const Tensor dk = make(OpKind::conv2d_backward_filter, a, {in[0], dy, in[1]});
+      return {dx, dk};
+    }
+    case OpKind::conv2d_transpose: {
+      // conv2d_transpose(x, k) is conv2d's data gradient with x as dy: its own gradients are conv2d's forward and
+      // filter gradient with the roles of input and output exchanged.
+      NodeAttrs a;
+      a.window = at.window;
+      const Tensor dx = make(OpKind::conv2d, a, {dy, in[1]});
+      const Tensor dk = make(OpKind::conv2d_backward_filter, a, {dy, in[0], in[1]});
       return {dx, dk};
     }
     case OpKind::pool2d: {

@@ -29,6 +29,7 @@ std::string_view op_kind_name(OpKind kind) {
     case OpKind::transpose: return "transpose";
     case OpKind::slice: return "slice";
     case OpKind::slice_backward: return "slice_backward";
+    case OpKind::pad: return "pad";
     case OpKind::concat: return "concatenate";
     case OpKind::gather: return "gather";
     case OpKind::scatter_add: return "scatter_add";
@@ -36,6 +37,7 @@ std::string_view op_kind_name(OpKind kind) {
     case OpKind::conv2d: return "conv";
     case OpKind::conv2d_backward_data: return "conv_backward_data";
     case OpKind::conv2d_backward_filter: return "conv_backward_filter";
+    case OpKind::conv2d_transpose: return "conv_transpose";
     case OpKind::pool2d: return "pool";
     case OpKind::pool2d_backward: return "pool_backward";
     case OpKind::random_like: return "random";
@@ -66,9 +68,9 @@ namespace {
 }
 
 std::string shapes_of(std::span<const ShapeAndType> in, std::string_view sep) {
-  std::string s;
-  for (std::size_t i = 0; i < in.size(); ++i) s += (i ? std::string(sep) : std::string()) + in[i].shape.to_string();
-  return s;
+  std::vector<std::string> shapes;
+  for (const auto& v : in) shapes.push_back(v.shape.to_string());
+  return fmt::format("{}", fmt::join(shapes, sep));
 }
 
 // Two dimensions that must agree; -1 (unknown) agrees with anything.
@@ -258,6 +260,19 @@ std::vector<ShapeAndType> infer_outputs(OpKind kind, const NodeAttrs& a, std::sp
       }
       return {{out, in[0].dtype}};
     }
+    case OpKind::pad: {
+      const Shape& x = in[0].shape;
+      if (a.begin.rank() != x.rank() || a.size.rank() != x.rank())
+        fail(op, fmt::format("paddings {} and {} must have the rank of {}", a.begin.to_string(), a.size.to_string(),
+                             x.to_string()));
+      Shape out;
+      for (int i = 0; i < x.rank(); ++i) {
+        if (a.begin[i] < 0 || a.size[i] < 0 || (x[i] < 0 && a.begin[i] + a.size[i] > 0))
+          fail(op, fmt::format("cannot pad {} by {} and {}", x.to_string(), a.begin.to_string(), a.size.to_string()));
+        out.push_back(x[i] < 0 ? -1 : x[i] + a.begin[i] + a.size[i]);
+      }
+      return {{out, in[0].dtype}};
+    }
     case OpKind::concat: {
       const Shape& first = in[0].shape;
       const int axis = first.normalize_axis(a.axis);
@@ -322,6 +337,23 @@ std::vector<ShapeAndType> infer_outputs(OpKind kind, const NodeAttrs& a, std::sp
     case OpKind::conv2d_backward_data:
     case OpKind::conv2d_backward_filter:
       return {{in[2].shape, in[0].dtype}};
+    case OpKind::conv2d_transpose: {
+      // The kernel maps the output's k[2] channels to the input's k[3], as the conv2d whose adjoint this is.
+      const Shape &x = in[0].shape, &k = in[1].shape;
+      const Window2D& w = a.window;
+      if (x.rank() != 4 || k.rank() != 4 || a.target.rank() != 2)
+        fail(op, fmt::format("input {} and kernel {} must be rank 4 (NHWC and HWOI)", x.to_string(), k.to_string()));
+      if (k[0] != w.kernel_h || k[1] != w.kernel_w || w.groups != 1)
+        fail(op, fmt::format("kernel {} does not match window {}x{}", k.to_string(), w.kernel_h, w.kernel_w));
+      if (x[3] >= 0 && x[3] != k[3])
+        fail(op, fmt::format("input {} has {} channels but kernel {} expects {}", x.to_string(), x[3], k.to_string(), k[3]));
+      // The forward convolution of the output must give back the input's size.
+      const std::int64_t ih = conv_output_size(a.target[0], w.kernel_h, w.stride_h, w.dilation_h, w.pad_top, w.pad_bottom);
+      const std::int64_t iw = conv_output_size(a.target[1], w.kernel_w, w.stride_w, w.dilation_w, w.pad_left, w.pad_right);
+      if ((x[1] >= 0 && ih != x[1]) || (x[2] >= 0 && iw != x[2]))
+        fail(op, fmt::format("output size {}x{} does not fit input {}", a.target[0], a.target[1], x.to_string()));
+      return {{Shape{x[0], a.target[0], a.target[1], k[2]}, in[0].dtype}};
+    }
     case OpKind::pool2d: {
       const Shape& x = in[0].shape;
       const Window2D& w = a.window;

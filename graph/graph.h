@@ -31,6 +31,7 @@ enum class OpKind : std::uint8_t {
   transpose,
   slice,           // attrs.begin / attrs.size (size -1: to the end)
   slice_backward,  // zeros shaped like input 1 (shape only), input 0 copied into the slice
+  pad,             // zeros around input 0: attrs.begin before and attrs.size after each dimension
   concat,
   gather,       // table, indices; attrs.axis, attrs.batch_dims
   scatter_add,  // updates, indices, table (shape only): zeros shaped like table plus the scattered updates
@@ -38,6 +39,7 @@ enum class OpKind : std::uint8_t {
   conv2d,                  // x, kernel
   conv2d_backward_data,    // dy, kernel, x (shape only)
   conv2d_backward_filter,  // x, dy, kernel (shape only)
+  conv2d_transpose,        // x, kernel: the adjoint of conv2d, output height and width in attrs.target
   pool2d,
   pool2d_backward,  // x, y, dy
   random_like,      // random numbers shaped like input 0 (shape only); a fresh draw every step
@@ -62,9 +64,9 @@ struct NodeAttrs {
   bool keepdims = false;  // reduce
   bool mean = false;      // broadcast_like
   Shape axes;             // reduce, sum_to
-  Shape target;           // reshape (-1: inferred), transpose permutation
-  Shape begin, size;      // slice
-  Window2D window;        // conv2d, pool2d
+  Shape target;           // reshape (-1: inferred), transpose permutation, conv2d_transpose output (h, w)
+  Shape begin, size;      // slice; pad (before, after)
+  Window2D window;        // conv2d, conv2d_transpose, pool2d
   Scalar value;           // constant
   Shape constant_shape;   // constant
   DType dtype = DType::float32;  // cast, input, constant

@@ -1,6 +1,7 @@
 #include "graph/ops.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <array>
@@ -326,6 +327,17 @@ Tensor slice(const Tensor& x, std::vector<std::int64_t> start, std::vector<std::
   return make(OpKind::slice, std::move(a), {x});
 }
 
+Tensor pad(const Tensor& x, const std::vector<std::array<std::int64_t, 2>>& pad_width) {
+  if (int(pad_width.size()) != x.rank())
+    throw std::invalid_argument(fmt::format("pad: {} paddings for input {}", pad_width.size(), x.shape().to_string()));
+  NodeAttrs a;
+  for (const auto& [before, after] : pad_width) {
+    a.begin.push_back(before);
+    a.size.push_back(after);
+  }
+  return make(OpKind::pad, std::move(a), {x});
+}
+
 Tensor take(const Tensor& x, const Tensor& indices, int axis) { return gather(x, indices, axis, 0); }
 
 Tensor gather(const Tensor& x, const Tensor& indices, int axis, int batch_dims) {
@@ -363,6 +375,59 @@ Tensor conv(const Tensor& x, const Operand& kernel_operand, std::vector<int> str
   return from_2d(make(OpKind::conv2d, std::move(a), {as_2d(x), k2}), x.rank());
 }
 
+Tensor conv_transpose(const Tensor& x, const Operand& kernel_operand, std::vector<int> strides,
+                      const std::string& padding, std::vector<int> output_padding, std::vector<int> dilation_rate) {
+  const Tensor kernel = kernel_operand.in(x.graph_ptr());
+  const Shape& ks = kernel.shape();
+  if (!((x.rank() == 3 && ks.rank() == 3) || (x.rank() == 4 && ks.rank() == 4)))
+    throw std::invalid_argument(fmt::format("conv_transpose: input {} and kernel {} must be rank 3 (1-D) or rank 4 (2-D)",
+                                            x.shape().to_string(), ks.to_string()));
+  const int spatial = x.rank() - 2;
+  if (x.shape()[x.rank() - 1] != ks[ks.rank() - 1])
+    throw std::invalid_argument(fmt::format("conv_transpose: input {} has {} channels but kernel {} expects {}",
+                                            x.shape().to_string(), x.shape()[x.rank() - 1], ks.to_string(), ks[ks.rank() - 1]));
+  // Geometry of the forward convolution (output -> input) whose adjoint this is.
+  NodeAttrs a;
+  a.window = make_window("conv_transpose", x.shape(), x.rank() == 4 ? ks[0] : 1, ks[ks.rank() - 3], std::move(strides),
+                         std::move(dilation_rate), "valid");
+  if (padding != "valid" && padding != "same")
+    throw std::invalid_argument(fmt::format("conv_transpose: padding must be \"valid\" or \"same\", got \"{}\"", padding));
+  if (output_padding.size() == 1) output_padding.resize(std::size_t(spatial), output_padding[0]);
+  if (!output_padding.empty() && int(output_padding.size()) != spatial)
+    throw std::invalid_argument(fmt::format("conv_transpose: output_padding needs {} numbers", spatial));
+  Window2D& w = a.window;
+  // Per axis: input size, kernel, stride, dilation -> output size and the forward convolution's padding before and
+  // after (after may be negative: output rows past the last window receive nothing).
+  auto axis = [&](std::int64_t in, std::int64_t kernel_size, std::int64_t stride, std::int64_t dilation, int op_index,
+                  std::int64_t& pad_before, std::int64_t& pad_after) {
+    if (in < 0) throw std::invalid_argument(fmt::format("conv_transpose: spatial dimensions of {} must be known", x.shape().to_string()));
+    const std::int64_t span = (kernel_size - 1) * dilation + 1;
+    const bool given = !output_padding.empty();
+    const std::int64_t extra = given ? output_padding[std::size_t(op_index)] : 0;
+    if (given && (extra < 0 || extra >= std::max(stride, dilation)))
+      throw std::invalid_argument(fmt::format("conv_transpose: output_padding {} must be smaller than the stride {} or dilation {}",
+                                              extra, stride, dilation));
+    std::int64_t out = 0, left = 0;  // left: padding before, in the dilated-input formulation
+    if (padding == "valid") {
+      out = (in - 1) * stride + span + (given ? extra : std::max(span, stride) - span);
+      left = span - 1;
+    } else {
+      // Keras: in * stride, or with output_padding (in - 1) * stride + span % 2 + output_padding.
+      const std::int64_t pad_len = given ? span + span % 2 - 2 + extra : span + stride - 2;
+      left = std::min(pad_len / 2 + pad_len % 2, span - 1);
+      out = (in - 1) * stride + 1 + pad_len - span + 1;
+    }
+    pad_before = span - 1 - left;
+    pad_after = (in - 1) * stride + span - out - pad_before;
+    return out;
+  };
+  const std::int64_t oh = spatial == 2 ? axis(x.shape()[1], ks[0], w.stride_h, w.dilation_h, 0, w.pad_top, w.pad_bottom) : 1;
+  const std::int64_t ow = axis(x.shape()[spatial], ks[ks.rank() - 3], w.stride_w, w.dilation_w, spatial - 1, w.pad_left, w.pad_right);
+  a.target = Shape{oh, ow};
+  const Tensor k2 = x.rank() == 4 ? kernel : reshape(kernel, {1, ks[0], ks[1], ks[2]});
+  return from_2d(make(OpKind::conv2d_transpose, std::move(a), {as_2d(x), k2}), x.rank());
+}
+
 Tensor max_pool(const Tensor& x, std::vector<int> pool_size, std::vector<int> strides, const std::string& padding) {
   return pool(PoolKind::max, x, std::move(pool_size), std::move(strides), padding);
 }
@@ -372,15 +437,37 @@ Tensor average_pool(const Tensor& x, std::vector<int> pool_size, std::vector<int
   return pool(PoolKind::average, x, std::move(pool_size), std::move(strides), padding);
 }
 
-Tensor dropout(const Tensor& x, float rate, std::uint64_t seed) {
+Tensor dropout(const Tensor& x, float rate, std::uint64_t seed, std::vector<std::int64_t> noise_shape) {
   if (!(rate >= 0.f && rate < 1.f))
     throw std::invalid_argument(fmt::format("dropout: rate must be in [0, 1), got {}", rate));
   if (rate == 0.f) return x;
+  // The mask takes its shape from x, or from a corner of x one element thick along the shared dimensions.
+  Tensor like = x;
+  if (!noise_shape.empty()) {
+    if (int(noise_shape.size()) != x.rank())
+      throw std::invalid_argument(fmt::format("dropout: noise_shape ({}) does not fit input {}", fmt::join(noise_shape, ", "),
+                                              x.shape().to_string()));
+    std::vector<std::int64_t> begin(noise_shape.size(), 0), size;
+    bool shared = false;
+    for (int i = 0; i < x.rank(); ++i) {
+      const std::int64_t n = noise_shape[std::size_t(i)];
+      if (n == 1 && x.shape()[i] != 1) {
+        size.push_back(1);
+        shared = true;
+      } else if (n < 0 || n == x.shape()[i]) {
+        size.push_back(-1);
+      } else {
+        throw std::invalid_argument(fmt::format("dropout: noise_shape ({}) does not fit input {}: each entry is 1, -1 or the input's",
+                                                fmt::join(noise_shape, ", "), x.shape().to_string()));
+      }
+    }
+    if (shared) like = slice(x, begin, size);
+  }
   NodeAttrs a;
   a.random = RandomKind::keep_mask;
   a.alpha = 1.f - rate;
   a.seed = seed;
-  const Tensor mask = make(OpKind::random_like, std::move(a), {x});
+  const Tensor mask = make(OpKind::random_like, std::move(a), {like});
   return in_train_phase(multiply(x, mask), x);
 }
 

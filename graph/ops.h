@@ -2,6 +2,7 @@
 // with these; gradients, memory and devices are the engine's job.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <initializer_list>
 #include <optional>
@@ -105,6 +106,8 @@ Tensor squeeze(const Tensor& x, int axis);
 Tensor concatenate(const std::vector<Tensor>& xs, int axis = 0);
 // Static slice; a size of -1 runs to the end of that dimension.
 Tensor slice(const Tensor& x, std::vector<std::int64_t> start_indices, std::vector<std::int64_t> shape);
+// Zeros around x: pad_width[i] = {before, after} for dimension i (keras.ops.pad, constant mode).
+Tensor pad(const Tensor& x, const std::vector<std::array<std::int64_t, 2>>& pad_width);
 // keras.ops.take along one axis: table[..., indices, ...].
 Tensor take(const Tensor& x, const Tensor& indices, int axis = 0);
 // TensorFlow's gather with batch_dims: gather(x (B, C), i (B,), axis 1, batch_dims 1) picks x[b, i[b]].
@@ -117,6 +120,12 @@ Tensor stop_gradient(const Tensor& x);
 // groups = in / kernel's in. padding is "valid" or "same" (TensorFlow's rule: the odd pixel goes last).
 Tensor conv(const Tensor& x, const Operand& kernel, std::vector<int> strides = {1}, const std::string& padding = "valid",
             std::vector<int> dilation_rate = {1});
+// keras.ops.conv_transpose: the adjoint of conv. Kernel (kw, out, in) or (kh, kw, out, in); output_padding empty
+// takes Keras's default. Output size per axis: "valid" (in - 1) * stride + dilated kernel (+ output_padding);
+// "same" in * stride, or (in - 1) * stride + dilated kernel % 2 + output_padding.
+Tensor conv_transpose(const Tensor& x, const Operand& kernel, std::vector<int> strides = {1},
+                      const std::string& padding = "valid", std::vector<int> output_padding = {},
+                      std::vector<int> dilation_rate = {1});
 Tensor max_pool(const Tensor& x, std::vector<int> pool_size, std::vector<int> strides = {},
                 const std::string& padding = "valid");
 Tensor average_pool(const Tensor& x, std::vector<int> pool_size, std::vector<int> strides = {},
@@ -124,7 +133,9 @@ Tensor average_pool(const Tensor& x, std::vector<int> pool_size, std::vector<int
 
 // ---- training-time behaviour ----
 // Inverted dropout while training, identity otherwise; a fresh mask each step from (global seed, seed, step).
-Tensor dropout(const Tensor& x, float rate, std::uint64_t seed = 0);
+// noise_shape (empty: x's shape; -1: x's dimension) shares one draw along its dimensions of size 1, as
+// SpatialDropout drops whole channels.
+Tensor dropout(const Tensor& x, float rate, std::uint64_t seed = 0, std::vector<std::int64_t> noise_shape = {});
 // `training` while training, `inference` otherwise.
 Tensor in_train_phase(const Tensor& training, const Tensor& inference);
 // After each training step, `variable` takes `value` (moving statistics, counters).

@@ -378,6 +378,7 @@ std::unique_ptr<Program::Plan> Program::make_plan(Mode mode, std::span<const Sha
       case OpKind::conv2d:
       case OpKind::conv2d_backward_data:
       case OpKind::conv2d_backward_filter:
+      case OpKind::conv2d_transpose:
       case OpKind::gather:
       case OpKind::scatter_add:
         st.a = view(in[0]);
@@ -460,7 +461,8 @@ std::unique_ptr<Program::Plan> Program::make_plan(Mode mode, std::span<const Sha
         break;
       }
       case OpKind::slice:
-      case OpKind::slice_backward: {
+      case OpKind::slice_backward:
+      case OpKind::pad: {
         // The slice region of the larger tensor, seen through its strides.
         const bool fwd = node.kind == OpKind::slice;
         const TensorView whole = fwd ? view(in[0]) : st.out;
@@ -545,6 +547,7 @@ void Program::execute(Plan& plan) {
       case OpKind::transpose:
       case OpKind::slice: be.copy_strided(st.src, st.dst, false); break;
       case OpKind::slice_backward:
+      case OpKind::pad:
         be.fill(st.out, 0.f);
         be.copy_strided(st.src, st.dst, false);
         break;
@@ -559,7 +562,8 @@ void Program::execute(Plan& plan) {
         break;
       case OpKind::cast: be.cast(st.a, st.out); break;
       case OpKind::conv2d: be.conv2d(st.a, st.b, st.out, at.window); break;
-      case OpKind::conv2d_backward_data: be.conv2d_backward_data(st.a, st.b, st.out, at.window); break;
+      case OpKind::conv2d_backward_data:
+      case OpKind::conv2d_transpose: be.conv2d_backward_data(st.a, st.b, st.out, at.window); break;
       case OpKind::conv2d_backward_filter: be.conv2d_backward_filter(st.a, st.b, st.out, at.window); break;
       case OpKind::pool2d: be.pool2d(at.pool, st.a, st.out, at.window); break;
       case OpKind::pool2d_backward: be.pool2d_backward(at.pool, st.a, st.b, st.c, st.out, at.window); break;

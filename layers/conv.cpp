@@ -18,19 +18,53 @@ std::vector<int> IntTuple::expand(int rank, const char* what) const {
   return values_;
 }
 
+ConvConfig read_conv_config(const Json& c, const std::string& cls, int rank) {
+  config::require_channels_last(c, cls);
+  if (!c.contains("kernel_size")) throw std::invalid_argument(fmt::format("{}: 'kernel_size' is missing", cls));
+  ConvConfig r;
+  r.kernel_size = config::int_tuple(c, "kernel_size", rank, {});
+  r.strides = config::int_tuple(c, "strides", rank, {1});
+  r.dilation_rate = config::int_tuple(c, "dilation_rate", rank, {1});
+  r.padding = c.value("padding", std::string("valid"));
+  if (c.contains("activation") && c.at("activation").is_string()) r.activation = c.at("activation").get<std::string>();
+  r.use_bias = c.value("use_bias", true);
+  r.name = config::name(c);
+  r.trainable = config::trainable(c);
+  return r;
+}
+
+void write_conv_window(Json& c, const std::vector<int>& kernel_size, const std::vector<int>& strides,
+                       const std::string& padding, const std::vector<int>& dilation_rate) {
+  c["kernel_size"] = kernel_size;
+  c["strides"] = strides;
+  c["padding"] = padding;
+  c["data_format"] = "channels_last";
+  c["dilation_rate"] = dilation_rate;
+}
+
+std::string activation_config_name(const std::string& activation) {
+  return activation.empty() || activation == "None" ? "linear" : activation;
+}
+
+void check_conv_window(const std::string& layer, const std::vector<int>& kernel_size, const std::vector<int>& strides,
+                       const std::vector<int>& dilation_rate, const std::string& padding) {
+  auto positive = [&](const std::vector<int>& values, const char* what) {
+    for (int v : values)
+      if (v <= 0) throw std::invalid_argument(fmt::format("{}: {} must be positive, got ({})", layer, what, fmt::join(values, ", ")));
+  };
+  positive(kernel_size, "kernel_size");
+  positive(strides, "strides");
+  positive(dilation_rate, "dilation_rate");
+  if (padding != "valid" && padding != "same")
+    throw std::invalid_argument(fmt::format("{}: padding must be 'valid' or 'same', got '{}'", layer, padding));
+}
+
 Conv::Conv(int rank, int filters, const IntTuple& kernel_size, ConvOptions options, const char* prefix)
     : Layer(options.name, prefix, options.trainable), rank_(rank), filters_(filters),
       kernel_size_(kernel_size.expand(rank, "kernel_size")), strides_(options.strides.expand(rank, "strides")),
       dilation_(options.dilation_rate.expand(rank, "dilation_rate")), options_(std::move(options)) {
   if (filters_ <= 0) throw std::invalid_argument(fmt::format("{}: filters must be positive, got {}", name(), filters_));
-  for (int v : kernel_size_)
-    if (v <= 0) throw std::invalid_argument(fmt::format("{}: kernel_size must be positive", name()));
-  for (int v : strides_)
-    if (v <= 0) throw std::invalid_argument(fmt::format("{}: strides must be positive", name()));
-  for (int v : dilation_)
-    if (v <= 0) throw std::invalid_argument(fmt::format("{}: dilation_rate must be positive", name()));
-  if (options_.padding != "valid" && options_.padding != "same")
-    throw std::invalid_argument(fmt::format("{}: padding must be 'valid' or 'same', got '{}'", name(), options_.padding));
+  check_conv_window(name(), kernel_size_, strides_, dilation_, options_.padding);
   if (options_.groups <= 0 || filters_ % options_.groups != 0)
     throw std::invalid_argument(fmt::format("{}: filters {} must be a multiple of groups {}", name(), filters_, options_.groups));
   check_activation(options_.activation);
@@ -62,13 +96,9 @@ Tensor Conv::call(const Tensor& inputs) {
 Json Conv::get_config() const {
   Json c = Layer::get_config();
   c["filters"] = filters_;
-  c["kernel_size"] = kernel_size_;
-  c["strides"] = strides_;
-  c["padding"] = options_.padding;
-  c["data_format"] = "channels_last";
-  c["dilation_rate"] = dilation_;
+  write_conv_window(c, kernel_size_, strides_, options_.padding, dilation_);
   c["groups"] = options_.groups;
-  c["activation"] = options_.activation.empty() || options_.activation == "None" ? "linear" : options_.activation;
+  c["activation"] = activation_config_name(options_.activation);
   c["use_bias"] = options_.use_bias;
   c["kernel_initializer"] = get_initializer(options_.kernel_initializer)->to_json();
   c["bias_initializer"] = get_initializer(options_.bias_initializer)->to_json();
@@ -80,22 +110,21 @@ Json Conv::get_config() const {
 ConvOptions Conv::options_from_config(const Json& c, const std::string& cls, int rank, std::vector<int>& kernel_size, int& filters) {
   config::check_keys(c, cls, {"filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate", "groups", "activation",
                               "use_bias", "kernel_initializer", "bias_initializer"});
-  config::require_channels_last(c, cls);
   if (!c.contains("filters") || !c.at("filters").is_number_integer()) throw std::invalid_argument(fmt::format("{}: 'filters' must be an integer", cls));
   filters = c.at("filters").get<int>();
-  if (!c.contains("kernel_size")) throw std::invalid_argument(fmt::format("{}: 'kernel_size' is missing", cls));
-  kernel_size = config::int_tuple(c, "kernel_size", rank, {});
+  const ConvConfig common = read_conv_config(c, cls, rank);
+  kernel_size = common.kernel_size;
   ConvOptions o;
-  o.strides = config::int_tuple(c, "strides", rank, {1});
-  o.dilation_rate = config::int_tuple(c, "dilation_rate", rank, {1});
-  o.padding = c.value("padding", std::string("valid"));
+  o.strides = common.strides;
+  o.dilation_rate = common.dilation_rate;
+  o.padding = common.padding;
   o.groups = c.value("groups", 1);
-  if (c.contains("activation") && c.at("activation").is_string()) o.activation = c.at("activation").get<std::string>();
-  o.use_bias = c.value("use_bias", true);
-  if (c.contains("kernel_initializer") && !c.at("kernel_initializer").is_null()) o.kernel_initializer = c.at("kernel_initializer");
-  if (c.contains("bias_initializer") && !c.at("bias_initializer").is_null()) o.bias_initializer = c.at("bias_initializer");
-  o.name = config::name(c);
-  o.trainable = config::trainable(c);
+  o.activation = common.activation;
+  o.use_bias = common.use_bias;
+  o.kernel_initializer = config::initializer(c, "kernel_initializer", "glorot_uniform");
+  o.bias_initializer = config::initializer(c, "bias_initializer", "zeros");
+  o.name = common.name;
+  o.trainable = common.trainable;
   return o;
 }
 

@@ -22,6 +22,22 @@ class IntTuple {
   std::vector<int> values_;
 };
 
+// The keys every convolution layer shares, read from a Keras config (check_keys is the caller's).
+struct ConvConfig {
+  std::vector<int> kernel_size, strides, dilation_rate;
+  std::string padding, activation, name;
+  bool use_bias = true, trainable = true;
+};
+ConvConfig read_conv_config(const Json& config, const std::string& class_name, int rank);
+// kernel_size, strides, padding, data_format, dilation_rate as Keras writes them.
+void write_conv_window(Json& config, const std::vector<int>& kernel_size, const std::vector<int>& strides,
+                       const std::string& padding, const std::vector<int>& dilation_rate);
+// Keras's name for an activation in a config: "linear" for none.
+std::string activation_config_name(const std::string& activation);
+// Throws naming the layer unless every size is positive and padding is "valid" or "same".
+void check_conv_window(const std::string& layer, const std::vector<int>& kernel_size, const std::vector<int>& strides,
+                       const std::vector<int>& dilation_rate, const std::string& padding);
+
 struct ConvOptions {
   IntTuple strides = 1;
   std::string padding = "valid";

@@ -55,8 +55,8 @@ LayerPtr Dense::from_config(const Json& c) {
   o.trainable = config::trainable(c);
   if (c.contains("activation") && c.at("activation").is_string()) o.activation = c.at("activation").get<std::string>();
   if (c.contains("use_bias") && c.at("use_bias").is_boolean()) o.use_bias = c.at("use_bias").get<bool>();
-  if (c.contains("kernel_initializer") && !c.at("kernel_initializer").is_null()) o.kernel_initializer = c.at("kernel_initializer");
-  if (c.contains("bias_initializer") && !c.at("bias_initializer").is_null()) o.bias_initializer = c.at("bias_initializer");
+  o.kernel_initializer = config::initializer(c, "kernel_initializer", "glorot_uniform");
+  o.bias_initializer = config::initializer(c, "bias_initializer", "zeros");
   return std::make_shared<Dense>(c.at("units").get<std::int64_t>(), o);
 }
 

@@ -141,6 +141,10 @@ std::vector<int> int_tuple(const Json& config, const char* key, int rank, std::v
   return v.get<std::vector<int>>();
 }
 
+Json initializer(const Json& c, const char* key, const char* fallback) {
+  return c.contains(key) && !c.at(key).is_null() ? c.at(key) : Json(fallback);
+}
+
 Json dtype_policy() {
   return {{"module", "keras"}, {"class_name", "DTypePolicy"}, {"config", {{"name", "float32"}}}, {"registered_name", nullptr}};
 }

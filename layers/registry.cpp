@@ -7,14 +7,20 @@
 #include <stdexcept>
 
 #include "layers/activation.h"
+#include "layers/batch_normalization.h"
 #include "layers/conv.h"
+#include "layers/conv_transpose.h"
 #include "layers/dense.h"
+#include "layers/depthwise_conv.h"
 #include "layers/dropout.h"
 #include "layers/flatten.h"
 #include "layers/input_layer.h"
 #include "layers/pooling.h"
 #include "layers/rescaling.h"
 #include "layers/reshape.h"
+#include "layers/separable_conv.h"
+#include "layers/up_sampling.h"
+#include "layers/zero_padding.h"
 
 namespace strata {
 
@@ -34,6 +40,14 @@ const std::map<std::string, Factory>& factories() {
       {"GlobalAveragePooling1D", &GlobalAveragePooling1D::from_config},
       {"GlobalAveragePooling2D", &GlobalAveragePooling2D::from_config},
       {"GlobalMaxPooling1D", &GlobalMaxPooling1D::from_config}, {"GlobalMaxPooling2D", &GlobalMaxPooling2D::from_config},
+      {"Conv1DTranspose", &Conv1DTranspose::from_config}, {"Conv2DTranspose", &Conv2DTranspose::from_config},
+      {"DepthwiseConv1D", &DepthwiseConv1D::from_config}, {"DepthwiseConv2D", &DepthwiseConv2D::from_config},
+      {"SeparableConv1D", &SeparableConv1D::from_config}, {"SeparableConv2D", &SeparableConv2D::from_config},
+      {"BatchNormalization", &BatchNormalization::from_config},
+      {"ZeroPadding1D", &ZeroPadding1D::from_config}, {"ZeroPadding2D", &ZeroPadding2D::from_config},
+      {"Cropping1D", &Cropping1D::from_config},       {"Cropping2D", &Cropping2D::from_config},
+      {"UpSampling1D", &UpSampling1D::from_config},   {"UpSampling2D", &UpSampling2D::from_config},
+      {"SpatialDropout1D", &SpatialDropout1D::from_config}, {"SpatialDropout2D", &SpatialDropout2D::from_config},
   };
   return f;
 }

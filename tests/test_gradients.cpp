@@ -9,6 +9,8 @@
 #include "graph/autodiff.h"
 #include "graph/ops.h"
 #include "graph/program.h"
+#include "layers/batch_normalization.h"
+#include "optimizers/optimizers.h"
 #include "test_util.h"
 
 namespace strata::test {
@@ -33,8 +35,9 @@ Shape concrete(Shape s, std::int64_t batch) {
   return s;
 }
 
+// mode training: the graph's training branches (batch statistics, ...) are the function differentiated.
 void check_gradients(std::vector<DiffInput> diff, std::vector<FixedInput> fixed, const Builder& f,
-                     std::int64_t batch = 3) {
+                     std::int64_t batch = 3, Mode mode = Mode::inference) {
   clear_session();
   std::vector<Tensor> xs, fs;
   for (std::size_t i = 0; i < diff.size(); ++i) xs.push_back(ops::placeholder(diff[i].shape, DType::float32, "x" + std::to_string(i)));
@@ -60,10 +63,12 @@ void check_gradients(std::vector<DiffInput> diff, std::vector<FixedInput> fixed,
   std::vector<Tensor> outputs{loss};
   for (const Tensor& g : gradients(loss, xs)) outputs.push_back(g);
   all_inputs.push_back(w);
-  Program program(all_inputs, outputs);
+  // Training needs an optimizer; this one leaves the variables as they are.
+  Program program = mode == Mode::training ? Program(all_inputs, outputs, loss, std::make_shared<SGD>(SGDOptions{.learning_rate = 0.f}))
+                                           : Program(all_inputs, outputs);
   auto weights = random_vector(std::size_t(ys.numel()), -1, 1, 77);
   feeds.push_back(TensorView{weights.data(), DType::float32, ys});
-  program.run(Mode::inference, feeds);
+  program.run(mode, feeds);
 
   std::vector<std::vector<float>> analytic;
   for (std::size_t i = 0; i < xs.size(); ++i) {
@@ -78,10 +83,10 @@ void check_gradients(std::vector<DiffInput> diff, std::vector<FixedInput> fixed,
       const float orig = data[j];
       const float eps = 1e-2f * std::max(1.f, std::fabs(orig));
       data[j] = orig + eps;
-      program.run(Mode::inference, feeds);
+      program.run(mode, feeds);
       const double up = program.read_scalar(0);
       data[j] = orig - eps;
-      program.run(Mode::inference, feeds);
+      program.run(mode, feeds);
       const double down = program.read_scalar(0);
       data[j] = orig;
       const double numeric = (up - down) / (2.0 * double(eps));
@@ -179,6 +184,8 @@ TEST(Gradients, ShapeOps) {
   SCOPED_TRACE("concatenate");
   check_gradients({rnd({-1, 2}, 32), rnd({-1, 3}, 33)}, {},
                   [](auto& x, auto&) { return ops::concatenate({x[0], x[1], x[0]}, 1); });
+  SCOPED_TRACE("pad");
+  check_gradients({rnd({-1, 3, 4}, 38)}, {}, [](auto& x, auto&) { return ops::pad(x[0], {{0, 0}, {1, 2}, {0, 3}}); });
   SCOPED_TRACE("expand_dims, squeeze");
   check_gradients({rnd({-1, 4}, 34)}, {}, [](auto& x, auto&) { return ops::squeeze(ops::expand_dims(x[0], 1), 1); });
   SCOPED_TRACE("clip");
@@ -215,11 +222,30 @@ TEST(Gradients, ConvolutionAndPooling) {
   // 1-D.
   check_gradients({rnd({-1, 9, 3}, 47), rnd({3, 3, 4}, 48)}, {},
                   [](auto& x, auto&) { return ops::conv(x[0], x[1], {2}, "same"); });
+  // Transposed: valid, same with stride 2, output_padding, dilation, 1-D.
+  check_gradients({rnd({-1, 4, 3, 2}, 52), rnd({3, 3, 5, 2}, 53)}, {},
+                  [](auto& x, auto&) { return ops::conv_transpose(x[0], x[1], {1}, "valid"); });
+  check_gradients({rnd({-1, 3, 4, 2}, 54), rnd({3, 2, 3, 2}, 55)}, {},
+                  [](auto& x, auto&) { return ops::conv_transpose(x[0], x[1], {2}, "same"); });
+  check_gradients({rnd({-1, 3, 3, 2}, 56), rnd({2, 3, 2, 2}, 57)}, {},
+                  [](auto& x, auto&) { return ops::conv_transpose(x[0], x[1], {3, 2}, "valid", {1}); });
+  check_gradients({rnd({-1, 3, 3, 1}, 58), rnd({3, 3, 2, 1}, 59)}, {},
+                  [](auto& x, auto&) { return ops::conv_transpose(x[0], x[1], {1}, "same", {}, {2}); });
+  check_gradients({rnd({-1, 5, 3}, 60), rnd({3, 2, 3}, 61)}, {},
+                  [](auto& x, auto&) { return ops::conv_transpose(x[0], x[1], {2}, "valid"); });
   // Pooling: distinct values keep the max unique, so the max is differentiable at the probe.
   check_gradients({rnd({-1, 6, 6, 2}, 49)}, {}, [](auto& x, auto&) { return ops::max_pool(x[0], {2}); });
   check_gradients({rnd({-1, 5, 5, 2}, 50)}, {},
                   [](auto& x, auto&) { return ops::average_pool(x[0], {3}, {2}, "same"); });
   check_gradients({rnd({-1, 8, 3}, 51)}, {}, [](auto& x, auto&) { return ops::max_pool(x[0], {2}); });
+}
+
+TEST(Gradients, BatchNormalizationLayerWhileTraining) {
+  // Through the batch statistics (every output depends on every input of its feature), on two feature axes.
+  check_gradients({rnd({-1, 3, 4}, 62, 3, -2.f, 2.f)}, {},
+                  [](auto& x, auto&) { return BatchNormalization({.momentum = 0.5f})(x[0]); }, 3, Mode::training);
+  check_gradients({rnd({-1, 3, 4}, 63, 3, -2.f, 2.f)}, {},
+                  [](auto& x, auto&) { return BatchNormalization({.axis = 1, .scale = false})(x[0]); }, 3, Mode::training);
 }
 
 TEST(Gradients, DropoutScalesByItsMask) {
