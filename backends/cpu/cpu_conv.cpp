@@ -1,6 +1,7 @@
 // Convolution (im2col + GEMM) and pooling primitives of the CPU backend, NHWC with HWIO kernels.
 #include <fmt/format.h>
 
+#include <array>
 #include <cstring>
 #include <limits>
 #include <stdexcept>
@@ -30,10 +31,11 @@ ConvGeometry conv_geometry(const char* what, const Shape& x, const Shape& k, con
   return g;
 }
 
-// Images per im2col chunk: bounded so that the column buffer stays around 16 MB.
+// Images per im2col chunk: small enough that a chunk's column matrix stays in a core's L2 cache between
+// im2col and the GEMM that reads it.
 std::int64_t images_per_chunk(const ConvGeometry& g) {
   const std::int64_t per_image = std::max<std::int64_t>(1, g.pixels() * g.patch());
-  return std::clamp<std::int64_t>((std::int64_t(4) << 20) / per_image, 1, g.n);
+  return std::clamp<std::int64_t>((std::int64_t(64) << 10) / per_image, 1, g.n);
 }
 
 bool is_pointwise(const ConvGeometry& g, const Window2D& w) {
@@ -55,10 +57,14 @@ void im2col(const ConvGeometry& g, const Window2D& w, const float* x, std::int64
           const std::int64_t iy = oy * w.stride_h - w.pad_top + ky * w.dilation_h;
           for (std::int64_t kx = 0; kx < g.kw; ++kx, dst += g.cg) {
             const std::int64_t ix = ox * w.stride_w - w.pad_left + kx * w.dilation_w;
+            // Runs of a few floats (first layers) are copied inline: a library call per run costs more.
             if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) {
-              std::memset(dst, 0, std::size_t(g.cg) * sizeof(float));
+              if (g.cg <= 8) for (std::int64_t c = 0; c < g.cg; ++c) dst[c] = 0.f;
+              else std::memset(dst, 0, std::size_t(g.cg) * sizeof(float));
             } else {
-              std::memcpy(dst, xi + (iy * g.w + ix) * g.c, std::size_t(g.cg) * sizeof(float));
+              const float* src = xi + (iy * g.w + ix) * g.c;
+              if (g.cg <= 8) for (std::int64_t c = 0; c < g.cg; ++c) dst[c] = src[c];
+              else std::memcpy(dst, src, std::size_t(g.cg) * sizeof(float));
             }
           }
         }
@@ -93,6 +99,10 @@ void col2im(const ConvGeometry& g, const Window2D& w, const float* col, std::int
 
 }  // namespace
 
+// The three convolution kernels split the batch into one contiguous range of images per thread; each thread
+// runs im2col and a single-threaded GEMM on chunks of its own images with its own slice of the scratch, so
+// the column matrix is produced and consumed by the same core and no barrier separates the two.
+
 void CpuBackend::conv2d(const TensorView& x, const TensorView& kernel, const TensorView& y, const Window2D& w) {
   const ConvGeometry g = conv_geometry("conv2d", x.shape, kernel.shape, y.shape, w);
   const float* xp = x.as<const float>();
@@ -103,16 +113,19 @@ void CpuBackend::conv2d(const TensorView& x, const TensorView& kernel, const Ten
                   .ldc = g.o});
     return;
   }
-  const std::int64_t chunk = images_per_chunk(g);
-  float* col = scratch(std::size_t(chunk * g.pixels() * g.patch()));
-  for (std::int64_t n0 = 0; n0 < g.n; n0 += chunk) {
-    const std::int64_t nb = std::min(chunk, g.n - n0);
-    for (std::int64_t grp = 0; grp < g.groups; ++grp) {
-      im2col(g, w, xp, n0, nb, grp, col);
-      gemm(GemmArgs{.m = nb * g.pixels(), .n = g.og, .k = g.patch(), .a = col, .lda = g.patch(),
-                    .b = kp + grp * g.og, .ldb = g.o, .c = yp + n0 * g.pixels() * g.o + grp * g.og, .ldc = g.o});
+  const std::int64_t chunk = images_per_chunk(g), col_floats = chunk * g.pixels() * g.patch();
+  float* scratch_base = scratch(std::size_t(col_floats * num_threads()));
+  parallel_for(g.n, g.pixels() * g.patch() * g.og, [&](std::int64_t begin, std::int64_t end) {
+    float* col = scratch_base + omp_get_thread_num() * col_floats;
+    for (std::int64_t n0 = begin; n0 < end; n0 += chunk) {
+      const std::int64_t nb = std::min(chunk, end - n0);
+      for (std::int64_t grp = 0; grp < g.groups; ++grp) {
+        im2col(g, w, xp, n0, nb, grp, col);
+        gemm(GemmArgs{.m = nb * g.pixels(), .n = g.og, .k = g.patch(), .a = col, .lda = g.patch(),
+                      .b = kp + grp * g.og, .ldb = g.o, .c = yp + n0 * g.pixels() * g.o + grp * g.og, .ldc = g.o});
+      }
     }
-  }
+  });
 }
 
 void CpuBackend::conv2d_backward_data(const TensorView& dy, const TensorView& kernel, const TensorView& dx,
@@ -126,18 +139,21 @@ void CpuBackend::conv2d_backward_data(const TensorView& dy, const TensorView& ke
                   .ldb = g.o, .c = dxp, .ldc = g.c});
     return;
   }
-  fill(dx, 0.f);
-  const std::int64_t chunk = images_per_chunk(g);
-  float* col = scratch(std::size_t(chunk * g.pixels() * g.patch()));
-  for (std::int64_t n0 = 0; n0 < g.n; n0 += chunk) {
-    const std::int64_t nb = std::min(chunk, g.n - n0);
-    for (std::int64_t grp = 0; grp < g.groups; ++grp) {
-      gemm(GemmArgs{.transpose_b = true, .m = nb * g.pixels(), .n = g.patch(), .k = g.og,
-                    .a = dyp + n0 * g.pixels() * g.o + grp * g.og, .lda = g.o, .b = kp + grp * g.og, .ldb = g.o,
-                    .c = col, .ldc = g.patch()});
-      col2im(g, w, col, n0, nb, grp, dxp);
+  const std::int64_t chunk = images_per_chunk(g), col_floats = chunk * g.pixels() * g.patch();
+  float* scratch_base = scratch(std::size_t(col_floats * num_threads()));
+  parallel_for(g.n, g.pixels() * g.patch() * g.og, [&](std::int64_t begin, std::int64_t end) {
+    float* col = scratch_base + omp_get_thread_num() * col_floats;
+    std::memset(dxp + begin * g.h * g.w * g.c, 0, std::size_t((end - begin) * g.h * g.w * g.c) * sizeof(float));
+    for (std::int64_t n0 = begin; n0 < end; n0 += chunk) {
+      const std::int64_t nb = std::min(chunk, end - n0);
+      for (std::int64_t grp = 0; grp < g.groups; ++grp) {
+        gemm(GemmArgs{.transpose_b = true, .m = nb * g.pixels(), .n = g.patch(), .k = g.og,
+                      .a = dyp + n0 * g.pixels() * g.o + grp * g.og, .lda = g.o, .b = kp + grp * g.og, .ldb = g.o,
+                      .c = col, .ldc = g.patch()});
+        col2im(g, w, col, n0, nb, grp, dxp);
+      }
     }
-  }
+  });
 }
 
 void CpuBackend::conv2d_backward_filter(const TensorView& x, const TensorView& dy, const TensorView& dkernel,
@@ -151,16 +167,33 @@ void CpuBackend::conv2d_backward_filter(const TensorView& x, const TensorView& d
                   .ldb = g.o, .c = dkp, .ldc = g.o});
     return;
   }
-  const std::int64_t chunk = images_per_chunk(g);
-  float* col = scratch(std::size_t(chunk * g.pixels() * g.patch()));
-  for (std::int64_t n0 = 0; n0 < g.n; n0 += chunk) {
-    const std::int64_t nb = std::min(chunk, g.n - n0);
-    for (std::int64_t grp = 0; grp < g.groups; ++grp) {
-      im2col(g, w, xp, n0, nb, grp, col);
-      gemm(GemmArgs{.transpose_a = true, .m = g.patch(), .n = g.og, .k = nb * g.pixels(),
-                    .beta = n0 == 0 ? 0.f : 1.f, .a = col, .lda = g.patch(),
-                    .b = dyp + n0 * g.pixels() * g.o + grp * g.og, .ldb = g.o, .c = dkp + grp * g.og, .ldc = g.o});
+  // Each thread sums its images' contributions into its own copy of the kernel gradient (thread 0 into the
+  // output itself); the copies are added at the end.
+  const int threads = num_threads();
+  const std::int64_t chunk = images_per_chunk(g), col_floats = chunk * g.pixels() * g.patch(), kernel_floats = dkernel.numel();
+  float* scratch_base = scratch(std::size_t((col_floats + kernel_floats + 1) * threads));
+  float* partials = scratch_base + col_floats * threads;
+  float* wrote = partials + kernel_floats * threads;  // wrote[t] = 1 once thread t has a partial sum
+  std::fill(wrote, wrote + threads, 0.f);
+  parallel_for(g.n, g.pixels() * g.patch() * g.og, [&](std::int64_t begin, std::int64_t end) {
+    const int t = omp_get_thread_num();
+    wrote[t] = 1.f;
+    float* col = scratch_base + t * col_floats;
+    float* dk = t == 0 ? dkp : partials + t * kernel_floats;
+    for (std::int64_t n0 = begin; n0 < end; n0 += chunk) {
+      const std::int64_t nb = std::min(chunk, end - n0);
+      for (std::int64_t grp = 0; grp < g.groups; ++grp) {
+        im2col(g, w, xp, n0, nb, grp, col);
+        gemm(GemmArgs{.transpose_a = true, .m = g.patch(), .n = g.og, .k = nb * g.pixels(),
+                      .beta = n0 == begin ? 0.f : 1.f, .a = col, .lda = g.patch(),
+                      .b = dyp + n0 * g.pixels() * g.o + grp * g.og, .ldb = g.o, .c = dk + grp * g.og, .ldc = g.o});
+      }
     }
+  });
+  for (int t = 1; t < threads; ++t) {
+    if (wrote[t] == 0.f) continue;
+    const float* part = partials + t * kernel_floats;
+    for (std::int64_t i = 0; i < kernel_floats; ++i) dkp[i] += part[i];
   }
 }
 
@@ -245,16 +278,23 @@ void CpuBackend::pool2d_backward(PoolKind kind, const TensorView& x, const Tenso
               }
             continue;
           }
-          for (std::int64_t c = 0; c < g.c; ++c) {
-            // The first position (row-major in the window) holding the maximum gets the gradient.
-            bool routed = false;
-            for (std::int64_t iy = b.y0; iy < b.y1 && !routed; ++iy)
+          // The first position (row-major in the window) holding the maximum gets the gradient: positions are
+          // visited in order and each channel is routed once, the channel loop vectorised over blocks.
+          constexpr std::int64_t kBlock = 256;
+          for (std::int64_t c0 = 0; c0 < g.c; c0 += kBlock) {
+            const std::int64_t nc = std::min(kBlock, g.c - c0);
+            std::array<std::uint8_t, kBlock> routed{};
+            const float* yo = yp + o + c0;
+            const float* dyo = dyp + o + c0;
+            for (std::int64_t iy = b.y0; iy < b.y1; ++iy)
               for (std::int64_t ix = b.x0; ix < b.x1; ++ix) {
-                const std::int64_t i = ((img * g.h + iy) * g.w + ix) * g.c + c;
-                if (xp[i] == yp[o + c]) {
-                  dxp[i] += dyp[o + c];
-                  routed = true;
-                  break;
+                const std::int64_t i = ((img * g.h + iy) * g.w + ix) * g.c + c0;
+                const float* xi = xp + i;
+                float* di = dxp + i;
+                for (std::int64_t c = 0; c < nc; ++c) {
+                  const bool take = xi[c] == yo[c] && !routed[std::size_t(c)];
+                  di[c] += take ? dyo[c] : 0.f;
+                  routed[std::size_t(c)] |= std::uint8_t(take);
                 }
               }
           }

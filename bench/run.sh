@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Runs the MLP workload in Strata and in libtorch (each libtorch thread setting) in one go and prints the
-# ratios. libtorch is Debian's libtorch-dev; it uses whichever BLAS the libblas.so.3 alternative names, so
-# OpenBLAS is installed too (with the reference BLAS libtorch is about 20x slower).
-#   bench/run-mlp.sh [RUNS]      (the best of RUNS interleaved runs of each; default 5)
+# Runs a workload (bench/workloads.cpp: mlp or cnn) in Strata and in libtorch (each thread setting) in one
+# go and prints the ratios. libtorch is Debian's libtorch-dev; it uses whichever BLAS the libblas.so.3
+# alternative names, so OpenBLAS is installed too (with the reference BLAS libtorch is about 20x slower).
+#   bench/run.sh [WORKLOAD] [RUNS]      (default mlp; the best of RUNS interleaved runs of each, default 5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-runs=${1:-5}
+workload=${1:-mlp}
+runs=${2:-5}
 
 if [ "$(id -u)" = 0 ]; then
   missing=()
@@ -18,9 +19,9 @@ if [ "$(id -u)" = 0 ]; then
 fi
 bash scripts/setup.sh >/dev/null
 cmake -S . -B build -DSTRATA_BUILD_BENCH=ON >/dev/null
-cmake --build build --target bench_mlp >/dev/null
+cmake --build build --target bench_strata >/dev/null
 have_torch=0
-if cmake --build build --target bench_mlp_torch >/dev/null 2>&1; then have_torch=1; fi
+if cmake --build build --target bench_torch >/dev/null 2>&1; then have_torch=1; fi
 
 field() { sed -n "s/.*\"$1\": \([0-9.]*\).*/\1/p"; }
 best_of() {  # best_of FIELD min|max LINES...
@@ -32,13 +33,13 @@ best_of() {  # best_of FIELD min|max LINES...
 strata_lines=()
 torch_lines=()
 for _ in $(seq "$runs"); do
-  line=$(./build/bench/bench_mlp)
+  line=$(./build/bench/bench_strata "$workload")
   echo "$line"
   strata_lines+=("$line")
   [ $have_torch = 1 ] || continue
   for blas in 1 2; do
     for threads in 1 2; do
-      line=$(OPENBLAS_NUM_THREADS=$blas TORCH_THREADS=$threads ./build/bench/bench_mlp_torch)
+      line=$(OPENBLAS_NUM_THREADS=$blas TORCH_THREADS=$threads ./build/bench/bench_torch "$workload")
       echo "OPENBLAS_NUM_THREADS=$blas $line"
       torch_lines+=("$line")
     done
@@ -54,7 +55,8 @@ s_lat=$(best_of predict_one_us min "${strata_lines[@]}")
 t_lat=$(best_of predict_one_us min "${torch_lines[@]}")
 s_rss=$(best_of peak_rss_mb min "${strata_lines[@]}")
 t_rss=$(best_of peak_rss_mb min "${torch_lines[@]}")
-awk -v sr="$s_rate" -v tr="$t_rate" -v sl="$s_lat" -v tl="$t_lat" -v sm="$s_rss" -v tm="$t_rss" 'BEGIN {
+awk -v w="$workload" -v sr="$s_rate" -v tr="$t_rate" -v sl="$s_lat" -v tl="$t_lat" -v sm="$s_rss" -v tm="$t_rss" 'BEGIN {
+  printf "%s workload\n", w
   printf "throughput: strata %d samples/s, libtorch best %d samples/s: ratio %.2f (goal >= 1, aim 1.25)\n", sr, tr, sr / tr
   printf "predict one sample: strata %.1f us, libtorch best %.1f us: ratio %.2f (goal <= 0.5)\n", sl, tl, sl / tl
   printf "peak RSS: strata %.1f MB, libtorch %.1f MB: ratio %.2f (goal <= 0.4)\n", sm, tm, sm / tm

@@ -1,0 +1,47 @@
+// The benchmark workloads in Strata, one epoch each of Fashion-MNIST at batch 128 with Adam 1e-3:
+//   mlp: Input(28, 28) -> Flatten -> Dense(256, relu) -> Dense(128, relu) -> Dense(10, softmax)
+//   cnn: Keras's mnist_convnet without dropout: Input(28, 28, 1) -> Conv2D(32, 3, relu) -> MaxPooling2D(2)
+//        -> Conv2D(64, 3, relu) -> MaxPooling2D(2) -> Flatten -> Dense(10, softmax)
+//   bench_strata WORKLOAD [EPOCHS]      prints one JSON line (bench/report.h)
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include "api/strata.h"
+#include "bench/report.h"
+
+using namespace strata;
+
+int main(int argc, char** argv) try {
+  const std::string workload = argc > 1 ? argv[1] : "mlp";
+  const int epochs = argc > 2 ? std::atoi(argv[2]) : 1;
+  auto [x_train, y_train, x_test, y_test] = datasets::load_fashion_mnist();
+  set_random_seed(42);
+  std::unique_ptr<Sequential> net;
+  if (workload == "mlp") {
+    net = std::make_unique<Sequential>(std::vector<LayerRef>{Input({28, 28}), Flatten(), Dense(256, {.activation = "relu"}),
+                                                             Dense(128, {.activation = "relu"}), Dense(10, {.activation = "softmax"})});
+  } else if (workload == "cnn") {
+    x_train = x_train.reshaped({x_train.rows(), 28, 28, 1});
+    x_test = x_test.reshaped({x_test.rows(), 28, 28, 1});
+    net = std::make_unique<Sequential>(std::vector<LayerRef>{Input({28, 28, 1}), Conv2D(32, 3, {.activation = "relu"}), MaxPooling2D(2),
+                                                             Conv2D(64, 3, {.activation = "relu"}), MaxPooling2D(2), Flatten(),
+                                                             Dense(10, {.activation = "softmax"})});
+  } else {
+    throw std::invalid_argument("unknown workload '" + workload + "' (mlp or cnn)");
+  }
+  Sequential& model = *net;
+  model.compile(Adam(AdamOptions{.learning_rate = 1e-3}), "sparse_categorical_crossentropy", {"accuracy"});
+
+  bench::Report r{.framework = "strata", .workload = workload, .epochs = epochs, .samples = double(x_train.rows())};
+  const auto start = bench::Clock::now();
+  model.fit(x_train / 255.f, y_train, {.epochs = epochs, .batch_size = 128, .verbose = 0});
+  r.train_seconds = std::chrono::duration<double>(bench::Clock::now() - start).count();
+  r.test_accuracy = model.evaluate(x_test / 255.f, y_test, {.batch_size = 128, .verbose = 0}).at("accuracy");
+  const Array one = x_test.slice_rows(0, 1) / 255.f;
+  r.predict_one_us = bench::median_latency_us([&] { (void)model.predict(one, {.verbose = 0}); });
+  bench::print(r);
+} catch (const std::exception& e) {
+  fmt::print(stderr, "bench_strata: {}\n", e.what());
+  return 1;
+}
