@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <new>
 
+#include "api/strata.h"
 #include "graph/autodiff.h"
 #include "graph/ops.h"
 #include "graph/planner.h"
@@ -127,6 +128,33 @@ TEST(Program, TrainingStepsAllocateNothingAfterWarmup) {
   make_blobs(64, 64, 10, x, y);
   const TensorView feeds[] = {{x.data(), DType::float32, {64, 64}}, {y.data(), DType::int32, {64}}};
   p.run(Mode::training, feeds);  // warm-up: plans, arena, optimizer state
+  const AllocationStats before = p.backend().stats();
+  const long heap_before = g_heap_allocations.load();
+  for (int step = 0; step < 5; ++step) {
+    p.run(Mode::training, feeds);
+    (void)p.read_scalar(0);
+  }
+  EXPECT_EQ(p.backend().stats().allocations, before.allocations) << "backend allocations during training steps";
+  EXPECT_EQ(g_heap_allocations.load(), heap_before) << "operator new calls during training steps";
+}
+
+TEST(Program, ConvnetTrainingStepsAllocateNothingAfterWarmup) {
+  // Convolutions (im2col scratch), BatchNormalization (moving statistics), pooling, dropout, on 2 threads.
+  clear_session();
+  const Tensor x = ops::placeholder({-1, 12, 12, 3}, DType::float32, "x");
+  const Tensor labels = ops::placeholder({-1}, DType::int32, "labels");
+  Tensor h = Conv2D(8, 3, {.padding = "same"})(x);
+  h = Activation("relu")(BatchNormalization()(h));
+  h = MaxPooling2D(2)(h);
+  h = SpatialDropout2D(0.2f)(Conv2D(16, 3, {.strides = 2, .activation = "relu"})(h));
+  h = Dense(10)(GlobalAveragePooling2D()(h));
+  const Tensor loss = ops::negative(ops::mean(ops::gather(ops::log_softmax(h), labels, 1, 1)));
+  Program p({x, labels}, {loss}, loss, std::make_shared<Optimizer>(OptimizerUpdate{.kind = OptimizerKind::adam, .learning_rate = 1e-3f}));
+  const auto images = random_vector(16 * 12 * 12 * 3, -1, 1, 5);
+  std::vector<std::int32_t> y(16);
+  for (std::size_t i = 0; i < y.size(); ++i) y[i] = std::int32_t(i % 10);
+  const TensorView feeds[] = {{const_cast<float*>(images.data()), DType::float32, {16, 12, 12, 3}}, {y.data(), DType::int32, {16}}};
+  p.run(Mode::training, feeds);
   const AllocationStats before = p.backend().stats();
   const long heap_before = g_heap_allocations.load();
   for (int step = 0; step < 5; ++step) {
