@@ -384,6 +384,11 @@ TEST_P(BackendOps, Conv2dForwardAndBackward) {
       {2, 5, 5, 4, 3, 3, 6, 1, 1, 1, 1, 1, 1, 1, 1, 2},  // grouped
       {3, 4, 5, 6, 1, 1, 5, 1, 1, 1, 1, 0, 0, 0, 0, 1},  // pointwise
       {2, 6, 6, 4, 3, 3, 4, 1, 1, 1, 1, 1, 1, 1, 1, 4},  // depthwise
+      // Large enough to run on several threads: one image split by rows; row ranges that cross images and
+      // several cache-sized chunks per thread.
+      {1, 20, 20, 8, 3, 3, 16, 1, 1, 1, 1, 0, 0, 0, 0, 1},
+      {3, 30, 17, 3, 3, 3, 8, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+      {4, 40, 12, 16, 3, 3, 8, 1, 1, 1, 1, 0, 0, 0, 0, 1},
   };
   for (const ConvCase& k : cases) {
     const std::int64_t cg = k.c / k.groups, og = k.o / k.groups;

@@ -31,11 +31,18 @@ ConvGeometry conv_geometry(const char* what, const Shape& x, const Shape& k, con
   return g;
 }
 
-// Images per im2col chunk: small enough that a chunk's column matrix stays in a core's L2 cache between
-// im2col and the GEMM that reads it.
+// Chunks of im2col work are small enough that the column matrix stays in a core's L2 cache between im2col
+// and the GEMM that reads it: about 64K floats.
+constexpr std::int64_t kChunkFloats = std::int64_t(64) << 10;
+
 std::int64_t images_per_chunk(const ConvGeometry& g) {
   const std::int64_t per_image = std::max<std::int64_t>(1, g.pixels() * g.patch());
-  return std::clamp<std::int64_t>((std::int64_t(64) << 10) / per_image, 1, g.n);
+  return std::clamp<std::int64_t>(kChunkFloats / per_image, 1, g.n);
+}
+
+std::int64_t rows_per_chunk(const ConvGeometry& g) {
+  const std::int64_t per_row = std::max<std::int64_t>(1, g.ow * g.patch());
+  return std::clamp<std::int64_t>(kChunkFloats / per_row, 1, g.n * g.oh);
 }
 
 bool is_pointwise(const ConvGeometry& g, const Window2D& w) {
@@ -43,65 +50,65 @@ bool is_pointwise(const ConvGeometry& g, const Window2D& w) {
          g.groups == 1 && g.oh == g.h && g.ow == g.w;
 }
 
-// col[(img * P + p), (kh, kw, c)] = x[n0 + img, ih, iw, group * cg + c], zero outside the image.
-void im2col(const ConvGeometry& g, const Window2D& w, const float* x, std::int64_t n0, std::int64_t nb,
-            std::int64_t group, float* col) {
+// col[(r - r0) * ow + ox, (kh, kw, c)] = x[img, iy, ix, group * cg + c] for the output rows r = img * oh + oy
+// in [r0, r1), zero outside the image. Output rows of consecutive images are contiguous, so a range may
+// span images.
+void im2col(const ConvGeometry& g, const Window2D& w, const float* x, std::int64_t r0, std::int64_t r1, std::int64_t group,
+            float* col) {
   const std::int64_t patch = g.patch();
-  parallel_for(nb * g.oh, g.ow * patch, [&](std::int64_t begin, std::int64_t end) {
-    for (std::int64_t r = begin; r < end; ++r) {
-      const std::int64_t img = r / g.oh, oy = r % g.oh;
-      const float* xi = x + (n0 + img) * g.h * g.w * g.c + group * g.cg;
-      for (std::int64_t ox = 0; ox < g.ow; ++ox) {
-        float* dst = col + ((img * g.oh + oy) * g.ow + ox) * patch;
-        for (std::int64_t ky = 0; ky < g.kh; ++ky) {
-          const std::int64_t iy = oy * w.stride_h - w.pad_top + ky * w.dilation_h;
-          for (std::int64_t kx = 0; kx < g.kw; ++kx, dst += g.cg) {
-            const std::int64_t ix = ox * w.stride_w - w.pad_left + kx * w.dilation_w;
-            // Runs of a few floats (first layers) are copied inline: a library call per run costs more.
-            if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) {
-              if (g.cg <= 8) for (std::int64_t c = 0; c < g.cg; ++c) dst[c] = 0.f;
-              else std::memset(dst, 0, std::size_t(g.cg) * sizeof(float));
-            } else {
-              const float* src = xi + (iy * g.w + ix) * g.c;
-              if (g.cg <= 8) for (std::int64_t c = 0; c < g.cg; ++c) dst[c] = src[c];
-              else std::memcpy(dst, src, std::size_t(g.cg) * sizeof(float));
-            }
+  for (std::int64_t r = r0; r < r1; ++r) {
+    const std::int64_t img = r / g.oh, oy = r % g.oh;
+    const float* xi = x + img * g.h * g.w * g.c + group * g.cg;
+    for (std::int64_t ox = 0; ox < g.ow; ++ox) {
+      float* dst = col + ((r - r0) * g.ow + ox) * patch;
+      for (std::int64_t ky = 0; ky < g.kh; ++ky) {
+        const std::int64_t iy = oy * w.stride_h - w.pad_top + ky * w.dilation_h;
+        for (std::int64_t kx = 0; kx < g.kw; ++kx, dst += g.cg) {
+          const std::int64_t ix = ox * w.stride_w - w.pad_left + kx * w.dilation_w;
+          // Runs of a few floats (first layers) are copied inline: a library call per run costs more.
+          if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) {
+            if (g.cg <= 8) for (std::int64_t c = 0; c < g.cg; ++c) dst[c] = 0.f;
+            else std::memset(dst, 0, std::size_t(g.cg) * sizeof(float));
+          } else {
+            const float* src = xi + (iy * g.w + ix) * g.c;
+            if (g.cg <= 8) for (std::int64_t c = 0; c < g.cg; ++c) dst[c] = src[c];
+            else std::memcpy(dst, src, std::size_t(g.cg) * sizeof(float));
           }
         }
       }
     }
-  });
+  }
 }
 
-// The adjoint of im2col: dx[...] += col[...]. Threads take whole images, which never overlap.
+// The adjoint of im2col for whole images [n0, n0 + nb): dx[...] += col[...]. Windows of neighbouring output
+// rows overlap in dx, so the callers split work by image, never by row.
 void col2im(const ConvGeometry& g, const Window2D& w, const float* col, std::int64_t n0, std::int64_t nb,
             std::int64_t group, float* dx) {
   const std::int64_t patch = g.patch();
-  parallel_for(nb, g.pixels() * patch, [&](std::int64_t begin, std::int64_t end) {
-    for (std::int64_t img = begin; img < end; ++img) {
-      float* di = dx + (n0 + img) * g.h * g.w * g.c + group * g.cg;
-      for (std::int64_t oy = 0; oy < g.oh; ++oy)
-        for (std::int64_t ox = 0; ox < g.ow; ++ox) {
-          const float* src = col + ((img * g.oh + oy) * g.ow + ox) * patch;
-          for (std::int64_t ky = 0; ky < g.kh; ++ky) {
-            const std::int64_t iy = oy * w.stride_h - w.pad_top + ky * w.dilation_h;
-            for (std::int64_t kx = 0; kx < g.kw; ++kx, src += g.cg) {
-              const std::int64_t ix = ox * w.stride_w - w.pad_left + kx * w.dilation_w;
-              if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) continue;
-              float* d = di + (iy * g.w + ix) * g.c;
-              for (std::int64_t c = 0; c < g.cg; ++c) d[c] += src[c];
-            }
+  for (std::int64_t img = 0; img < nb; ++img) {
+    float* di = dx + (n0 + img) * g.h * g.w * g.c + group * g.cg;
+    for (std::int64_t oy = 0; oy < g.oh; ++oy)
+      for (std::int64_t ox = 0; ox < g.ow; ++ox) {
+        const float* src = col + ((img * g.oh + oy) * g.ow + ox) * patch;
+        for (std::int64_t ky = 0; ky < g.kh; ++ky) {
+          const std::int64_t iy = oy * w.stride_h - w.pad_top + ky * w.dilation_h;
+          for (std::int64_t kx = 0; kx < g.kw; ++kx, src += g.cg) {
+            const std::int64_t ix = ox * w.stride_w - w.pad_left + kx * w.dilation_w;
+            if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) continue;
+            float* d = di + (iy * g.w + ix) * g.c;
+            for (std::int64_t c = 0; c < g.cg; ++c) d[c] += src[c];
           }
         }
-    }
-  });
+      }
+  }
 }
 
 }  // namespace
 
-// The three convolution kernels split the batch into one contiguous range of images per thread; each thread
-// runs im2col and a single-threaded GEMM on chunks of its own images with its own slice of the scratch, so
-// the column matrix is produced and consumed by the same core and no barrier separates the two.
+// The three convolution kernels give each thread one contiguous range of work (output rows for the forward
+// pass and the filter gradient, whole images for the data gradient); each thread runs im2col and a
+// single-threaded GEMM on chunks of its range with its own slice of the scratch, so the column matrix is
+// produced and consumed by the same core and no barrier separates the two.
 
 void CpuBackend::conv2d(const TensorView& x, const TensorView& kernel, const TensorView& y, const Window2D& w) {
   const ConvGeometry g = conv_geometry("conv2d", x.shape, kernel.shape, y.shape, w);
@@ -113,16 +120,17 @@ void CpuBackend::conv2d(const TensorView& x, const TensorView& kernel, const Ten
                   .ldc = g.o});
     return;
   }
-  const std::int64_t chunk = images_per_chunk(g), col_floats = chunk * g.pixels() * g.patch();
+  // Threads split output rows (not images), so that one image is shared too.
+  const std::int64_t chunk = rows_per_chunk(g), col_floats = chunk * g.ow * g.patch();
   float* scratch_base = scratch(std::size_t(col_floats * num_threads()));
-  parallel_for(g.n, g.pixels() * g.patch() * g.og, [&](std::int64_t begin, std::int64_t end) {
+  parallel_for(g.n * g.oh, g.ow * g.patch() * g.og, [&](std::int64_t begin, std::int64_t end) {
     float* col = scratch_base + omp_get_thread_num() * col_floats;
-    for (std::int64_t n0 = begin; n0 < end; n0 += chunk) {
-      const std::int64_t nb = std::min(chunk, end - n0);
+    for (std::int64_t r0 = begin; r0 < end; r0 += chunk) {
+      const std::int64_t r1 = std::min(r0 + chunk, end);
       for (std::int64_t grp = 0; grp < g.groups; ++grp) {
-        im2col(g, w, xp, n0, nb, grp, col);
-        gemm(GemmArgs{.m = nb * g.pixels(), .n = g.og, .k = g.patch(), .a = col, .lda = g.patch(),
-                      .b = kp + grp * g.og, .ldb = g.o, .c = yp + n0 * g.pixels() * g.o + grp * g.og, .ldc = g.o});
+        im2col(g, w, xp, r0, r1, grp, col);
+        gemm(GemmArgs{.m = (r1 - r0) * g.ow, .n = g.og, .k = g.patch(), .a = col, .lda = g.patch(),
+                      .b = kp + grp * g.og, .ldb = g.o, .c = yp + r0 * g.ow * g.o + grp * g.og, .ldc = g.o});
       }
     }
   });
@@ -170,23 +178,23 @@ void CpuBackend::conv2d_backward_filter(const TensorView& x, const TensorView& d
   // Each thread sums its images' contributions into its own copy of the kernel gradient (thread 0 into the
   // output itself); the copies are added at the end.
   const int threads = num_threads();
-  const std::int64_t chunk = images_per_chunk(g), col_floats = chunk * g.pixels() * g.patch(), kernel_floats = dkernel.numel();
+  const std::int64_t chunk = rows_per_chunk(g), col_floats = chunk * g.ow * g.patch(), kernel_floats = dkernel.numel();
   float* scratch_base = scratch(std::size_t((col_floats + kernel_floats + 1) * threads));
   float* partials = scratch_base + col_floats * threads;
   float* wrote = partials + kernel_floats * threads;  // wrote[t] = 1 once thread t has a partial sum
   std::fill(wrote, wrote + threads, 0.f);
-  parallel_for(g.n, g.pixels() * g.patch() * g.og, [&](std::int64_t begin, std::int64_t end) {
+  parallel_for(g.n * g.oh, g.ow * g.patch() * g.og, [&](std::int64_t begin, std::int64_t end) {
     const int t = omp_get_thread_num();
     wrote[t] = 1.f;
     float* col = scratch_base + t * col_floats;
     float* dk = t == 0 ? dkp : partials + t * kernel_floats;
-    for (std::int64_t n0 = begin; n0 < end; n0 += chunk) {
-      const std::int64_t nb = std::min(chunk, end - n0);
+    for (std::int64_t r0 = begin; r0 < end; r0 += chunk) {
+      const std::int64_t r1 = std::min(r0 + chunk, end);
       for (std::int64_t grp = 0; grp < g.groups; ++grp) {
-        im2col(g, w, xp, n0, nb, grp, col);
-        gemm(GemmArgs{.transpose_a = true, .m = g.patch(), .n = g.og, .k = nb * g.pixels(),
-                      .beta = n0 == begin ? 0.f : 1.f, .a = col, .lda = g.patch(),
-                      .b = dyp + n0 * g.pixels() * g.o + grp * g.og, .ldb = g.o, .c = dk + grp * g.og, .ldc = g.o});
+        im2col(g, w, xp, r0, r1, grp, col);
+        gemm(GemmArgs{.transpose_a = true, .m = g.patch(), .n = g.og, .k = (r1 - r0) * g.ow,
+                      .beta = r0 == begin ? 0.f : 1.f, .a = col, .lda = g.patch(),
+                      .b = dyp + r0 * g.ow * g.o + grp * g.og, .ldb = g.o, .c = dk + grp * g.og, .ldc = g.o});
       }
     }
   });
