@@ -79,6 +79,15 @@ struct PredictOptions {
   std::vector<CallbackPtr> callbacks;
 };
 
+namespace io::h5 {
+class Group;
+}
+
+struct LoadWeightsOptions {
+  bool by_name = false;        // legacy .h5 only: match layers by name instead of by position
+  bool skip_mismatch = false;  // skip layers whose weight count or shapes differ instead of failing
+};
+
 class Model {
  public:
   // A functional model from symbolic tensors: the layers called between them become the model's layers.
@@ -117,6 +126,14 @@ class Model {
   Logs evaluate(const std::vector<Array>& x, const std::vector<Array>& y, EvaluateOptions options = {});
   Array predict(const Array& x, PredictOptions options = {});
   std::vector<Array> predict(const std::vector<Array>& x, PredictOptions options = {});
+  // Weights in Keras's HDF5 layouts, chosen by the file name as Keras does: "*.weights.h5" is Keras 3's
+  // (layers/<snake_case class name>/vars/<i>), "*.h5" / "*.hdf5" the legacy one (layer_names, a group per
+  // layer with weight_names). Saving is atomic: a failed save leaves an earlier file as it was. Loading
+  // matches layers by position (legacy files: or by name), reads a whole-model legacy file's
+  // model_weights, and fails on a count or shape mismatch naming the layer and both shapes.
+  void save_weights(const std::string& path);
+  void load_weights(const std::string& path, LoadWeightsOptions options = {});
+
   // One optimizer step on one batch; the batch's loss and metrics.
   Logs train_on_batch(const Array& x, const Array& y, const Array& sample_weight = {});
   Logs test_on_batch(const Array& x, const Array& y, const Array& sample_weight = {});
@@ -146,6 +163,13 @@ class Model {
   std::vector<std::shared_ptr<InputLayer>> input_layers_;
 
  private:
+  // The layers as Keras lists them in saved files (model.layers), built.
+  std::vector<LayerPtr> layers_for_saving();
+  void write_keras3_weights(io::h5::Group& root, const std::vector<LayerPtr>& layers) const;
+  void write_legacy_weights(io::h5::Group& group, const std::vector<LayerPtr>& layers) const;
+  void read_keras3_weights(const io::h5::Group& root, const std::vector<LayerPtr>& layers, LoadWeightsOptions options);
+  void read_legacy_weights(const io::h5::Group& group, const std::vector<LayerPtr>& layers, LoadWeightsOptions options);
+
   struct Step;  // the training/evaluation program for one set of target shapes
   Step& step_for(const std::vector<Array>& x, const std::vector<Array>& y);
   Program& predict_program();

@@ -1,0 +1,232 @@
+// Model::save_weights / load_weights in Keras's HDF5 layouts (see model.h).
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <map>
+#include <regex>
+#include <stdexcept>
+
+#include "api/model.h"
+#include "io/atomic_file.h"
+#include "io/hdf5.h"
+
+namespace strata {
+
+namespace {
+
+// The Keras release whose file layouts these writers follow, stored as keras_version.
+constexpr const char* kKerasLayoutVersion = "3.15.1";
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+bool is_keras3_weights_file(const std::string& path) { return ends_with(path, ".weights.h5"); }
+bool is_legacy_h5_file(const std::string& path) { return ends_with(path, ".h5") || ends_with(path, ".hdf5"); }
+
+// keras.src.utils.naming.to_snake_case.
+std::string to_snake_case(const std::string& name) {
+  static const std::regex non_word("\\W+"), upper_word("(.)([A-Z][a-z]+)"), lower_upper("([a-z])([A-Z])");
+  std::string s = std::regex_replace(name, non_word, "");
+  s = std::regex_replace(s, upper_word, "$1_$2");
+  s = std::regex_replace(s, lower_upper, "$1_$2");
+  for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// Keras 3's key for each layer in a .weights.h5 file: its snake_case class name, numbered from the second
+// occurrence on (dense, dense_1, ...), in model.layers order.
+std::vector<std::string> keras3_layer_keys(const std::vector<LayerPtr>& layers) {
+  std::map<std::string, int> used;
+  std::vector<std::string> keys;
+  for (const auto& layer : layers) {
+    std::string key = to_snake_case(layer->class_name());
+    auto [it, fresh] = used.emplace(key, 0);
+    if (!fresh) key = fmt::format("{}_{}", key, ++it->second);
+    keys.push_back(key);
+  }
+  return keys;
+}
+
+std::string shape_string(const Shape& s) { return s.to_string(); }
+
+// Checks a value read from `where` against `variable` and assigns it; returns false (after saying why in
+// `mismatch`) when shapes differ.
+bool assign_checked(const VariablePtr& variable, const io::h5::FloatArray& value, const std::string& where, std::string& mismatch) {
+  if (value.shape != variable->shape()) {
+    mismatch = fmt::format("{}: weight '{}' has shape {} in the model but {} in the file", where, variable->name(),
+                           shape_string(variable->shape()), shape_string(value.shape));
+    return false;
+  }
+  variable->assign(value.values);
+  return true;
+}
+
+}  // namespace
+
+std::vector<LayerPtr> Model::layers_for_saving() {
+  (void)inputs();  // builds every layer's weights
+  return layers_;
+}
+
+void Model::save_weights(const std::string& path) {
+  if (!is_keras3_weights_file(path) && !is_legacy_h5_file(path))
+    throw std::invalid_argument(fmt::format("save_weights: '{}': the file name must end in .weights.h5 (Keras 3) or .h5 (legacy HDF5)", path));
+  const auto layers = layers_for_saving();
+  io::AtomicFile out(path);
+  {
+    io::h5::File file = io::h5::File::create(out.temp_path());
+    if (is_keras3_weights_file(path)) write_keras3_weights(file, layers);
+    else write_legacy_weights(file, layers);
+    file.close();
+  }
+  out.commit();
+}
+
+void Model::write_keras3_weights(io::h5::Group& root, const std::vector<LayerPtr>& layers) const {
+  const auto keys = keras3_layer_keys(layers);
+  io::h5::Group layers_group = root.create_group("layers");
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    io::h5::Group vars = layers_group.create_group(keys[i] + "/vars");
+    vars.set_attribute("name", layers[i]->name());
+    const auto& weights = layers[i]->weights();
+    for (std::size_t w = 0; w < weights.size(); ++w) {
+      const auto values = weights[w]->to_vector();
+      vars.write_floats(std::to_string(w), weights[w]->shape(), values.data());
+    }
+  }
+  root.create_group("vars").set_attribute("name", name_);
+}
+
+void Model::write_legacy_weights(io::h5::Group& group, const std::vector<LayerPtr>& layers) const {
+  std::vector<std::string> names;
+  for (const auto& layer : layers) names.push_back(layer->name());
+  group.set_attribute("layer_names", names);
+  group.set_attribute("backend", std::string("strata"));
+  group.set_attribute("keras_version", std::string(kKerasLayoutVersion));
+  // Keras names each weight by its path: "<model>/<layer>/<weight>" in a Sequential, "<layer>/<weight>" otherwise.
+  const std::string prefix = class_name() == "Sequential" ? name_ + "/" : "";
+  for (const auto& layer : layers) {
+    io::h5::Group g = group.create_group(layer->name());
+    std::vector<std::string> weight_names;
+    for (const auto& w : layer->weights()) weight_names.push_back(prefix + w->name());
+    g.set_attribute("weight_names", weight_names);
+    for (std::size_t i = 0; i < weight_names.size(); ++i) {
+      const auto values = layer->weights()[i]->to_vector();
+      g.write_floats(weight_names[i], layer->weights()[i]->shape(), values.data());
+    }
+  }
+  io::h5::Group top = group.create_group("top_level_model_weights");
+  top.set_attribute("weight_names", std::vector<std::string>{});
+}
+
+void Model::load_weights(const std::string& path, LoadWeightsOptions options) {
+  const auto layers = layers_for_saving();
+  io::h5::File file = io::h5::File::open(path);
+  // A whole-model legacy file keeps the weights under model_weights; a weights-only one at the root.
+  if (file.is_group("layers") && !file.has_attribute("layer_names")) {
+    if (options.by_name) throw std::invalid_argument(fmt::format("load_weights: {}: by_name applies to legacy .h5 files only", path));
+    read_keras3_weights(file, layers, options);
+  } else if (file.is_group("model_weights")) {
+    io::h5::Group g = file.group("model_weights");
+    read_legacy_weights(g, layers, options);
+  } else {
+    read_legacy_weights(file, layers, options);
+  }
+  invalidate();
+}
+
+void Model::read_keras3_weights(const io::h5::Group& root, const std::vector<LayerPtr>& layers, LoadWeightsOptions options) {
+  const auto keys = keras3_layer_keys(layers);
+  const io::h5::Group layers_group = root.group("layers");
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    const auto& weights = layers[i]->weights();
+    const std::string vars_path = keys[i] + "/vars";
+    const std::string where = fmt::format("{}: layers/{} (layer '{}')", root.file_name(), keys[i], layers[i]->name());
+    if (!layers_group.is_group(vars_path)) {
+      if (weights.empty()) continue;
+      throw std::runtime_error(fmt::format("{}: not in the file, which holds layers [{}]", where, fmt::join(layers_group.members(), ", ")));
+    }
+    const io::h5::Group vars = layers_group.group(vars_path);
+    std::size_t stored = 0;
+    while (vars.is_dataset(std::to_string(stored))) ++stored;
+    if (stored != weights.size()) {
+      const std::string msg = fmt::format("{}: the model's layer has {} weights, the file {}", where, weights.size(), stored);
+      if (options.skip_mismatch) continue;
+      throw std::runtime_error(msg);
+    }
+    std::vector<io::h5::FloatArray> values;
+    std::string mismatch;
+    for (std::size_t w = 0; w < weights.size(); ++w) {
+      values.push_back(vars.read_floats(std::to_string(w), std::max<std::int64_t>(weights[w]->shape().numel(), 1)));
+      if (values.back().shape != weights[w]->shape() && mismatch.empty())
+        mismatch = fmt::format("{}: weight '{}' has shape {} in the model but {} in the file", where, weights[w]->name(),
+                               shape_string(weights[w]->shape()), shape_string(values.back().shape));
+    }
+    if (!mismatch.empty()) {
+      if (options.skip_mismatch) continue;
+      throw std::runtime_error(mismatch);
+    }
+    for (std::size_t w = 0; w < weights.size(); ++w) assign_checked(weights[w], values[w], where, mismatch);
+  }
+}
+
+void Model::read_legacy_weights(const io::h5::Group& group, const std::vector<LayerPtr>& layers, LoadWeightsOptions options) {
+  const std::string file_name = group.file_name();
+  const auto layer_names = group.string_list_attribute("layer_names");
+  if (layer_names.empty() && !group.has_attribute("layer_names"))
+    throw std::runtime_error(fmt::format("{}: no 'layer_names' attribute: not a Keras weights file", file_name));
+  // The file's layers that hold weights, with their weight names (Keras's filtered_layer_names).
+  struct Stored {
+    std::string name;
+    std::vector<std::string> weight_names;
+  };
+  std::vector<Stored> stored;
+  for (const auto& name : layer_names) {
+    if (!group.is_group(name)) throw std::runtime_error(fmt::format("{}: layer '{}' is listed in layer_names but has no group", file_name, name));
+    const io::h5::Group g = group.group(name);
+    auto weight_names = g.string_list_attribute("weight_names");
+    if (!weight_names.empty()) stored.push_back({name, std::move(weight_names)});
+  }
+  std::vector<LayerPtr> with_weights;
+  for (const auto& l : layers)
+    if (!l->weights().empty()) with_weights.push_back(l);
+
+  auto load_layer = [&](const LayerPtr& layer, const Stored& s) {
+    const std::string where = fmt::format("{}: layer '{}' (named '{}' in the file)", file_name, layer->name(), s.name);
+    const auto& weights = layer->weights();
+    if (weights.size() != s.weight_names.size()) {
+      if (options.skip_mismatch) return;
+      throw std::runtime_error(fmt::format("{}: the model's layer has {} weights, the file {}", where, weights.size(), s.weight_names.size()));
+    }
+    const io::h5::Group g = group.group(s.name);
+    std::vector<io::h5::FloatArray> values;
+    for (std::size_t w = 0; w < weights.size(); ++w) {
+      values.push_back(g.read_floats(s.weight_names[w], std::max<std::int64_t>(weights[w]->shape().numel(), 1)));
+      if (values.back().shape != weights[w]->shape()) {
+        if (options.skip_mismatch) return;
+        throw std::runtime_error(fmt::format("{}: weight '{}' has shape {} in the model but {} in the file ('{}')", where, weights[w]->name(),
+                                             shape_string(weights[w]->shape()), shape_string(values.back().shape), s.weight_names[w]));
+      }
+    }
+    std::string unused;
+    for (std::size_t w = 0; w < weights.size(); ++w) assign_checked(weights[w], values[w], where, unused);
+  };
+
+  if (options.by_name) {
+    for (const auto& s : stored)
+      for (const auto& layer : with_weights)
+        if (layer->name() == s.name) load_layer(layer, s);
+    return;
+  }
+  if (stored.size() != with_weights.size())
+    throw std::runtime_error(fmt::format("{}: the model has {} layers with weights, the file {} ({})", file_name, with_weights.size(),
+                                         stored.size(), [&] {
+                                           std::vector<std::string> names;
+                                           for (const auto& s : stored) names.push_back(s.name);
+                                           return fmt::format("{}", fmt::join(names, ", "));
+                                         }()));
+  for (std::size_t i = 0; i < stored.size(); ++i) load_layer(with_weights[i], stored[i]);
+}
+
+}  // namespace strata

@@ -1,0 +1,277 @@
+// Weights in Keras's HDF5 layouts: files saved by Keras 3 (and the Keras 2 layout written by h5py) load
+// and predict as Keras did (scripts/fixtures/keras_checkpoints.py); every layer round-trips through both
+// layouts; mismatches, truncated and foreign files fail with one clear message; saves are atomic; h5py and,
+// when STRATA_KERAS_PYTHON names a Python with Keras, Keras itself read what Strata writes.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "api/strata.h"
+#include "io/atomic_file.h"
+#include "test_util.h"
+
+namespace strata {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string kFixtures = std::string(STRATA_FIXTURES_DIR) + "/keras/";
+
+struct Sample {
+  Array x;
+  std::vector<double> y;
+};
+
+Sample load_sample(const std::string& name) {
+  std::ifstream in(kFixtures + name + ".json");
+  const Json j = Json::parse(in);
+  std::vector<float> x;
+  for (const Json& v : j["x"]) x.push_back(v.get<float>());
+  Sample s{Array::from_floats(x, config::shape(j["x_shape"], "x_shape")), {}};
+  for (const Json& v : j["y"]) s.y.push_back(v.get<double>());
+  return s;
+}
+
+std::unique_ptr<Model> build(const std::string& name) {
+  clear_session();
+  if (name == "mlp")
+    return std::make_unique<Sequential>(std::vector<LayerRef>{Input({6}), Dense(5, {.activation = "relu"}), Dropout(0.2f), BatchNormalization(),
+                                                              Dense(3, {.activation = "softmax"})},
+                                        "mlp");
+  if (name == "convnet")
+    return std::make_unique<Sequential>(std::vector<LayerRef>{Input({8, 8, 2}), Conv2D(4, 3, {.padding = "same"}), BatchNormalization(),
+                                                              Activation("relu"), MaxPooling2D(2), SeparableConv2D(3, 2), Flatten(), Dense(2)},
+                                        "convnet");
+  if (name == "functional") {
+    const Tensor x = Input({7}, {.name = "features"});
+    const Tensor h = Dense(4, {.activation = "tanh", .name = "hidden"})(x);
+    const Tensor y = Dense(2, {.name = "head"})(Dropout(0.1f)(h));
+    return std::make_unique<Model>(x, y, "functional_mlp");
+  }
+  if (name == "keras2_mlp")
+    return std::make_unique<Sequential>(std::vector<LayerRef>{Input({6}), Dense(5, {.activation = "relu", .name = "dense_a"}),
+                                                              Dense(3, {.activation = "softmax", .name = "dense_b"})});
+  throw std::invalid_argument(name);
+}
+
+void expect_predicts(Model& model, const Sample& s, const std::string& what) {
+  const std::vector<float> y = model.predict(s.x, {.verbose = 0}).to_floats();
+  ASSERT_EQ(y.size(), s.y.size()) << what;
+  for (std::size_t i = 0; i < y.size(); ++i) ASSERT_NEAR(y[i], s.y[i], 1e-5) << what << " at " << i;
+}
+
+class KerasFiles : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(KerasFiles, LoadAndPredictAsKeras) {
+  const std::string name = GetParam();
+  const Sample sample = load_sample(name);
+  for (const std::string suffix : {".h5", ".weights.h5"}) {
+    const std::string path = kFixtures + name + suffix;
+    if (!fs::exists(path)) continue;
+    SCOPED_TRACE(path);
+    auto model = build(name);
+    model->load_weights(path);
+    expect_predicts(*model, sample, path);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, KerasFiles, ::testing::Values("mlp", "convnet", "functional", "keras2_mlp"));
+
+// Every layer type with weights or not, 2-D and 1-D.
+std::unique_ptr<Model> every_layer_model(int rank) {
+  clear_session();
+  if (rank == 2)
+    return std::make_unique<Sequential>(std::vector<LayerRef>{
+        Input({10, 10, 3}), Conv2D(4, 3), BatchNormalization(), DepthwiseConv2D(3, {.depth_multiplier = 2}),
+        SeparableConv2D(5, 3, {.padding = "same"}), Conv2DTranspose(3, 3, {.strides = 2}), ZeroPadding2D(1), Cropping2D({2, 1}),
+        UpSampling2D(2), MaxPooling2D(2), AveragePooling2D(2), SpatialDropout2D(0.1f), Activation("relu"), GlobalAveragePooling2D(),
+        Dense(4), Dropout(0.1f), Dense(2, {.activation = "softmax"})});
+  return std::make_unique<Sequential>(std::vector<LayerRef>{
+      Input({12, 3}), Conv1D(4, 3), DepthwiseConv1D(2), SeparableConv1D(3, 2), Conv1DTranspose(2, 3), ZeroPadding1D(1), Cropping1D(1),
+      UpSampling1D(2), MaxPooling1D(2), AveragePooling1D(2), SpatialDropout1D(0.1f), GlobalMaxPooling1D(), Dense(2)});
+}
+
+TEST(Saving, EveryLayerRoundTripsThroughBothLayouts) {
+  const std::string dir = ::testing::TempDir();
+  for (int rank : {2, 1}) {
+    for (const std::string suffix : {".weights.h5", ".h5"}) {
+      SCOPED_TRACE(::testing::Message() << "rank " << rank << " " << suffix);
+      set_random_seed(1);
+      auto saved = every_layer_model(rank);
+      const std::string path = dir + "every_layer" + suffix;
+      saved->save_weights(path);
+      set_random_seed(2);  // different initial weights
+      auto loaded = every_layer_model(rank);
+      loaded->load_weights(path);
+      const auto a = saved->get_weights(), b = loaded->get_weights();
+      ASSERT_EQ(a.size(), b.size());
+      for (std::size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i].to_floats(), b[i].to_floats()) << "weight " << i;
+      const Array x = Array::from_floats(test::random_vector(rank == 2 ? 2 * 300 : 2 * 36, -1, 1, 3),
+                                         rank == 2 ? Shape{2, 10, 10, 3} : Shape{2, 12, 3});
+      EXPECT_EQ(saved->predict(x, {.verbose = 0}).to_floats(), loaded->predict(x, {.verbose = 0}).to_floats());
+    }
+  }
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+TEST(Saving, MismatchesNameTheLayerAndBothShapes) {
+  clear_session();
+  Sequential wider({Input({6}), Dense(6, {.activation = "relu"}), Dropout(0.2f), BatchNormalization(), Dense(3)}, "mlp");
+  const std::string msg = error_of([&] { wider.load_weights(kFixtures + "mlp.h5"); });
+  EXPECT_NE(msg.find("mlp.h5"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("layer 'dense'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("(6, 6)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("(6, 5)"), std::string::npos) << msg;
+  const std::string msg3 = error_of([&] { wider.load_weights(kFixtures + "mlp.weights.h5"); });
+  EXPECT_NE(msg3.find("(6, 6)"), std::string::npos) << msg3;
+  EXPECT_NE(msg3.find("(6, 5)"), std::string::npos) << msg3;
+
+  clear_session();
+  Sequential deeper({Input({6}), Dense(5), Dense(5), BatchNormalization(), Dense(3)});
+  const std::string count = error_of([&] { deeper.load_weights(kFixtures + "mlp.h5"); });
+  EXPECT_NE(count.find("the model has 4 layers with weights, the file 3"), std::string::npos) << count;
+
+  // skip_mismatch loads what fits and leaves the rest: here the last Dense has 4 units, not 3.
+  for (const std::string file : {"mlp.h5", "mlp.weights.h5"}) {
+    SCOPED_TRACE(file);
+    clear_session();
+    Sequential partly({Input({6}), Dense(5, {.activation = "relu"}), Dropout(0.2f), BatchNormalization(), Dense(4)}, "mlp");
+    const auto last_before = partly.get_layer(3)->weights()[0]->to_vector();
+    ASSERT_EQ(error_of([&] { partly.load_weights(kFixtures + file, {.skip_mismatch = true}); }), "no error");
+    EXPECT_EQ(partly.get_layer(3)->weights()[0]->to_vector(), last_before);
+    auto reference = build("mlp");
+    reference->load_weights(kFixtures + file);
+    EXPECT_EQ(partly.get_layer(2)->weights()[2]->to_vector(), reference->get_layer(2)->weights()[2]->to_vector()) << "moving_mean loaded";
+  }
+}
+
+TEST(Saving, ByNameMatchesLayersByTheirNames) {
+  // The Keras 2 file's layers, listed in the model in the other order, with a weightless layer between.
+  clear_session();
+  const Tensor x = Input({6});
+  auto a = std::make_shared<Dense>(5, DenseOptions{.activation = "relu", .name = "dense_a"});
+  auto b = std::make_shared<Dense>(3, DenseOptions{.activation = "softmax", .name = "dense_b"});
+  const Tensor y = (*b)(Dropout(0.3f)((*a)(x)));
+  Model model(x, y);
+  model.load_weights(kFixtures + "keras2_mlp.h5", {.by_name = true});
+  expect_predicts(model, load_sample("keras2_mlp"), "by_name");
+}
+
+TEST(Saving, BadFilesFailWithOneClearMessage) {
+  const std::string dir = ::testing::TempDir();
+  auto model = build("mlp");
+  // Truncated: the first half of a real file.
+  std::ifstream in(kFixtures + "mlp.h5", std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::ofstream(dir + "truncated.h5", std::ios::binary).write(bytes.data(), std::streamsize(bytes.size() / 2));
+  const std::string truncated = error_of([&] { model->load_weights(dir + "truncated.h5"); });
+  EXPECT_NE(truncated.find("truncated.h5"), std::string::npos) << truncated;
+  std::ofstream(dir + "text.h5") << "layer_names: dense\n";
+  EXPECT_NE(error_of([&] { model->load_weights(dir + "text.h5"); }).find("not an HDF5 file"), std::string::npos);
+  EXPECT_NE(error_of([&] { model->load_weights(dir + "missing.h5"); }).find("cannot open"), std::string::npos);
+  EXPECT_NE(error_of([&] { model->save_weights(dir + "weights.keras"); }).find(".weights.h5"), std::string::npos);
+}
+
+TEST(Saving, AFailedSaveLeavesTheEarlierFile) {
+  const std::string dir = ::testing::TempDir();
+  const std::string path = dir + "kept.weights.h5";
+  auto model = build("mlp");
+  model->save_weights(path);
+  const auto size = fs::file_size(path);
+  {
+    io::AtomicFile out(path);
+    std::ofstream(out.temp_path()) << "half-written";
+    // No commit: as if the process died or the writer threw here.
+  }
+  EXPECT_EQ(fs::file_size(path), size);
+  for (const auto& entry : fs::directory_iterator(dir))
+    EXPECT_EQ(entry.path().filename().string().find("kept.weights.h5.tmp"), std::string::npos) << "temporary left behind";
+  // A save that cannot complete (the target is a directory) throws and leaves the directory as it was.
+  fs::create_directories(dir + "occupied.h5/inside");
+  EXPECT_NE(error_of([&] { model->save_weights(dir + "occupied.h5"); }), "no error");
+  EXPECT_TRUE(fs::exists(dir + "occupied.h5/inside"));
+}
+
+// Runs `script` with `python` and returns its exit status; the script prints what a failure needs.
+int run_python(const std::string& python, const std::string& script) {
+  const std::string file = ::testing::TempDir() + "check.py";
+  std::ofstream(file) << script;
+  return std::system((python + " " + file).c_str());
+}
+
+bool python_has(const std::string& python, const std::string& module) {
+  return std::system((python + " -c 'import " + module + "' > /dev/null 2>&1").c_str()) == 0;
+}
+
+TEST(Saving, H5pyReadsWhatStrataWrites) {
+  // Debian's Python first: python3-h5py installs there.
+  const std::string python = python_has("/usr/bin/python3", "h5py") ? "/usr/bin/python3" : "python3";
+  if (!python_has(python, "h5py")) GTEST_SKIP() << "python3 with h5py (Debian's python3-h5py) is not installed";
+  auto model = build("mlp");
+  const std::string dir = ::testing::TempDir();
+  model->save_weights(dir + "h5py.weights.h5");
+  model->save_weights(dir + "h5py.h5");
+  const auto bias = model->get_layer(3)->weights()[1]->to_vector();
+  const std::string script = fmt::format(R"(
+import h5py, sys
+with h5py.File("{0}h5py.weights.h5") as f:
+    assert sorted(f["layers"].keys()) == ["batch_normalization", "dense", "dense_1", "dropout"], list(f["layers"].keys())
+    assert f["layers/dense/vars/0"].shape == (6, 5)
+    assert abs(float(f["layers/dense_1/vars/1"][0]) - {1}) < 1e-6
+with h5py.File("{0}h5py.h5") as f:
+    names = [n.decode() if isinstance(n, bytes) else n for n in f.attrs["layer_names"]]
+    assert names == ["dense", "dropout", "batch_normalization", "dense_1"], names
+    w = [n.decode() if isinstance(n, bytes) else n for n in f["dense_1"].attrs["weight_names"]]
+    assert w == ["mlp/dense_1/kernel", "mlp/dense_1/bias"], w
+    assert abs(float(f["dense_1"]["mlp/dense_1/bias"][0]) - {1}) < 1e-6
+)", dir, bias[0]);
+  EXPECT_EQ(run_python(python, script), 0);
+}
+
+TEST(Saving, KerasLoadsWhatStrataWrites) {
+  const char* python = std::getenv("STRATA_KERAS_PYTHON");
+  setenv("KERAS_BACKEND", "jax", 0);  // unless the environment names another
+  if (!python || !python_has(python, "keras"))
+    GTEST_SKIP() << "set STRATA_KERAS_PYTHON to a Python with Keras 3 and a backend to check that Keras loads Strata's files";
+  set_random_seed(5);
+  auto model = build("convnet");
+  const std::string dir = ::testing::TempDir();
+  model->save_weights(dir + "for_keras.weights.h5");
+  model->save_weights(dir + "for_keras.h5");
+  const Array x = Array::from_floats(test::random_vector(2 * 128, -1, 1, 9), {2, 8, 8, 2});
+  const auto y = model->predict(x, {.verbose = 0}).to_floats();
+  std::string xs, ys;
+  for (float v : x.to_floats()) xs += fmt::format("{},", v);
+  for (float v : y) ys += fmt::format("{},", v);
+  const std::string script = fmt::format(R"(
+import numpy as np, keras
+from keras import layers
+def convnet():
+    return keras.Sequential([keras.Input((8, 8, 2)), layers.Conv2D(4, 3, padding="same"), layers.BatchNormalization(),
+                             layers.Activation("relu"), layers.MaxPooling2D(2), layers.SeparableConv2D(3, 2),
+                             layers.Flatten(), layers.Dense(2)], name="convnet")
+x = np.array([{1}], dtype="float32").reshape(2, 8, 8, 2)
+expected = np.array([{2}], dtype="float32").reshape(2, 2)
+for path in ["{0}for_keras.weights.h5", "{0}for_keras.h5"]:
+    m = convnet()
+    m.load_weights(path)
+    got = m.predict(x, verbose=0)
+    assert np.allclose(got, expected, atol=1e-5), (path, got, expected)
+)", dir, xs, ys);
+  EXPECT_EQ(run_python(python, script), 0);
+}
+
+}  // namespace
+}  // namespace strata
