@@ -133,6 +133,13 @@ class Model {
   // model_weights, and fails on a count or shape mismatch naming the layer and both shapes.
   void save_weights(const std::string& path);
   void load_weights(const std::string& path, LoadWeightsOptions options = {});
+  // The whole model as Keras saves it, by file name: "*.h5" is the legacy HDF5 file (model_config,
+  // training_config, model_weights). Atomic, as save_weights. load_model() reads it back.
+  void save(const std::string& path);
+
+  // Keras's model config: get_config() as model.get_config(), to_json() with the class name around it.
+  Json get_config();
+  Json to_json();
 
   // One optimizer step on one batch; the batch's loss and metrics.
   Logs train_on_batch(const Array& x, const Array& y, const Array& sample_weight = {});
@@ -163,6 +170,8 @@ class Model {
   std::vector<std::shared_ptr<InputLayer>> input_layers_;
 
  private:
+  // Keras's training_config: loss, metrics and optimizer_config ("{}" when not compiled).
+  Json training_config() const;
   // The layers as Keras lists them in saved files (model.layers), built.
   std::vector<LayerPtr> layers_for_saving();
   void write_keras3_weights(io::h5::Group& root, const std::vector<LayerPtr>& layers) const;
@@ -217,5 +226,13 @@ class Sequential : public Model {
   Shape traced_shape_;  // the input shape of the last trace, kept for retracing a model built from data
   DType traced_dtype_ = DType::float32;
 };
+
+// A model from Keras's serialized config ({"class_name": "Sequential" | "Functional", "config": ...}),
+// Keras 2 or 3, through the layer registry; its weights are freshly initialised.
+std::unique_ptr<Model> model_from_json(const Json& serialized);
+
+// A whole model saved by Keras or Strata (legacy "*.h5"): architecture, weights and, with `compile`,
+// the optimizer, loss and metrics of its training_config.
+std::unique_ptr<Model> load_model(const std::string& path, bool compile = true);
 
 }  // namespace strata

@@ -120,6 +120,81 @@ void Model::write_legacy_weights(io::h5::Group& group, const std::vector<LayerPt
   top.set_attribute("weight_names", std::vector<std::string>{});
 }
 
+Json Model::training_config() const {
+  if (!compiled_) return Json::object();
+  Json c;
+  const auto& loss = options_.loss.get();
+  c["loss"] = loss ? Json{{"module", "keras.losses"}, {"class_name", loss->class_name()}, {"config", loss->get_config()}, {"registered_name", nullptr}}
+                   : Json(nullptr);
+  Json metrics = Json::array();
+  for (const MetricRef& m : options_.metrics) metrics.push_back(m.metric() ? m.metric()->name() : m.name());
+  c["metrics"] = metrics;
+  c["loss_weights"] = nullptr;
+  c["weighted_metrics"] = nullptr;
+  c["run_eagerly"] = false;
+  c["steps_per_execution"] = 1;
+  c["jit_compile"] = false;
+  const auto& optimizer = options_.optimizer.get();
+  c["optimizer_config"] = {{"class_name", optimizer->class_name()}, {"config", optimizer->get_config()}};
+  return c;
+}
+
+void Model::save(const std::string& path) {
+  if (!is_legacy_h5_file(path) || is_keras3_weights_file(path))
+    throw std::invalid_argument(fmt::format("save: '{}': the file name must end in .h5 (a whole model in Keras's legacy HDF5 format)", path));
+  const auto layers = layers_for_saving();
+  const Json config = to_json();
+  const Json training = training_config();
+  io::AtomicFile out(path);
+  {
+    io::h5::File file = io::h5::File::create(out.temp_path());
+    file.set_attribute("backend", std::string("strata"));
+    file.set_attribute("keras_version", std::string(kKerasLayoutVersion));
+    file.set_attribute("model_config", config.dump());
+    if (!training.empty()) file.set_attribute("training_config", training.dump());
+    io::h5::Group weights = file.create_group("model_weights");
+    write_legacy_weights(weights, layers);
+    file.close();
+  }
+  out.commit();
+}
+
+std::unique_ptr<Model> load_model(const std::string& path, bool compile) {
+  if (!is_legacy_h5_file(path) || is_keras3_weights_file(path))
+    throw std::invalid_argument(fmt::format("load_model: '{}': expected a whole model saved as .h5", path));
+  Json config, training;
+  {
+    io::h5::File file = io::h5::File::open(path);
+    if (!file.has_attribute("model_config"))
+      throw std::runtime_error(fmt::format("{}: no model_config attribute: a weights-only file (use load_weights on a model you build)", path));
+    try {
+      config = Json::parse(file.string_attribute("model_config"));
+      if (file.has_attribute("training_config")) training = Json::parse(file.string_attribute("training_config"));
+    } catch (const Json::exception& e) {
+      throw std::runtime_error(fmt::format("{}: model_config or training_config is not valid JSON: {}", path, e.what()));
+    }
+  }
+  std::unique_ptr<Model> model;
+  try {
+    model = model_from_json(config);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(fmt::format("{}: {}", path, e.what()));
+  }
+  model->load_weights(path);
+  if (compile && training.is_object() && training.contains("optimizer_config") && !training.at("optimizer_config").is_null()) {
+    std::vector<MetricRef> metrics;
+    if (training.contains("metrics") && training.at("metrics").is_array())
+      for (const Json& m : training.at("metrics")) {
+        if (m.is_string()) metrics.emplace_back(m.get<std::string>());
+        else metrics.emplace_back(get_metric(m));
+      }
+    LossRef loss;
+    if (training.contains("loss") && !training.at("loss").is_null()) loss = get_loss(training.at("loss"));
+    model->compile(CompileOptions{.optimizer = get_optimizer(training.at("optimizer_config")), .loss = loss, .metrics = metrics});
+  }
+  return model;
+}
+
 void Model::load_weights(const std::string& path, LoadWeightsOptions options) {
   const auto layers = layers_for_saving();
   io::h5::File file = io::h5::File::open(path);

@@ -3,6 +3,7 @@
 // layouts; mismatches, truncated and foreign files fail with one clear message; saves are atomic; h5py and,
 // when STRATA_KERAS_PYTHON names a Python with Keras, Keras itself read what Strata writes.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -271,6 +272,114 @@ for path in ["{0}for_keras.weights.h5", "{0}for_keras.h5"]:
     assert np.allclose(got, expected, atol=1e-5), (path, got, expected)
 )", dir, xs, ys);
   EXPECT_EQ(run_python(python, script), 0);
+}
+
+}  // namespace
+}  // namespace strata
+
+namespace strata {
+namespace {
+
+TEST(SavingModels, KerasWholeModelFilesLoadCompiledAndPredict) {
+  for (const std::string name : {"mlp", "convnet", "functional"}) {
+    SCOPED_TRACE(name);
+    clear_session();
+    auto model = load_model(kFixtures + name + ".h5");
+    EXPECT_EQ(model->class_name(), name == "functional" ? "Functional" : "Sequential");
+    expect_predicts(*model, load_sample(name), name);
+    ASSERT_TRUE(model->compiled());
+    EXPECT_EQ(model->optimizer()->class_name(), "Adam");
+    // The restored loss (mse) is 0 on Keras's own predictions, and training continues from the loaded weights.
+    const Sample s = load_sample(name);
+    std::vector<float> keras_y(s.y.begin(), s.y.end());
+    const Array y = Array::from_floats(keras_y, model->predict(s.x, {.verbose = 0}).shape());
+    EXPECT_NEAR(model->test_on_batch(s.x, y).at("loss"), 0.0, 1e-9);
+    const auto before = model->get_weights().back().to_floats();
+    (void)model->train_on_batch(s.x, Array::from_floats(std::vector<float>(keras_y.size(), 1.f), y.shape()));
+    EXPECT_NE(model->get_weights().back().to_floats(), before);
+  }
+}
+
+TEST(SavingModels, StrataModelsRoundTripThroughH5) {
+  const std::string dir = ::testing::TempDir();
+  for (const std::string name : {"convnet", "functional"}) {
+    SCOPED_TRACE(name);
+    set_random_seed(11);
+    auto model = build(name);
+    model->compile(Adam(AdamOptions{.learning_rate = 0.01}), "mse", {"mae"});
+    model->save(dir + name + "_model.h5");
+    clear_session();
+    auto loaded = load_model(dir + name + "_model.h5");
+    EXPECT_EQ(loaded->to_json(), model->to_json());
+    const Sample s = load_sample(name);
+    EXPECT_EQ(loaded->predict(s.x, {.verbose = 0}).to_floats(), model->predict(s.x, {.verbose = 0}).to_floats());
+    ASSERT_TRUE(loaded->compiled());
+    EXPECT_NEAR(loaded->optimizer()->get_config().at("learning_rate").get<double>(), 0.01, 1e-9);
+  }
+}
+
+TEST(SavingModels, Keras2ConfigsBuildTheSameModel) {
+  // Sequential with batch_input_shape on the first layer and the layer list inside a dict; Functional with
+  // Keras 2's [[name, node, tensor, kwargs]] nodes and batch_input_shape on the InputLayer.
+  const Json sequential = Json::parse(R"({"class_name": "Sequential", "config": {"name": "old", "layers": [
+      {"class_name": "Dense", "config": {"name": "dense_a", "trainable": true, "batch_input_shape": [null, 6], "dtype": "float32",
+        "units": 5, "activation": "relu", "use_bias": true,
+        "kernel_initializer": {"class_name": "GlorotUniform", "config": {"seed": null}}, "bias_initializer": {"class_name": "Zeros", "config": {}},
+        "kernel_regularizer": null, "bias_regularizer": null, "activity_regularizer": null, "kernel_constraint": null, "bias_constraint": null}},
+      {"class_name": "Dense", "config": {"name": "dense_b", "trainable": true, "dtype": "float32", "units": 3, "activation": "softmax"}}]}})");
+  const Json functional = Json::parse(R"({"class_name": "Model", "config": {"name": "old_functional", "layers": [
+      {"name": "input_1", "class_name": "InputLayer", "config": {"batch_input_shape": [null, 6], "dtype": "float32", "sparse": false,
+        "ragged": false, "name": "input_1"}, "inbound_nodes": []},
+      {"name": "dense_a", "class_name": "Dense", "config": {"name": "dense_a", "units": 5, "activation": "relu"},
+       "inbound_nodes": [[["input_1", 0, 0, {}]]]},
+      {"name": "dense_b", "class_name": "Dense", "config": {"name": "dense_b", "units": 3, "activation": "softmax"},
+       "inbound_nodes": [[["dense_a", 0, 0, {}]]]}],
+      "input_layers": [["input_1", 0, 0]], "output_layers": [["dense_b", 0, 0]]}})");
+  for (const Json& config : {sequential, functional}) {
+    clear_session();
+    auto model = model_from_json(config);
+    model->load_weights(kFixtures + "keras2_mlp.h5");
+    expect_predicts(*model, load_sample("keras2_mlp"), config["class_name"].get<std::string>());
+  }
+}
+
+TEST(SavingModels, BadModelFilesSayWhatIsWrong) {
+  // A weights-only file has no architecture.
+  EXPECT_NE(error_of([] { (void)load_model(kFixtures + "keras2_mlp.h5"); }).find("no model_config"), std::string::npos);
+  // An unknown layer in the config names it.
+  const Json bad = Json::parse(R"({"class_name": "Sequential", "config": {"layers": [
+      {"class_name": "InputLayer", "config": {"batch_shape": [null, 3]}}, {"class_name": "Dence", "config": {"units": 2}}]}})");
+  const std::string msg = error_of([&] { (void)model_from_json(bad); });
+  EXPECT_NE(msg.find("Dence"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("Dense"), std::string::npos) << msg;
+}
+
+TEST(SavingModels, KerasLoadsStrataModelFiles) {
+  const char* python = std::getenv("STRATA_KERAS_PYTHON");
+  setenv("KERAS_BACKEND", "jax", 0);
+  if (!python || !python_has(python, "keras"))
+    GTEST_SKIP() << "set STRATA_KERAS_PYTHON to a Python with Keras 3 and a backend to check that Keras loads Strata's files";
+  const std::string dir = ::testing::TempDir();
+  for (const std::string name : {"convnet", "functional"}) {
+    SCOPED_TRACE(name);
+    set_random_seed(12);
+    auto model = build(name);
+    model->compile("adam", "mse");
+    model->save(dir + name + "_for_keras.h5");
+    const Sample s = load_sample(name);
+    std::string xs, ys;
+    for (float v : s.x.to_floats()) xs += fmt::format("{},", v);
+    for (float v : model->predict(s.x, {.verbose = 0}).to_floats()) ys += fmt::format("{},", v);
+    const std::string script = fmt::format(R"(
+import numpy as np, keras
+m = keras.models.load_model("{0}")
+x = np.array([{1}], dtype="float32").reshape({3})
+expected = np.array([{2}], dtype="float32")
+got = m.predict(x, verbose=0).ravel()
+assert np.allclose(got, expected, atol=1e-5), (got, expected)
+)", dir + name + "_for_keras.h5", xs, ys, fmt::format("{}", fmt::join(s.x.shape().to_vector(), ", ")));
+    EXPECT_EQ(run_python(python, script), 0);
+  }
 }
 
 }  // namespace

@@ -1,0 +1,230 @@
+// Models to and from Keras's model config JSON: Sequential and Functional, in the node formats of Keras 3
+// (args with __keras_tensor__ and keras_history) and Keras 2 ([[name, node, tensor, kwargs]]).
+#include <fmt/format.h>
+
+#include <functional>
+#include <map>
+#include <stdexcept>
+#include <tuple>
+
+#include "api/model.h"
+#include "layers/input_layer.h"
+#include "layers/registry.h"
+
+namespace strata {
+
+namespace {
+
+Json serialize_layer(const Layer& layer) {
+  return {{"module", "keras.layers"}, {"class_name", layer.class_name()}, {"config", layer.get_config()}, {"registered_name", nullptr}};
+}
+
+// (layer name, node index, tensor index): how Keras names a tensor in a functional config.
+using TensorKey = std::tuple<std::string, int, int>;
+
+Json tensor_key_json(const TensorKey& h) { return Json::array({std::get<0>(h), std::get<1>(h), std::get<2>(h)}); }
+
+// [name, node, tensor] or a list of them; Keras 3 writes one input unwrapped.
+std::vector<TensorKey> read_endpoints(const Json& j, const std::string& what) {
+  std::vector<TensorKey> out;
+  auto one = [&](const Json& e) {
+    if (!e.is_array() || e.size() < 3 || !e[0].is_string() || !e[1].is_number_integer() || !e[2].is_number_integer())
+      throw std::invalid_argument(fmt::format("model config: '{}' entry {} is not [layer name, node index, tensor index]", what, e.dump()));
+    out.emplace_back(e[0].get<std::string>(), e[1].get<int>(), e[2].get<int>());
+  };
+  if (!j.is_array() || j.empty()) throw std::invalid_argument(fmt::format("model config: '{}' must be a non-empty list", what));
+  if (j[0].is_string()) one(j);
+  else
+    for (const Json& e : j) one(e);
+  return out;
+}
+
+// The tensors one inbound node feeds into a layer, in either Keras format.
+std::vector<TensorKey> node_inputs(const Json& node, const std::string& layer) {
+  std::vector<TensorKey> out;
+  if (node.is_object()) {  // Keras 3: {"args": [...], "kwargs": {...}}
+    std::function<void(const Json&)> collect = [&](const Json& v) {
+      if (v.is_object() && v.value("class_name", "") == "__keras_tensor__") {
+        const Json& h = v.at("config").at("keras_history");
+        out.emplace_back(h.at(0).get<std::string>(), h.at(1).get<int>(), h.at(2).get<int>());
+      } else if (v.is_array()) {
+        for (const Json& e : v) collect(e);
+      }
+    };
+    collect(node.value("args", Json::array()));
+  } else if (node.is_array()) {  // Keras 2: [[name, node, tensor, kwargs], ...]
+    for (const Json& e : node) {
+      if (!e.is_array() || e.size() < 3) throw std::invalid_argument(fmt::format("model config: layer '{}': inbound node entry {} is malformed", layer, e.dump()));
+      out.emplace_back(e[0].get<std::string>(), e[1].get<int>(), e[2].get<int>());
+    }
+  } else {
+    throw std::invalid_argument(fmt::format("model config: layer '{}': inbound node {} is malformed", layer, node.dump()));
+  }
+  return out;
+}
+
+// A layer entry's config with Keras 2's batch_input_shape carried into an InputLayer of its own.
+LayerPtr input_layer_from(const Json& layer_config, const std::string& model) {
+  Shape batch_shape;
+  if (layer_config.contains("batch_input_shape")) batch_shape = config::shape(layer_config.at("batch_input_shape"), "batch_input_shape");
+  else if (layer_config.contains("batch_shape")) batch_shape = config::shape(layer_config.at("batch_shape"), "batch_shape");
+  else return nullptr;
+  if (batch_shape.rank() < 1) throw std::invalid_argument(fmt::format("model config: model '{}': the input shape has no batch dimension", model));
+  Shape shape;
+  for (int i = 1; i < batch_shape.rank(); ++i) shape.push_back(batch_shape[i]);
+  return std::make_shared<InputLayer>(shape);
+}
+
+std::unique_ptr<Model> sequential_from_config(const Json& c) {
+  // Keras 2.0-2.2 wrote the layer list directly; later versions {"name": ..., "layers": [...]}.
+  const Json& layers = c.is_array() ? c : c.at("layers");
+  const std::string name = c.is_object() ? c.value("name", std::string()) : std::string();
+  auto model = std::make_unique<Sequential>(std::vector<LayerRef>{}, name);
+  bool first = true;
+  for (const Json& entry : layers) {
+    const std::string cls = entry.value("class_name", std::string());
+    const Json& lc = entry.contains("config") ? entry.at("config") : Json::object();
+    if (first && cls != "InputLayer")
+      if (LayerPtr input = input_layer_from(lc, name)) model->add(input);
+    first = false;
+    if (cls == "InputLayer") {
+      model->add(layer_from_json(entry));
+      continue;
+    }
+    // batch_input_shape was consumed above; the layer's own reader does not know it.
+    Json own = lc;
+    own.erase("batch_input_shape");
+    own.erase("batch_shape");
+    model->add(layer_from_config(cls, own));
+  }
+  return model;
+}
+
+std::unique_ptr<Model> functional_from_config(const Json& c) {
+  const std::string model_name = c.value("name", std::string());
+  GraphScope scope(std::make_shared<Graph>());
+  std::map<TensorKey, Tensor> tensors;
+  std::map<std::string, int> calls;  // nodes made so far per layer
+  struct Pending {
+    const Json* entry;
+    LayerPtr layer;
+    std::size_t next_node = 0;
+  };
+  std::vector<Pending> pending;
+  for (const Json& entry : c.at("layers")) {
+    const std::string cls = entry.value("class_name", std::string());
+    const std::string name = entry.contains("name") ? entry.at("name").get<std::string>() : entry.at("config").value("name", std::string());
+    LayerPtr layer = layer_from_json(entry);
+    if (cls == "InputLayer") {
+      tensors[{name, 0, 0}] = std::static_pointer_cast<InputLayer>(layer)->output();
+      continue;
+    }
+    pending.push_back({&entry, layer});
+  }
+  // Layers are listed in a topological order, but a shared layer's later nodes may wait for others.
+  bool progress = true;
+  while (progress) {
+    progress = false;
+    for (Pending& p : pending) {
+      const Json& nodes = p.entry->value("inbound_nodes", Json::array());
+      while (p.next_node < nodes.size()) {
+        const auto inputs = node_inputs(nodes[p.next_node], p.layer->name());
+        std::vector<Tensor> args;
+        for (const TensorKey& h : inputs) {
+          auto it = tensors.find(h);
+          if (it == tensors.end()) break;
+          args.push_back(it->second);
+        }
+        if (args.size() != inputs.size()) break;
+        if (args.size() != 1)
+          throw std::invalid_argument(fmt::format("model config: layer '{}' takes {} inputs; Strata's layers take one", p.layer->name(), args.size()));
+        const Tensor out = (*p.layer)(args[0]);
+        tensors[{p.layer->name(), calls[p.layer->name()]++, 0}] = out;
+        ++p.next_node;
+        progress = true;
+      }
+    }
+  }
+  auto endpoint = [&](const TensorKey& h, const char* what) {
+    auto it = tensors.find(h);
+    if (it == tensors.end())
+      throw std::invalid_argument(fmt::format("model config: {} '{}' (node {}, tensor {}) is not produced by any layer", what, std::get<0>(h),
+                                              std::get<1>(h), std::get<2>(h)));
+    return it->second;
+  };
+  std::vector<Tensor> inputs, outputs;
+  for (const TensorKey& h : read_endpoints(c.at("input_layers"), "input_layers")) inputs.push_back(endpoint(h, "input"));
+  for (const TensorKey& h : read_endpoints(c.at("output_layers"), "output_layers")) outputs.push_back(endpoint(h, "output"));
+  return std::make_unique<Model>(inputs, outputs, model_name);
+}
+
+}  // namespace
+
+Json Model::get_config() {
+  (void)inputs();
+  Json c = {{"name", name_}, {"trainable", true}};
+  if (class_name() == "Sequential") {
+    c["dtype"] = config::dtype_policy();
+    Json layers = Json::array();
+    for (const auto& in : input_layers_) layers.push_back(serialize_layer(*in));
+    for (const auto& l : layers_) layers.push_back(serialize_layer(*l));
+    c["layers"] = layers;
+    if (!inputs_.empty()) c["build_input_shape"] = config::shape_to_json(inputs_[0].shape());
+    return c;
+  }
+  // Functional: each layer with the tensors each of its calls (nodes) received.
+  const Graph& g = inputs_[0].graph();
+  std::map<const void*, const Layer*> members;
+  for (const auto& l : layers_) members[l.get()] = l.get();
+  std::map<ValueId, TensorKey> produced;
+  std::map<const Layer*, Json> nodes;
+  std::map<const Layer*, int> node_count;
+  for (const ModuleCall& call : g.calls()) {
+    auto it = members.find(call.module.get());
+    if (it == members.end()) continue;
+    const Layer* layer = it->second;
+    if (!call.inputs.empty()) {
+      Json args = Json::array();
+      for (ValueId v : call.inputs) {
+        auto p = produced.find(v);
+        if (p == produced.end()) throw std::logic_error(fmt::format("model '{}': layer '{}' reads a tensor no layer of the model made", name_, layer->name()));
+        const auto& value = g.value(v);
+        args.push_back({{"class_name", "__keras_tensor__"},
+                        {"config", {{"shape", config::shape_to_json(value.shape)}, {"dtype", std::string(dtype_name(value.dtype))},
+                                    {"keras_history", tensor_key_json(p->second)}}}});
+      }
+      nodes[layer].push_back({{"args", args}, {"kwargs", Json::object()}});
+    }
+    const int node = node_count[layer]++;
+    for (std::size_t i = 0; i < call.outputs.size(); ++i) produced[call.outputs[i]] = {layer->name(), node, int(i)};
+  }
+  Json layers = Json::array();
+  for (const auto& l : layers_) {
+    Json e = serialize_layer(*l);
+    e["name"] = l->name();
+    e["inbound_nodes"] = nodes.count(l.get()) ? nodes[l.get()] : Json::array();
+    layers.push_back(e);
+  }
+  c["layers"] = layers;
+  auto endpoints = [&](const std::vector<Tensor>& ts) {
+    Json list = Json::array();
+    for (const Tensor& t : ts) list.push_back(tensor_key_json(produced.at(t.id())));
+    return list.size() == 1 ? list[0] : list;
+  };
+  c["input_layers"] = endpoints(inputs_);
+  c["output_layers"] = endpoints(outputs_);
+  return c;
+}
+
+Json Model::to_json() { return {{"module", "keras"}, {"class_name", class_name()}, {"config", get_config()}, {"registered_name", nullptr}}; }
+
+std::unique_ptr<Model> model_from_json(const Json& serialized) {
+  if (!serialized.is_object() || !serialized.contains("class_name") || !serialized.contains("config"))
+    throw std::invalid_argument("model config: expected {\"class_name\": ..., \"config\": {...}}");
+  const std::string cls = serialized.at("class_name").get<std::string>();
+  if (cls == "Sequential") return sequential_from_config(serialized.at("config"));
+  if (cls == "Functional" || cls == "Model") return functional_from_config(serialized.at("config"));
+  throw std::invalid_argument(fmt::format("model config: unknown model class '{}' (Sequential, Functional or Model)", cls));
+}
+
+}  // namespace strata
