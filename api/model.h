@@ -133,8 +133,9 @@ class Model {
   // model_weights, and fails on a count or shape mismatch naming the layer and both shapes.
   void save_weights(const std::string& path);
   void load_weights(const std::string& path, LoadWeightsOptions options = {});
-  // The whole model as Keras saves it, by file name: "*.h5" is the legacy HDF5 file (model_config,
-  // training_config, model_weights). Atomic, as save_weights. load_model() reads it back.
+  // The whole model as Keras saves it, by file name: "*.keras" is Keras 3's zip (config.json with
+  // compile_config, metadata.json, model.weights.h5), "*.h5" the legacy HDF5 file (model_config,
+  // training_config, model_weights). Atomic, as save_weights. load_model() reads either back.
   void save(const std::string& path);
 
   // Keras's model config: get_config() as model.get_config(), to_json() with the class name around it.
@@ -172,6 +173,7 @@ class Model {
  private:
   // Keras's training_config: loss, metrics and optimizer_config ("{}" when not compiled).
   Json training_config() const;
+  void save_keras_archive(const std::string& path);
   // The layers as Keras lists them in saved files (model.layers), built.
   std::vector<LayerPtr> layers_for_saving();
   void write_keras3_weights(io::h5::Group& root, const std::vector<LayerPtr>& layers) const;
@@ -231,8 +233,9 @@ class Sequential : public Model {
 // Keras 2 or 3, through the layer registry; its weights are freshly initialised.
 std::unique_ptr<Model> model_from_json(const Json& serialized);
 
-// A whole model saved by Keras or Strata (legacy "*.h5"): architecture, weights and, with `compile`,
-// the optimizer, loss and metrics of its training_config.
+// A whole model saved by Keras or Strata ("*.keras" or legacy "*.h5"): architecture, weights and, with
+// `compile`, the optimizer, loss and metrics it was compiled with. A .keras archive's members are
+// checked before use (no names that leave the directory, no oversized or implausibly compressed members).
 std::unique_ptr<Model> load_model(const std::string& path, bool compile = true);
 
 }  // namespace strata

@@ -216,7 +216,11 @@ Json Model::get_config() {
   return c;
 }
 
-Json Model::to_json() { return {{"module", "keras"}, {"class_name", class_name()}, {"config", get_config()}, {"registered_name", nullptr}}; }
+Json Model::to_json() {
+  // As Keras serializes them: Sequential is public API, Functional is found through its module.
+  if (class_name() == "Sequential") return {{"module", "keras"}, {"class_name", "Sequential"}, {"config", get_config()}, {"registered_name", nullptr}};
+  return {{"module", "keras.src.models.functional"}, {"class_name", "Functional"}, {"config", get_config()}, {"registered_name", "Functional"}};
+}
 
 std::unique_ptr<Model> model_from_json(const Json& serialized) {
   if (!serialized.is_object() || !serialized.contains("class_name") || !serialized.contains("config"))

@@ -2,13 +2,19 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <chrono>
+#include <ctime>
+#include <fstream>
+#include <iterator>
 #include <map>
+#include <unistd.h>
 #include <regex>
 #include <stdexcept>
 
 #include "api/model.h"
 #include "io/atomic_file.h"
 #include "io/hdf5.h"
+#include "io/zip.h"
 
 namespace strata {
 
@@ -23,6 +29,32 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 
 bool is_keras3_weights_file(const std::string& path) { return ends_with(path, ".weights.h5"); }
 bool is_legacy_h5_file(const std::string& path) { return ends_with(path, ".h5") || ends_with(path, ".hdf5"); }
+bool is_keras_archive(const std::string& path) { return ends_with(path, ".keras"); }
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(fmt::format("{}: cannot read the file", path));
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// A scratch file next to `near` that is removed when this goes out of scope.
+struct ScratchFile {
+  std::string path;
+  explicit ScratchFile(const std::string& near, const char* suffix) {
+    static int counter = 0;
+    path = fmt::format("{}.{}-{}{}", near, ::getpid(), counter++, suffix);
+  }
+  ~ScratchFile() { std::remove(path.c_str()); }
+};
+
+std::string date_saved() {
+  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  localtime_r(&now, &tm);
+  char buffer[32];
+  std::strftime(buffer, sizeof buffer, "%Y-%m-%d@%H:%M:%S", &tm);
+  return buffer;
+}
 
 // keras.src.utils.naming.to_snake_case.
 std::string to_snake_case(const std::string& name) {
@@ -140,8 +172,12 @@ Json Model::training_config() const {
 }
 
 void Model::save(const std::string& path) {
+  if (is_keras_archive(path)) {
+    save_keras_archive(path);
+    return;
+  }
   if (!is_legacy_h5_file(path) || is_keras3_weights_file(path))
-    throw std::invalid_argument(fmt::format("save: '{}': the file name must end in .h5 (a whole model in Keras's legacy HDF5 format)", path));
+    throw std::invalid_argument(fmt::format("save: '{}': the file name must end in .keras or .h5 (a whole model, as Keras saves it)", path));
   const auto layers = layers_for_saving();
   const Json config = to_json();
   const Json training = training_config();
@@ -159,9 +195,92 @@ void Model::save(const std::string& path) {
   out.commit();
 }
 
+void Model::save_keras_archive(const std::string& path) {
+  const auto layers = layers_for_saving();
+  Json config = to_json();
+  if (!inputs_.empty()) config["build_config"] = {{"input_shape", config::shape_to_json(inputs_[0].shape())}};
+  if (compiled_) {
+    Json compile = training_config();
+    const Json optimizer = compile.at("optimizer_config");
+    compile.erase("optimizer_config");
+    compile["optimizer"] = {{"module", "keras.optimizers"}, {"class_name", optimizer.at("class_name")}, {"config", optimizer.at("config")},
+                            {"registered_name", nullptr}};
+    config["compile_config"] = compile;
+  }
+  const ScratchFile weights(path, ".weights.h5");
+  {
+    io::h5::File file = io::h5::File::create(weights.path);
+    write_keras3_weights(file, layers);
+    file.close();
+  }
+  const Json metadata = {{"keras_version", kKerasLayoutVersion}, {"date_saved", date_saved()}};
+  io::AtomicFile out(path);
+  io::write_zip(out.temp_path(), {{"metadata.json", metadata.dump()}, {"config.json", config.dump()}, {"model.weights.h5", read_file(weights.path)}});
+  out.commit();
+}
+
+namespace {
+
+// Compiles `model` from a training_config (.h5) or compile_config (.keras): optimizer, loss, metrics.
+void compile_from(Model& model, const Json& training) {
+  const Json* optimizer = nullptr;
+  if (training.contains("optimizer_config") && !training.at("optimizer_config").is_null()) optimizer = &training.at("optimizer_config");
+  else if (training.contains("optimizer") && !training.at("optimizer").is_null()) optimizer = &training.at("optimizer");
+  std::vector<MetricRef> metrics;
+  if (training.contains("metrics") && training.at("metrics").is_array())
+    for (const Json& m : training.at("metrics")) {
+      if (m.is_string()) metrics.emplace_back(m.get<std::string>());
+      else metrics.emplace_back(get_metric(m));
+    }
+  LossRef loss;
+  if (training.contains("loss") && !training.at("loss").is_null()) loss = get_loss(training.at("loss"));
+  // Keras compiles with its default optimizer when the config names none.
+  model.compile(CompileOptions{.optimizer = optimizer ? get_optimizer(*optimizer) : get_optimizer("rmsprop"), .loss = loss, .metrics = metrics});
+}
+
+std::unique_ptr<Model> load_keras_archive(const std::string& path, bool compile) {
+  std::string config_text, weights_bytes;
+  for (io::ZipMember& m : io::read_zip(path)) {
+    if (m.name == "config.json") config_text = std::move(m.data);
+    else if (m.name == "model.weights.h5") weights_bytes = std::move(m.data);
+  }
+  if (config_text.empty()) throw std::runtime_error(fmt::format("{}: no config.json in the archive", path));
+  Json config;
+  try {
+    config = Json::parse(config_text);
+  } catch (const Json::exception& e) {
+    throw std::runtime_error(fmt::format("{}: config.json is not valid JSON: {}", path, e.what()));
+  }
+  std::unique_ptr<Model> model;
+  try {
+    model = model_from_json(config);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(fmt::format("{}: config.json: {}", path, e.what()));
+  }
+  if (!weights_bytes.empty()) {
+    const ScratchFile weights(path, ".weights.h5");
+    {
+      std::ofstream out(weights.path, std::ios::binary);
+      out.write(weights_bytes.data(), std::streamsize(weights_bytes.size()));
+      if (!out) throw std::runtime_error(fmt::format("{}: cannot unpack model.weights.h5", path));
+    }
+    try {
+      model->load_weights(weights.path);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(fmt::format("{}: model.weights.h5: {}", path, e.what()));
+    }
+  }
+  if (compile && config.contains("compile_config") && config.at("compile_config").is_object() && !config.at("compile_config").empty())
+    compile_from(*model, config.at("compile_config"));
+  return model;
+}
+
+}  // namespace
+
 std::unique_ptr<Model> load_model(const std::string& path, bool compile) {
+  if (is_keras_archive(path)) return load_keras_archive(path, compile);
   if (!is_legacy_h5_file(path) || is_keras3_weights_file(path))
-    throw std::invalid_argument(fmt::format("load_model: '{}': expected a whole model saved as .h5", path));
+    throw std::invalid_argument(fmt::format("load_model: '{}': expected a whole model saved as .keras or .h5", path));
   Json config, training;
   {
     io::h5::File file = io::h5::File::open(path);
@@ -181,17 +300,8 @@ std::unique_ptr<Model> load_model(const std::string& path, bool compile) {
     throw std::runtime_error(fmt::format("{}: {}", path, e.what()));
   }
   model->load_weights(path);
-  if (compile && training.is_object() && training.contains("optimizer_config") && !training.at("optimizer_config").is_null()) {
-    std::vector<MetricRef> metrics;
-    if (training.contains("metrics") && training.at("metrics").is_array())
-      for (const Json& m : training.at("metrics")) {
-        if (m.is_string()) metrics.emplace_back(m.get<std::string>());
-        else metrics.emplace_back(get_metric(m));
-      }
-    LossRef loss;
-    if (training.contains("loss") && !training.at("loss").is_null()) loss = get_loss(training.at("loss"));
-    model->compile(CompileOptions{.optimizer = get_optimizer(training.at("optimizer_config")), .loss = loss, .metrics = metrics});
-  }
+  if (compile && training.is_object() && training.contains("optimizer_config") && !training.at("optimizer_config").is_null())
+    compile_from(*model, training);
   return model;
 }
 

@@ -13,6 +13,7 @@
 
 #include "api/strata.h"
 #include "io/atomic_file.h"
+#include "io/zip.h"
 #include "test_util.h"
 
 namespace strata {
@@ -380,6 +381,99 @@ assert np.allclose(got, expected, atol=1e-5), (got, expected)
 )", dir + name + "_for_keras.h5", xs, ys, fmt::format("{}", fmt::join(s.x.shape().to_vector(), ", ")));
     EXPECT_EQ(run_python(python, script), 0);
   }
+}
+
+}  // namespace
+}  // namespace strata
+
+namespace strata {
+namespace {
+
+TEST(KerasArchives, KerasFilesLoadCompiledAndPredict) {
+  for (const std::string name : {"mlp", "convnet", "functional"}) {
+    SCOPED_TRACE(name);
+    clear_session();
+    auto model = load_model(kFixtures + name + ".keras");
+    expect_predicts(*model, load_sample(name), name + ".keras");
+    EXPECT_TRUE(model->compiled());
+  }
+}
+
+TEST(KerasArchives, StrataModelsRoundTrip) {
+  const std::string dir = ::testing::TempDir();
+  for (const std::string name : {"convnet", "functional"}) {
+    SCOPED_TRACE(name);
+    set_random_seed(13);
+    auto model = build(name);
+    model->compile(Adam(AdamOptions{.learning_rate = 0.02}), "mse");
+    model->save(dir + name + ".keras");
+    clear_session();
+    auto loaded = load_model(dir + name + ".keras");
+    const Sample s = load_sample(name);
+    EXPECT_EQ(loaded->predict(s.x, {.verbose = 0}).to_floats(), model->predict(s.x, {.verbose = 0}).to_floats());
+    ASSERT_TRUE(loaded->compiled());
+    EXPECT_EQ(loaded->optimizer()->class_name(), "Adam");
+    EXPECT_NEAR(loaded->optimizer()->get_config().at("learning_rate").get<double>(), 0.02, 1e-9);
+  }
+}
+
+// Rewrites a little-endian field of the first central-directory entry of a zip written by write_zip.
+void patch_central(const std::string& path, std::size_t field_offset, std::uint32_t value, int bytes) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  const std::string all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const std::size_t central = all.find("PK\x01\x02");
+  ASSERT_NE(central, std::string::npos);
+  f.seekp(std::streamoff(central + field_offset));
+  for (int i = 0; i < bytes; ++i) f.put(char((value >> (8 * i)) & 0xff));
+}
+
+TEST(KerasArchives, HostileArchivesAreRefused) {
+  const std::string dir = ::testing::TempDir();
+  auto model = build("mlp");
+  io::write_zip(dir + "traversal.keras", {{"../../evil.json", "{}"}, {"config.json", "{}"}});
+  EXPECT_NE(error_of([&] { (void)load_model(dir + "traversal.keras"); }).find("outside the directory"), std::string::npos);
+  io::write_zip(dir + "absolute.keras", {{"/etc/passwd", "x"}});
+  EXPECT_NE(error_of([&] { (void)load_model(dir + "absolute.keras"); }).find("outside the directory"), std::string::npos);
+  // A deflated member that claims 3 GB from 10 bytes.
+  io::write_zip(dir + "bomb.keras", {{"config.json", "0123456789"}});
+  patch_central(dir + "bomb.keras", 10, 8, 2);            // method: deflate
+  patch_central(dir + "bomb.keras", 24, 3000000000u, 4);  // uncompressed size
+  EXPECT_NE(error_of([&] { (void)load_model(dir + "bomb.keras"); }).find("zip bomb"), std::string::npos);
+  io::write_zip(dir + "crc.keras", {{"config.json", "{}"}});
+  patch_central(dir + "crc.keras", 16, 12345, 4);
+  EXPECT_NE(error_of([&] { (void)load_model(dir + "crc.keras"); }).find("CRC mismatch"), std::string::npos);
+  // Truncated: the first half of a real archive.
+  model->save(dir + "whole.keras");
+  std::ifstream in(dir + "whole.keras", std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::ofstream(dir + "half.keras", std::ios::binary).write(bytes.data(), std::streamsize(bytes.size() / 2));
+  const std::string half = error_of([&] { (void)load_model(dir + "half.keras"); });
+  EXPECT_NE(half.find("half.keras"), std::string::npos) << half;
+  EXPECT_NE(half.find("not a zip archive"), std::string::npos) << half;
+}
+
+TEST(KerasArchives, KerasLoadsStrataArchives) {
+  const char* python = std::getenv("STRATA_KERAS_PYTHON");
+  setenv("KERAS_BACKEND", "jax", 0);
+  if (!python || !python_has(python, "keras"))
+    GTEST_SKIP() << "set STRATA_KERAS_PYTHON to a Python with Keras 3 and a backend to check that Keras loads Strata's files";
+  const std::string dir = ::testing::TempDir();
+  set_random_seed(14);
+  auto model = build("functional");
+  model->compile("adam", "mse");
+  model->save(dir + "for_keras.keras");
+  const Sample s = load_sample("functional");
+  std::string xs, ys;
+  for (float v : s.x.to_floats()) xs += fmt::format("{},", v);
+  for (float v : model->predict(s.x, {.verbose = 0}).to_floats()) ys += fmt::format("{},", v);
+  const std::string script = fmt::format(R"(
+import numpy as np, keras
+m = keras.models.load_model("{0}")
+got = m.predict(np.array([{1}], dtype="float32").reshape(2, 7), verbose=0).ravel()
+assert np.allclose(got, np.array([{2}], dtype="float32"), atol=1e-5), got
+assert type(m.optimizer).__name__ == "Adam", type(m.optimizer)
+)", dir + "for_keras.keras", xs, ys);
+  EXPECT_EQ(run_python(python, script), 0);
 }
 
 }  // namespace
