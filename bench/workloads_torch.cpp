@@ -11,11 +11,13 @@
 
 namespace {
 
-torch::Tensor load(const std::string& path, bool images) {
+// Images as the network takes them: (N, 784) rows for the MLP, (N, 1, 28, 28) for the CNN; labels as int64.
+torch::Tensor load(const std::string& path, bool images, bool flat) {
   const strata::io::IdxArray idx = strata::io::read_idx(path);
   auto bytes = torch::from_blob(const_cast<std::uint8_t*>(idx.data.data()), {std::int64_t(idx.data.size())}, torch::kUInt8).clone();
-  if (images) return bytes.reshape({idx.shape[0], 1, 28, 28}).to(torch::kFloat32).div_(255.0);
-  return bytes.to(torch::kInt64);
+  if (!images) return bytes.to(torch::kInt64);
+  const auto shaped = flat ? bytes.reshape({idx.shape[0], 784}) : bytes.reshape({idx.shape[0], 1, 28, 28});
+  return shaped.to(torch::kFloat32).div_(255.0);
 }
 
 struct Mlp : torch::nn::Module {
@@ -26,7 +28,7 @@ struct Mlp : torch::nn::Module {
     fc3 = register_module("fc3", torch::nn::Linear(128, 10));
   }
   torch::Tensor forward(torch::Tensor x) {
-    x = torch::relu(fc1->forward(x.flatten(1)));
+    x = torch::relu(fc1->forward(x));
     x = torch::relu(fc2->forward(x));
     return torch::log_softmax(fc3->forward(x), 1);
   }
@@ -93,8 +95,9 @@ int main(int argc, char** argv) try {
   const char* env_dir = std::getenv("STRATA_FASHION_MNIST");
   const std::string dir = env_dir && *env_dir ? env_dir : "/usr/share/datasets/fashion-mnist";
   torch::manual_seed(42);
-  const auto x_train = load(dir + "/train-images-idx3-ubyte.gz", true), y_train = load(dir + "/train-labels-idx1-ubyte.gz", false);
-  const auto x_test = load(dir + "/t10k-images-idx3-ubyte.gz", true), y_test = load(dir + "/t10k-labels-idx1-ubyte.gz", false);
+  const bool flat = workload == "mlp";
+  const auto x_train = load(dir + "/train-images-idx3-ubyte.gz", true, flat), y_train = load(dir + "/train-labels-idx1-ubyte.gz", false, flat);
+  const auto x_test = load(dir + "/t10k-images-idx3-ubyte.gz", true, flat), y_test = load(dir + "/t10k-labels-idx1-ubyte.gz", false, flat);
   if (workload == "mlp") bench::print(run<Mlp>(workload, epochs, x_train, y_train, x_test, y_test));
   else if (workload == "cnn") bench::print(run<Cnn>(workload, epochs, x_train, y_train, x_test, y_test));
   else throw std::invalid_argument("unknown workload '" + workload + "' (mlp or cnn)");
