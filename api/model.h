@@ -81,6 +81,7 @@ struct PredictOptions {
 
 namespace io::h5 {
 class Group;
+struct FloatArray;
 }
 
 struct LoadWeightsOptions {
@@ -174,6 +175,8 @@ class Model {
   // Keras's training_config: loss, metrics and optimizer_config ("{}" when not compiled).
   Json training_config() const;
   void save_keras_archive(const std::string& path);
+  std::vector<Optimizer::StateValue> optimizer_state() const;
+  void restore_optimizer_state(const std::vector<io::h5::FloatArray>& values, const std::string& where);
   // The layers as Keras lists them in saved files (model.layers), built.
   std::vector<LayerPtr> layers_for_saving();
   void write_keras3_weights(io::h5::Group& root, const std::vector<LayerPtr>& layers) const;

@@ -94,7 +94,29 @@ bool assign_checked(const VariablePtr& variable, const io::h5::FloatArray& value
   return true;
 }
 
+std::string optimizer_name(const Optimizer& o) {
+  const auto config = o.get_config();
+  return config.contains("name") && config.at("name").is_string() ? config.at("name").get<std::string>() : to_snake_case(o.class_name());
+}
+
 }  // namespace
+
+// The optimizer's state, when it has any to save (it is built: the model has trained).
+std::vector<Optimizer::StateValue> Model::optimizer_state() const {
+  if (!compiled_ || !options_.optimizer.get()) return {};
+  return options_.optimizer.get()->keras_state(trainable_weights());
+}
+
+void Model::restore_optimizer_state(const std::vector<io::h5::FloatArray>& values, const std::string& where) {
+  if (!compiled_ || values.empty()) return;
+  std::vector<Optimizer::StateValue> state;
+  for (const auto& v : values) state.push_back({"", v.shape, v.values});
+  try {
+    options_.optimizer.get()->set_keras_state(trainable_weights(), state);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(fmt::format("{}: {}", where, e.what()));
+  }
+}
 
 std::vector<LayerPtr> Model::layers_for_saving() {
   (void)inputs();  // builds every layer's weights
@@ -128,6 +150,12 @@ void Model::write_keras3_weights(io::h5::Group& root, const std::vector<LayerPtr
     }
   }
   root.create_group("vars").set_attribute("name", name_);
+  const auto state = optimizer_state();
+  if (!state.empty()) {
+    io::h5::Group vars = root.create_group("optimizer/vars");
+    vars.set_attribute("name", optimizer_name(*options_.optimizer.get()));
+    for (std::size_t i = 0; i < state.size(); ++i) vars.write_floats(std::to_string(i), state[i].shape, state[i].values.data());
+  }
 }
 
 void Model::write_legacy_weights(io::h5::Group& group, const std::vector<LayerPtr>& layers) const {
@@ -190,6 +218,15 @@ void Model::save(const std::string& path) {
     if (!training.empty()) file.set_attribute("training_config", training.dump());
     io::h5::Group weights = file.create_group("model_weights");
     write_legacy_weights(weights, layers);
+    const auto state = optimizer_state();
+    if (!state.empty()) {
+      io::h5::Group g = file.create_group("optimizer_weights");
+      const std::string prefix = optimizer_name(*options_.optimizer.get()) + "/";
+      std::vector<std::string> names;
+      for (const auto& v : state) names.push_back(prefix + v.name);
+      g.set_attribute("weight_names", names);
+      for (std::size_t i = 0; i < state.size(); ++i) g.write_floats(names[i], state[i].shape, state[i].values.data());
+    }
     file.close();
   }
   out.commit();
@@ -257,6 +294,8 @@ std::unique_ptr<Model> load_keras_archive(const std::string& path, bool compile)
   } catch (const std::exception& e) {
     throw std::runtime_error(fmt::format("{}: config.json: {}", path, e.what()));
   }
+  if (compile && config.contains("compile_config") && config.at("compile_config").is_object() && !config.at("compile_config").empty())
+    compile_from(*model, config.at("compile_config"));
   if (!weights_bytes.empty()) {
     const ScratchFile weights(path, ".weights.h5");
     {
@@ -270,8 +309,6 @@ std::unique_ptr<Model> load_keras_archive(const std::string& path, bool compile)
       throw std::runtime_error(fmt::format("{}: model.weights.h5: {}", path, e.what()));
     }
   }
-  if (compile && config.contains("compile_config") && config.at("compile_config").is_object() && !config.at("compile_config").empty())
-    compile_from(*model, config.at("compile_config"));
   return model;
 }
 
@@ -299,9 +336,10 @@ std::unique_ptr<Model> load_model(const std::string& path, bool compile) {
   } catch (const std::exception& e) {
     throw std::runtime_error(fmt::format("{}: {}", path, e.what()));
   }
-  model->load_weights(path);
+  // Compiled first, so that the optimizer state in the file has an optimizer to go to.
   if (compile && training.is_object() && training.contains("optimizer_config") && !training.at("optimizer_config").is_null())
     compile_from(*model, training);
+  model->load_weights(path);
   return model;
 }
 
@@ -312,9 +350,21 @@ void Model::load_weights(const std::string& path, LoadWeightsOptions options) {
   if (file.is_group("layers") && !file.has_attribute("layer_names")) {
     if (options.by_name) throw std::invalid_argument(fmt::format("load_weights: {}: by_name applies to legacy .h5 files only", path));
     read_keras3_weights(file, layers, options);
+    if (file.is_group("optimizer/vars")) {
+      const io::h5::Group vars = file.group("optimizer/vars");
+      std::vector<io::h5::FloatArray> values;
+      for (std::size_t i = 0; vars.is_dataset(std::to_string(i)); ++i) values.push_back(vars.read_floats(std::to_string(i)));
+      restore_optimizer_state(values, path + ": optimizer/vars");
+    }
   } else if (file.is_group("model_weights")) {
     io::h5::Group g = file.group("model_weights");
     read_legacy_weights(g, layers, options);
+    if (file.is_group("optimizer_weights")) {
+      const io::h5::Group opt = file.group("optimizer_weights");
+      std::vector<io::h5::FloatArray> values;
+      for (const auto& name : opt.string_list_attribute("weight_names")) values.push_back(opt.read_floats(name));
+      restore_optimizer_state(values, path + ": optimizer_weights");
+    }
   } else {
     read_legacy_weights(file, layers, options);
   }

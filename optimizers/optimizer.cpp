@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -88,6 +89,9 @@ void Optimizer::build(const std::vector<VariablePtr>& variables, Backend& backen
         if (hyper_.kind == OptimizerKind::adagrad) backend.fill(slot->view(), initial_accumulator_);
         slots.push_back(std::move(slot));
       }
+      for (const auto& [target, values] : pending_slots_)
+        if (target == var.get())
+          for (std::size_t i = 0; i < slots.size() && i < values.size(); ++i) slots[i]->assign(values[i]);
       slots_.push_back(std::move(slots));
     }
   }
@@ -96,6 +100,99 @@ void Optimizer::build(const std::vector<VariablePtr>& variables, Backend& backen
     std::vector<TensorView> views;
     for (auto& v : s) views.push_back(v->view(backend));
     slot_views_.push_back(std::move(views));
+  }
+}
+
+namespace {
+
+// Keras's build() calls, each a list of our slot indices created interleaved per variable.
+std::vector<std::vector<std::size_t>> keras_slot_groups(const OptimizerUpdate& u) {
+  switch (u.kind) {
+    case OptimizerKind::sgd: return u.momentum > 0.f ? std::vector<std::vector<std::size_t>>{{0}} : std::vector<std::vector<std::size_t>>{};
+    case OptimizerKind::adam: return u.amsgrad ? std::vector<std::vector<std::size_t>>{{0, 1}, {2}} : std::vector<std::vector<std::size_t>>{{0, 1}};
+    case OptimizerKind::rmsprop: {
+      std::vector<std::vector<std::size_t>> groups{{0}};
+      std::size_t next = 1;
+      if (u.momentum > 0.f) groups.push_back({next++});
+      if (u.centered) groups.push_back({next++});
+      return groups;
+    }
+    case OptimizerKind::adagrad: return {{0}};
+    case OptimizerKind::nadam: return {{0, 1}};
+  }
+  return {};
+}
+
+std::string keras_weight_path(const std::string& name) {
+  std::string s = name;
+  for (char& c : s)
+    if (c == '/') c = '_';
+  return s;
+}
+
+}  // namespace
+
+std::vector<Optimizer::StateValue> Optimizer::keras_state(const std::vector<VariablePtr>& model_weights) const {
+  std::vector<StateValue> state;
+  if (variables_.empty()) return state;
+  state.push_back({"iteration", Shape(), {float(iterations_)}});
+  state.push_back({"learning_rate", Shape(), {learning_rate()}});
+  const auto names = slot_names(hyper_);
+  for (const auto& group : keras_slot_groups(hyper_))
+    for (const VariablePtr& w : model_weights) {
+      const auto it = std::find(variables_.begin(), variables_.end(), w);
+      if (it == variables_.end()) continue;  // not trained (frozen): Keras builds no slots for it either
+      const auto& slots = slots_[std::size_t(it - variables_.begin())];
+      for (std::size_t i : group) state.push_back({keras_weight_path(w->name()) + "_" + names[i], slots[i]->shape(), slots[i]->to_vector()});
+    }
+  if (hyper_.kind == OptimizerKind::nadam) state.push_back({"u_product", Shape(), {float(nadam_u_product_)}});
+  return state;
+}
+
+void Optimizer::set_keras_state(const std::vector<VariablePtr>& model_weights, const std::vector<StateValue>& state) {
+  std::vector<const StateValue*> slot_values;
+  std::size_t at = 0;
+  auto take = [&](const char* what) -> const StateValue& {
+    if (at >= state.size())
+      throw std::invalid_argument(fmt::format("optimizer state: {} values for a {} over {} weights is too few (missing {})", state.size(),
+                                              class_name(), model_weights.size(), what));
+    return state[at++];
+  };
+  const float iterations = take("the iteration count").values.at(0);
+  const float lr = take("the learning rate").values.at(0);
+  if (state.size() == 2) {  // saved before its first step: no slots yet (Keras writes this too)
+    iterations_ = std::int64_t(iterations);
+    if (!schedule_) hyper_.learning_rate = lr;
+    return;
+  }
+  const auto names = slot_names(hyper_);
+  pending_slots_.clear();
+  std::vector<std::vector<std::vector<float>>> per_weight(model_weights.size(), std::vector<std::vector<float>>(names.size()));
+  for (const auto& group : keras_slot_groups(hyper_))
+    for (std::size_t w = 0; w < model_weights.size(); ++w)
+      for (std::size_t i : group) {
+        const StateValue& v = take("slots");
+        if (v.shape != model_weights[w]->shape())
+          throw std::invalid_argument(fmt::format("optimizer state: value {} ('{}') has shape {} but weight '{}' has {}", at - 1, v.name,
+                                                  v.shape.to_string(), model_weights[w]->name(), model_weights[w]->shape().to_string()));
+        per_weight[w][i] = v.values;
+      }
+  double u_product = 1.0;
+  if (hyper_.kind == OptimizerKind::nadam) u_product = take("Nadam's momentum product").values.at(0);
+  if (at != state.size())
+    throw std::invalid_argument(fmt::format("optimizer state: {} values, but a {} over {} weights has {}", state.size(), class_name(),
+                                            model_weights.size(), at));
+  iterations_ = std::int64_t(iterations);
+  if (!schedule_) hyper_.learning_rate = lr;
+  nadam_u_product_ = u_product;
+  for (std::size_t w = 0; w < model_weights.size(); ++w) {
+    const auto it = std::find(variables_.begin(), variables_.end(), model_weights[w]);
+    if (it != variables_.end()) {
+      auto& slots = slots_[std::size_t(it - variables_.begin())];
+      for (std::size_t i = 0; i < slots.size(); ++i) slots[i]->assign(per_weight[w][i]);
+    } else {
+      pending_slots_.emplace_back(model_weights[w].get(), std::move(per_weight[w]));
+    }
   }
 }
 

@@ -53,6 +53,19 @@ class Optimizer {
   // count, the learning rate, running scalars (Nadam's momentum product) and every slot; 0 before build.
   std::int64_t state_size() const;
 
+  // The state as Keras lists optimizer.variables, for the model's trainable weights in their order:
+  // iterations, learning rate, the slots in Keras's creation order (each build call's names interleaved per
+  // variable, calls in turn), then Nadam's momentum product. Empty before build().
+  struct StateValue {
+    std::string name;  // Keras's name: "iteration", "learning_rate", "<weight path>_<slot>", "u_product"
+    Shape shape;
+    std::vector<float> values;
+  };
+  std::vector<StateValue> keras_state(const std::vector<VariablePtr>& model_weights) const;
+  // Restores such a state (the same count, shapes and order); slot values wait for build() when the slots do
+  // not exist yet. Throws naming the first value that does not fit.
+  void set_keras_state(const std::vector<VariablePtr>& model_weights, const std::vector<StateValue>& state);
+
   // One update of every built variable from its gradient; then iterations() grows by one.
   // Allocates nothing.
   void apply(Backend& backend, std::span<const TensorView> params, std::span<const TensorView> grads);
@@ -67,6 +80,8 @@ class Optimizer {
   std::vector<VariablePtr> variables_;
   std::vector<std::vector<VariablePtr>> slots_;
   std::vector<std::vector<TensorView>> slot_views_;
+  // Slot values restored before build(), per variable, in slot order.
+  std::vector<std::pair<const Variable*, std::vector<std::vector<float>>>> pending_slots_;
 };
 
 }  // namespace strata

@@ -461,8 +461,9 @@ TEST(KerasArchives, KerasLoadsStrataArchives) {
   set_random_seed(14);
   auto model = build("functional");
   model->compile("adam", "mse");
-  model->save(dir + "for_keras.keras");
   const Sample s = load_sample("functional");
+  (void)model->train_on_batch(s.x, Array::from_floats(std::vector<float>(4, 0.5f), {2, 2}));  // the optimizer state is saved too
+  model->save(dir + "for_keras.keras");
   std::string xs, ys;
   for (float v : s.x.to_floats()) xs += fmt::format("{},", v);
   for (float v : model->predict(s.x, {.verbose = 0}).to_floats()) ys += fmt::format("{},", v);
@@ -472,8 +473,61 @@ m = keras.models.load_model("{0}")
 got = m.predict(np.array([{1}], dtype="float32").reshape(2, 7), verbose=0).ravel()
 assert np.allclose(got, np.array([{2}], dtype="float32"), atol=1e-5), got
 assert type(m.optimizer).__name__ == "Adam", type(m.optimizer)
+assert int(m.optimizer.iterations) == 1, m.optimizer.iterations
 )", dir + "for_keras.keras", xs, ys);
   EXPECT_EQ(run_python(python, script), 0);
+}
+
+}  // namespace
+}  // namespace strata
+
+namespace strata {
+namespace {
+
+TEST(OptimizerState, TrainingResumesExactlyFromEveryFormat) {
+  const std::string dir = ::testing::TempDir();
+  const Sample s = load_sample("convnet");
+  const Array targets = Array::from_floats(test::random_vector(std::size_t(s.x.rows() * 2), -1, 1, 21), {s.x.rows(), 2});
+  for (const std::string suffix : {".keras", ".h5", ".weights.h5"}) {
+    SCOPED_TRACE(suffix);
+    set_random_seed(15);
+    auto original = build("convnet");
+    original->compile(Adam(AdamOptions{.learning_rate = 0.01}), "mse");
+    for (int i = 0; i < 3; ++i) (void)original->train_on_batch(s.x, targets);
+    const std::string path = dir + "resume" + suffix;
+    if (suffix == ".weights.h5") original->save_weights(path);
+    else original->save(path);
+    std::unique_ptr<Model> resumed;
+    if (suffix == ".weights.h5") {
+      resumed = build("convnet");
+      resumed->compile(Adam(AdamOptions{.learning_rate = 0.01}), "mse");
+      resumed->load_weights(path);
+    } else {
+      resumed = load_model(path);
+    }
+    EXPECT_EQ(resumed->optimizer()->iterations(), 3);
+    for (int i = 0; i < 2; ++i) {
+      (void)original->train_on_batch(s.x, targets);
+      (void)resumed->train_on_batch(s.x, targets);
+    }
+    const auto a = original->get_weights(), b = resumed->get_weights();
+    for (std::size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i].to_floats(), b[i].to_floats()) << "weight " << i;
+  }
+}
+
+TEST(OptimizerState, AStateThatDoesNotFitSaysSo) {
+  const std::string dir = ::testing::TempDir();
+  const Sample s = load_sample("convnet");
+  const Array targets = Array::from_floats(std::vector<float>(std::size_t(s.x.rows() * 2), 0.5f), {s.x.rows(), 2});
+  auto model = build("convnet");
+  model->compile(Adam(), "mse");
+  (void)model->train_on_batch(s.x, targets);
+  model->save_weights(dir + "adam.weights.h5");
+  auto other = build("convnet");
+  other->compile(RMSprop(RMSpropOptions{.momentum = 0.9f}), "mse");  // two slots per weight, in another order
+  const std::string msg = error_of([&] { other->load_weights(dir + "adam.weights.h5"); });
+  EXPECT_NE(msg.find("optimizer/vars"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("optimizer state"), std::string::npos) << msg;
 }
 
 }  // namespace
