@@ -7,6 +7,7 @@
 #include "api/losses.h"
 #include "api/metrics.h"
 #include "api/model.h"
+#include "api/model_checkpoint.h"
 #include "graph/ops.h"
 #include "layers/activation.h"
 #include "layers/batch_normalization.h"

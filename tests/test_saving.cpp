@@ -532,3 +532,60 @@ TEST(OptimizerState, AStateThatDoesNotFitSaysSo) {
 
 }  // namespace
 }  // namespace strata
+
+namespace strata {
+namespace {
+
+TEST(ModelCheckpointTest, FormatsPathsAsPythonDoes) {
+  const Logs logs{{"loss", 0.5}, {"val_loss", 0.12345}, {"val_accuracy", 0.875}};
+  EXPECT_EQ(format_checkpoint_path("ckpt-{epoch:02d}-{val_loss:.2f}.keras", 2, std::nullopt, logs), "ckpt-03-0.12.keras");
+  EXPECT_EQ(format_checkpoint_path("m{epoch}_{val_accuracy:.3f}_{{x}}.h5", 0, std::nullopt, logs), "m1_0.875_{x}.h5");
+  EXPECT_EQ(format_checkpoint_path("b{batch:03d}.keras", 0, 41, logs), "b042.keras");
+  const std::string missing = error_of([&] { (void)format_checkpoint_path("{val_acc:.2f}.keras", 0, std::nullopt, logs); });
+  EXPECT_NE(missing.find("no value named 'val_acc'"), std::string::npos) << missing;
+  EXPECT_NE(missing.find("val_accuracy"), std::string::npos) << missing;
+  EXPECT_NE(error_of([&] { (void)format_checkpoint_path("{loss:d}.keras", 0, std::nullopt, logs); }).find("cannot format 'loss'"), std::string::npos);
+  EXPECT_NE(error_of([] { ModelCheckpoint("w.h5", {.save_weights_only = true}); }).find(".weights.h5"), std::string::npos);
+  EXPECT_NE(error_of([] { ModelCheckpoint("m.ckpt"); }).find(".keras or .h5"), std::string::npos);
+  EXPECT_TRUE(larger_is_better("val_accuracy"));
+  EXPECT_FALSE(larger_is_better("val_loss"));
+}
+
+TEST(ModelCheckpointTest, SavesEveryEpochOrTheBest) {
+  const std::string dir = ::testing::TempDir() + "checkpoints/";
+  std::filesystem::create_directories(dir);
+  set_random_seed(16);
+  auto model = build("mlp");
+  model->compile(SGD(SGDOptions{.learning_rate = 0.5}), "sparse_categorical_crossentropy", {"accuracy"});
+  const Array x = Array::from_floats(test::random_vector(64 * 6, -1, 1, 17), {64, 6});
+  std::vector<std::int32_t> labels(64);
+  for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = std::int32_t(i % 3);
+  const Array y = Array::from_ints(labels, {64});
+  // The weights and loss at the end of each epoch, to find the best one.
+  auto record = std::make_shared<LambdaCallback>();
+  std::vector<std::vector<Array>> weights;
+  std::vector<double> losses;
+  record->on_epoch_end_fn = [&](int, const Logs& logs) {
+    weights.push_back(model->get_weights());
+    losses.push_back(logs.at("loss"));
+  };
+  auto every = std::make_shared<ModelCheckpoint>(dir + "every-{epoch:02d}.keras");
+  auto best = std::make_shared<ModelCheckpoint>(dir + "best.weights.h5",
+                                                ModelCheckpointOptions{.monitor = "loss", .save_best_only = true, .save_weights_only = true});
+  model->fit(x, y, {.epochs = 4, .batch_size = 16, .verbose = 0, .callbacks = {record, every, best}});
+  for (int e = 1; e <= 4; ++e) {
+    const std::string path = fmt::format("{}every-{:02d}.keras", dir, e);
+    ASSERT_TRUE(std::filesystem::exists(path)) << path;
+    auto loaded = load_model(path);
+    const auto w = loaded->get_weights();
+    for (std::size_t i = 0; i < w.size(); ++i) EXPECT_EQ(w[i].to_floats(), weights[std::size_t(e - 1)][i].to_floats()) << path;
+  }
+  const std::size_t best_epoch = std::size_t(std::min_element(losses.begin(), losses.end()) - losses.begin());
+  auto from_best = build("mlp");
+  from_best->load_weights(dir + "best.weights.h5");
+  EXPECT_EQ(from_best->get_weights()[0].to_floats(), weights[best_epoch][0].to_floats());
+  EXPECT_DOUBLE_EQ(*best->best(), losses[best_epoch]);
+}
+
+}  // namespace
+}  // namespace strata
