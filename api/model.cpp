@@ -7,6 +7,7 @@
 #include <numeric>
 #include <random>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 
 #include "graph/ops.h"
@@ -454,13 +455,33 @@ History Model::fit(const std::vector<Array>& x, const std::vector<Array>& y, Fit
   std::vector<CallbackPtr> quiet_callbacks = options.callbacks;  // validation reports to the user's callbacks only
 
   BatchFeeds feeds(x, y, step.y_dtypes, options.batch_size);
-  std::mt19937_64 shuffle_rng(next_random_seed());
+  shuffle_rng_.seed(next_random_seed());
   stop_training = false;
+  fit_program_ = step.program.get();
+  struct ForgetProgram {  // also when a callback or a step throws
+    Program*& program;
+    ~ForgetProgram() { program = nullptr; }
+  } forget{fit_program_};
+  next_epoch_ = options.initial_epoch;
+  resume_from_.reset();
   for (auto& cb : callbacks) cb->on_train_begin({});
+  if (resume_from_) {  // a callback restored a checkpoint of this training
+    std::istringstream state(resume_from_->shuffle_state);
+    state >> shuffle_rng_;
+    if (!state) throw std::invalid_argument("fit: the checkpoint's shuffling state is unreadable");
+    step.program->set_steps_run(resume_from_->program_steps);
+    next_epoch_ = resume_from_->next_epoch;
+    resume_from_.reset();
+  }
   Logs epoch_logs;
-  for (int epoch = options.initial_epoch; epoch < options.epochs && !stop_training; ++epoch) {
+  for (int epoch = next_epoch_; epoch < options.epochs && !stop_training; ++epoch) {
     for (auto& cb : callbacks) cb->on_epoch_begin(epoch, {});
-    if (options.shuffle) std::shuffle(rows.begin(), rows.end(), shuffle_rng);
+    // Each epoch shuffles the rows afresh, so that an epoch's order depends only on the generator's state
+    // (which a checkpoint saves), not on earlier epochs' orders.
+    if (options.shuffle) {
+      std::iota(rows.begin(), rows.end(), 0);
+      std::shuffle(rows.begin(), rows.end(), shuffle_rng_);
+    }
     step.reset();
     for (std::int64_t b = 0; b < steps; ++b) {
       for (auto& cb : callbacks) cb->on_train_batch_begin(b, {});
@@ -481,12 +502,25 @@ History Model::fit(const std::vector<Array>& x, const std::vector<Array>& y, Fit
       for (const auto& [key, value] : run_evaluation(val_step, vx, vy, val_weights, val_rows, options.batch_size, quiet_callbacks))
         epoch_logs["val_" + key] = value;
     }
+    next_epoch_ = epoch + 1;
     for (auto& cb : callbacks) cb->on_epoch_end(epoch, epoch_logs);
   }
   for (auto& cb : callbacks) cb->on_train_end(epoch_logs);
   History result = *history;
   result.set_model(nullptr);
   return result;
+}
+
+Model::TrainingProgress Model::training_progress() const {
+  if (!fit_program_) throw std::logic_error(fmt::format("model '{}': training_progress() is only known during fit()", name_));
+  std::ostringstream state;
+  state << shuffle_rng_;
+  return TrainingProgress{next_epoch_, state.str(), fit_program_->steps_run()};
+}
+
+void Model::resume_training(const TrainingProgress& progress) {
+  if (!fit_program_) throw std::logic_error(fmt::format("model '{}': resume_training() is only possible during fit()", name_));
+  resume_from_ = progress;
 }
 
 Logs Model::run_evaluation(Step& step, const std::vector<Array>& x, const std::vector<Array>& y, std::span<const float> weights,

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -133,6 +134,8 @@ class Model {
   // matches layers by position (legacy files: or by name), reads a whole-model legacy file's
   // model_weights, and fails on a count or shape mismatch naming the layer and both shapes.
   void save_weights(const std::string& path);
+  // save_weights with extra string attributes on the file's root (Keras ignores them).
+  void save_weights(const std::string& path, const std::map<std::string, std::string>& root_attributes);
   void load_weights(const std::string& path, LoadWeightsOptions options = {});
   // The whole model as Keras saves it, by file name: "*.keras" is Keras 3's zip (config.json with
   // compile_config, metadata.json, model.weights.h5), "*.h5" the legacy HDF5 file (model_config,
@@ -153,6 +156,18 @@ class Model {
 
   // Set by a callback to end fit() after the current epoch.
   bool stop_training = false;
+
+  // Where the fit() in progress is, for checkpoints that resume it exactly (BackupAndRestore): the next
+  // epoch, the state of the shuffling generator and the training program's run count, which keys
+  // dropout's random masks. Valid from on_train_begin to on_train_end.
+  struct TrainingProgress {
+    int next_epoch = 0;
+    std::string shuffle_state;
+    std::int64_t program_steps = 0;
+  };
+  TrainingProgress training_progress() const;
+  // Called from on_train_begin: the fit() in progress continues from `progress` instead of its start.
+  void resume_training(const TrainingProgress& progress);
 
  protected:
   Model(std::string name, const std::string& prefix);
@@ -193,6 +208,11 @@ class Model {
                       std::span<const std::int64_t> rows, int batch_size, std::vector<CallbackPtr>& callbacks);
 
   CompileOptions options_;
+  // fit()'s state that training_progress() reports.
+  std::mt19937_64 shuffle_rng_;
+  Program* fit_program_ = nullptr;
+  int next_epoch_ = 0;
+  std::optional<TrainingProgress> resume_from_;
   bool compiled_ = false;
   std::uint64_t seed_ = 0;
   std::vector<std::unique_ptr<Step>> steps_;

@@ -123,7 +123,9 @@ std::vector<LayerPtr> Model::layers_for_saving() {
   return layers_;
 }
 
-void Model::save_weights(const std::string& path) {
+void Model::save_weights(const std::string& path) { save_weights(path, {}); }
+
+void Model::save_weights(const std::string& path, const std::map<std::string, std::string>& root_attributes) {
   if (!is_keras3_weights_file(path) && !is_legacy_h5_file(path))
     throw std::invalid_argument(fmt::format("save_weights: '{}': the file name must end in .weights.h5 (Keras 3) or .h5 (legacy HDF5)", path));
   const auto layers = layers_for_saving();
@@ -132,6 +134,7 @@ void Model::save_weights(const std::string& path) {
     io::h5::File file = io::h5::File::create(out.temp_path());
     if (is_keras3_weights_file(path)) write_keras3_weights(file, layers);
     else write_legacy_weights(file, layers);
+    for (const auto& [key, value] : root_attributes) file.set_attribute(key, value);
     file.close();
   }
   out.commit();
@@ -368,7 +371,7 @@ void Model::load_weights(const std::string& path, LoadWeightsOptions options) {
   } else {
     read_legacy_weights(file, layers, options);
   }
-  invalidate();
+  // Values change in place: compiled programs stay valid (fit() may be running: BackupAndRestore).
 }
 
 void Model::read_keras3_weights(const io::h5::Group& root, const std::vector<LayerPtr>& layers, LoadWeightsOptions options) {

@@ -6,6 +6,7 @@
 #include "api/datasets.h"
 #include "api/losses.h"
 #include "api/metrics.h"
+#include "api/backup_and_restore.h"
 #include "api/model.h"
 #include "api/model_checkpoint.h"
 #include "graph/ops.h"

@@ -55,6 +55,8 @@ class Program {
   // Plans for these input shapes (if not yet planned) and describes the plan.
   PlanStats plan_stats(Mode mode, std::span<const Shape> input_shapes);
   std::int64_t steps_run() const { return step_counter_; }
+  // Continues the run count (which keys random draws) from `steps`, as when resuming training.
+  void set_steps_run(std::int64_t steps) { step_counter_ = steps; }
 
  private:
   struct Plan;

@@ -589,3 +589,53 @@ TEST(ModelCheckpointTest, SavesEveryEpochOrTheBest) {
 
 }  // namespace
 }  // namespace strata
+
+namespace strata {
+namespace {
+
+struct Interrupted : std::runtime_error {
+  Interrupted() : std::runtime_error("interrupted") {}
+};
+
+TEST(BackupAndRestoreTest, AnInterruptedFitResumesToTheSameWeights) {
+  // Dropout, shuffling and validation: everything that draws random numbers or counts steps.
+  const std::string dir = ::testing::TempDir() + "backup";
+  std::filesystem::remove_all(dir);
+  const Array x = Array::from_floats(test::random_vector(96 * 6, -1, 1, 18), {96, 6});
+  std::vector<std::int32_t> labels(96);
+  for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = std::int32_t((i * 7) % 3);
+  const Array y = Array::from_ints(labels, {96});
+  auto train = [&](std::vector<CallbackPtr> callbacks) {
+    set_random_seed(19);
+    auto model = build("mlp");
+    model->compile(Adam(AdamOptions{.learning_rate = 0.01}), "sparse_categorical_crossentropy", {"accuracy"});
+    std::vector<Array> weights;
+    try {
+      model->fit(x, y, {.epochs = 5, .batch_size = 16, .verbose = 0, .callbacks = callbacks, .validation_split = 0.25});
+      weights = model->get_weights();
+    } catch (const Interrupted&) {
+    }
+    return weights;
+  };
+  const auto uninterrupted = train({});
+  auto stop_after_3 = std::make_shared<LambdaCallback>();
+  stop_after_3->on_epoch_end_fn = [](int epoch, const Logs&) {
+    if (epoch == 2) throw Interrupted();
+  };
+  auto backup = std::make_shared<BackupAndRestore>(dir);
+  EXPECT_TRUE(train({backup, stop_after_3}).empty());
+  ASSERT_TRUE(std::filesystem::exists(backup->checkpoint_path())) << "the checkpoint of epoch 3 is there";
+  int first_epoch = -1;
+  auto watch = std::make_shared<LambdaCallback>();
+  watch->on_epoch_begin_fn = [&](int epoch, const Logs&) {
+    if (first_epoch < 0) first_epoch = epoch;
+  };
+  const auto resumed = train({backup, watch});
+  EXPECT_EQ(first_epoch, 3);
+  ASSERT_EQ(resumed.size(), uninterrupted.size());
+  for (std::size_t i = 0; i < resumed.size(); ++i) EXPECT_EQ(resumed[i].to_floats(), uninterrupted[i].to_floats()) << "weight " << i;
+  EXPECT_FALSE(std::filesystem::exists(backup->checkpoint_path())) << "removed after a normal end";
+}
+
+}  // namespace
+}  // namespace strata
