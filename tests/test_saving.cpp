@@ -97,6 +97,27 @@ std::unique_ptr<Model> every_layer_model(int rank) {
       UpSampling1D(2), MaxPooling1D(2), AveragePooling1D(2), SpatialDropout1D(0.1f), GlobalMaxPooling1D(), Dense(2)});
 }
 
+TEST(Saving, EveryLayerRoundTripsThroughWholeModelFiles) {
+  const std::string dir = ::testing::TempDir();
+  for (int rank : {2, 1}) {
+    for (const std::string suffix : {".keras", ".h5"}) {
+      SCOPED_TRACE(::testing::Message() << "rank " << rank << " " << suffix);
+      set_random_seed(3);
+      auto saved = every_layer_model(rank);
+      saved->compile(Nadam(), "mse");
+      const std::string path = dir + "every_layer_model" + suffix;
+      saved->save(path);
+      clear_session();
+      auto loaded = load_model(path);
+      EXPECT_EQ(loaded->to_json(), saved->to_json());
+      const Array x = Array::from_floats(test::random_vector(rank == 2 ? 2 * 300 : 2 * 36, -1, 1, 3),
+                                         rank == 2 ? Shape{2, 10, 10, 3} : Shape{2, 12, 3});
+      EXPECT_EQ(saved->predict(x, {.verbose = 0}).to_floats(), loaded->predict(x, {.verbose = 0}).to_floats());
+      EXPECT_EQ(loaded->optimizer()->class_name(), "Nadam");
+    }
+  }
+}
+
 TEST(Saving, EveryLayerRoundTripsThroughBothLayouts) {
   const std::string dir = ::testing::TempDir();
   for (int rank : {2, 1}) {
@@ -217,6 +238,14 @@ bool python_has(const std::string& python, const std::string& module) {
   return std::system((python + " -c 'import " + module + "' > /dev/null 2>&1").c_str()) == 0;
 }
 
+// The Python that has Keras 3: $STRATA_KERAS_PYTHON, else python3 when it can import keras; empty otherwise.
+std::string keras_python() {
+  setenv("KERAS_BACKEND", "jax", 0);  // unless the environment names another backend
+  const char* env = std::getenv("STRATA_KERAS_PYTHON");
+  const std::string python = env && *env ? env : "python3";
+  return python_has(python, "keras") ? python : std::string();
+}
+
 TEST(Saving, H5pyReadsWhatStrataWrites) {
   // Debian's Python first: python3-h5py installs there.
   const std::string python = python_has("/usr/bin/python3", "h5py") ? "/usr/bin/python3" : "python3";
@@ -243,10 +272,9 @@ with h5py.File("{0}h5py.h5") as f:
 }
 
 TEST(Saving, KerasLoadsWhatStrataWrites) {
-  const char* python = std::getenv("STRATA_KERAS_PYTHON");
-  setenv("KERAS_BACKEND", "jax", 0);  // unless the environment names another
-  if (!python || !python_has(python, "keras"))
-    GTEST_SKIP() << "set STRATA_KERAS_PYTHON to a Python with Keras 3 and a backend to check that Keras loads Strata's files";
+  const std::string python = keras_python();
+  if (python.empty())
+    GTEST_SKIP() << "Keras 3 is not installed (set STRATA_KERAS_PYTHON to a Python with Keras 3 and a backend): not checking that Keras loads Strata's files";
   set_random_seed(5);
   auto model = build("convnet");
   const std::string dir = ::testing::TempDir();
@@ -336,7 +364,9 @@ TEST(SavingModels, Keras2ConfigsBuildTheSameModel) {
       {"name": "dense_b", "class_name": "Dense", "config": {"name": "dense_b", "units": 3, "activation": "softmax"},
        "inbound_nodes": [[["dense_a", 0, 0, {}]]]}],
       "input_layers": [["input_1", 0, 0]], "output_layers": [["dense_b", 0, 0]]}})");
-  for (const Json& config : {sequential, functional}) {
+  // Keras 2.0-2.2: the Sequential config is the bare list of layers.
+  const Json bare_list = {{"class_name", "Sequential"}, {"config", sequential["config"]["layers"]}};
+  for (const Json& config : {sequential, functional, bare_list}) {
     clear_session();
     auto model = model_from_json(config);
     model->load_weights(kFixtures + "keras2_mlp.h5");
@@ -356,10 +386,9 @@ TEST(SavingModels, BadModelFilesSayWhatIsWrong) {
 }
 
 TEST(SavingModels, KerasLoadsStrataModelFiles) {
-  const char* python = std::getenv("STRATA_KERAS_PYTHON");
-  setenv("KERAS_BACKEND", "jax", 0);
-  if (!python || !python_has(python, "keras"))
-    GTEST_SKIP() << "set STRATA_KERAS_PYTHON to a Python with Keras 3 and a backend to check that Keras loads Strata's files";
+  const std::string python = keras_python();
+  if (python.empty())
+    GTEST_SKIP() << "Keras 3 is not installed (set STRATA_KERAS_PYTHON to a Python with Keras 3 and a backend): not checking that Keras loads Strata's files";
   const std::string dir = ::testing::TempDir();
   for (const std::string name : {"convnet", "functional"}) {
     SCOPED_TRACE(name);
@@ -453,10 +482,9 @@ TEST(KerasArchives, HostileArchivesAreRefused) {
 }
 
 TEST(KerasArchives, KerasLoadsStrataArchives) {
-  const char* python = std::getenv("STRATA_KERAS_PYTHON");
-  setenv("KERAS_BACKEND", "jax", 0);
-  if (!python || !python_has(python, "keras"))
-    GTEST_SKIP() << "set STRATA_KERAS_PYTHON to a Python with Keras 3 and a backend to check that Keras loads Strata's files";
+  const std::string python = keras_python();
+  if (python.empty())
+    GTEST_SKIP() << "Keras 3 is not installed (set STRATA_KERAS_PYTHON to a Python with Keras 3 and a backend): not checking that Keras loads Strata's files";
   const std::string dir = ::testing::TempDir();
   set_random_seed(14);
   auto model = build("functional");
