@@ -136,9 +136,8 @@ std::unique_ptr<Model> functional_from_config(const Json& c) {
           args.push_back(it->second);
         }
         if (args.size() != inputs.size()) break;
-        if (args.size() != 1)
-          throw std::invalid_argument(fmt::format("model config: layer '{}' takes {} inputs; Strata's layers take one", p.layer->name(), args.size()));
-        const Tensor out = (*p.layer)(args[0]);
+        if (args.empty()) throw std::invalid_argument(fmt::format("model config: layer '{}': an inbound node with no inputs", p.layer->name()));
+        const Tensor out = args.size() == 1 ? (*p.layer)(args[0]) : (*p.layer)(args);
         tensors[{p.layer->name(), calls[p.layer->name()]++, 0}] = out;
         ++p.next_node;
         progress = true;
@@ -193,7 +192,8 @@ Json Model::get_config() {
                         {"config", {{"shape", config::shape_to_json(value.shape)}, {"dtype", std::string(dtype_name(value.dtype))},
                                     {"keras_history", tensor_key_json(p->second)}}}});
       }
-      nodes[layer].push_back({{"args", args}, {"kwargs", Json::object()}});
+      // A layer of several inputs takes them as one list argument, as Keras calls merge layers.
+      nodes[layer].push_back({{"args", args.size() == 1 ? args : Json::array({args})}, {"kwargs", Json::object()}});
     }
     const int node = node_count[layer]++;
     for (std::size_t i = 0; i < call.outputs.size(); ++i) produced[call.outputs[i]] = {layer->name(), node, int(i)};

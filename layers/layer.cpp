@@ -1,6 +1,7 @@
 #include "layers/layer.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <stdexcept>
 
@@ -22,6 +23,22 @@ Json Layer::get_config() const {
 
 void Layer::build(const Shape&) {}
 
+Tensor Layer::call(const Tensor&) {
+  throw std::invalid_argument(fmt::format("layer '{}' ({}) takes a list of inputs", name_, class_name()));
+}
+
+void Layer::build_multi(const std::vector<Shape>& shapes) {
+  if (shapes.size() != 1)
+    throw std::invalid_argument(fmt::format("{} takes one input, got {}", class_name(), shapes.size()));
+  build(shapes[0]);
+}
+
+Tensor Layer::call_multi(const std::vector<Tensor>& inputs) {
+  if (inputs.size() != 1)
+    throw std::invalid_argument(fmt::format("layer '{}' ({}) takes one input, got {}", name_, class_name(), inputs.size()));
+  return call(inputs[0]);
+}
+
 std::shared_ptr<Layer> Layer::shared() {
   if (moved_to_) return moved_to_;
   if (auto self = weak_from_this().lock()) return self;
@@ -30,28 +47,43 @@ std::shared_ptr<Layer> Layer::shared() {
   return heap;
 }
 
-Tensor Layer::trace(const Tensor& inputs) {
-  if (!inputs.valid()) throw std::invalid_argument(fmt::format("layer '{}': called on an empty tensor", name_));
-  NameScope scope(inputs.graph(), name_);
+Tensor Layer::trace(const Tensor& inputs) { return trace(std::vector<Tensor>{inputs}); }
+
+Tensor Layer::trace(const std::vector<Tensor>& inputs) {
+  if (inputs.empty()) throw std::invalid_argument(fmt::format("layer '{}': called on no inputs", name_));
+  std::vector<Shape> shapes;
+  std::vector<std::string> shape_names;
+  for (const Tensor& t : inputs) {
+    if (!t.valid()) throw std::invalid_argument(fmt::format("layer '{}': called on an empty tensor", name_));
+    if (&t.graph() != &inputs[0].graph())
+      throw std::invalid_argument(fmt::format("layer '{}': its inputs belong to different graphs", name_));
+    shapes.push_back(t.shape());
+    shape_names.push_back(t.shape().to_string());
+  }
+  NameScope scope(inputs[0].graph(), name_);
   if (!built_) {
     try {
-      build(inputs.shape());
+      build_multi(shapes);
     } catch (const std::exception& e) {
-      throw std::invalid_argument(fmt::format("layer '{}' ({}): cannot build for input shape {}: {}", name_,
-                                              class_name(), inputs.shape().to_string(), e.what()));
+      throw std::invalid_argument(fmt::format("layer '{}' ({}): cannot build for input shape {}: {}", name_, class_name(),
+                                              fmt::join(shape_names, ", "), e.what()));
     }
-    input_shape_ = inputs.shape();
+    input_shape_ = shapes[0];
     built_ = true;
   }
-  Tensor out = call(inputs);
+  Tensor out = call_multi(inputs);
   output_shape_ = out.shape();
   return out;
 }
 
-Tensor Layer::operator()(const Tensor& inputs) {
+Tensor Layer::operator()(const Tensor& inputs) { return (*this)(std::vector<Tensor>{inputs}); }
+
+Tensor Layer::operator()(const std::vector<Tensor>& inputs) {
   LayerPtr self = shared();
   Tensor out = self->trace(inputs);
-  inputs.graph().record_call({self, {inputs.id()}, {out.id()}});
+  std::vector<ValueId> ids;
+  for (const Tensor& t : inputs) ids.push_back(t.id());
+  inputs[0].graph().record_call({self, ids, {out.id()}});
   return out;
 }
 

@@ -45,8 +45,11 @@ class Layer : public std::enable_shared_from_this<Layer> {
   // original object too) reach that one, so a layer called twice shares its weights. Keep a handle with
   // std::make_shared, or reach the layer through Model::get_layer, to read its weights afterwards.
   Tensor operator()(const Tensor& inputs);
+  // A layer of several inputs (Add, Concatenate, ...), as Keras's layer([a, b]).
+  Tensor operator()(const std::vector<Tensor>& inputs);
   // The layer's forward computation on `inputs`, building it first if needed, without recording the call.
   Tensor trace(const Tensor& inputs);
+  Tensor trace(const std::vector<Tensor>& inputs);
 
   // Weights in creation order (Keras's layer.weights), and the trainable / non-trainable subsets.
   const std::vector<VariablePtr>& weights() const { return weights_; }
@@ -68,7 +71,11 @@ class Layer : public std::enable_shared_from_this<Layer> {
   // Creates the weights from the input shape (its first dimension is the unknown batch, -1).
   virtual void build(const Shape& input_shape);
   // The forward computation, with ops. Training-only behaviour goes through ops::in_train_phase/dropout.
-  virtual Tensor call(const Tensor& inputs) = 0;
+  // A layer of one input overrides this; the default refuses (the layer takes a list).
+  virtual Tensor call(const Tensor& inputs);
+  // The same for a list of inputs; by default a list of one goes to build(shape) / call(tensor).
+  virtual void build_multi(const std::vector<Shape>& input_shapes);
+  virtual Tensor call_multi(const std::vector<Tensor>& inputs);
   // A weight named "<layer>/<name>" filled by `initializer` (a name or a Keras initializer config).
   VariablePtr add_weight(const std::string& name, const Shape& shape, const Json& initializer, bool trainable = true);
   // The concrete layer moved into a new shared object.

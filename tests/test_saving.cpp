@@ -24,7 +24,8 @@ namespace fs = std::filesystem;
 const std::string kFixtures = std::string(STRATA_FIXTURES_DIR) + "/keras/";
 
 struct Sample {
-  Array x;
+  Array x;                    // the first input
+  std::vector<Array> inputs;  // every input
   std::vector<double> y;
 };
 
@@ -33,7 +34,13 @@ Sample load_sample(const std::string& name) {
   const Json j = Json::parse(in);
   std::vector<float> x;
   for (const Json& v : j["x"]) x.push_back(v.get<float>());
-  Sample s{Array::from_floats(x, config::shape(j["x_shape"], "x_shape")), {}};
+  Sample s{Array::from_floats(x, config::shape(j["x_shape"], "x_shape")), {}, {}};
+  if (!j.contains("inputs")) s.inputs.push_back(s.x);
+  for (const Json& in : j.value("inputs", Json::array())) {
+    std::vector<float> values;
+    for (const Json& v : in["values"]) values.push_back(v.get<float>());
+    s.inputs.push_back(Array::from_floats(values, config::shape(in["shape"], "shape")));
+  }
   for (const Json& v : j["y"]) s.y.push_back(v.get<double>());
   return s;
 }
@@ -54,6 +61,19 @@ std::unique_ptr<Model> build(const std::string& name) {
     const Tensor y = Dense(2, {.name = "head"})(Dropout(0.1f)(h));
     return std::make_unique<Model>(x, y, "functional_mlp");
   }
+  if (name == "two_inputs") {
+    const Tensor a = Input({5}, {.name = "a"}), b = Input({3}, {.name = "b"});
+    const Tensor ha = Dense(4, {.activation = "relu", .name = "ha"})(a);
+    const Tensor hb = Dense(4, {.name = "hb"})(b);
+    const Tensor total = Add({.name = "total"})({ha, hb});
+    const Tensor product = Multiply({.name = "product"})({ha, hb});
+    const Tensor cosine = Dot(1, {.normalize = true, .name = "cosine"})({ha, hb});
+    const Tensor joined = Concatenate({.name = "joined"})({total, product, cosine, b});
+    const Tensor low = Minimum({.name = "low"})({joined, Subtract({.name = "diff"})({joined, joined})});
+    const Tensor mixed = Average({.name = "mixed"})({Maximum({.name = "high"})({joined, low}), low});
+    const Tensor y = Dense(2, {.name = "out"})(mixed);
+    return std::make_unique<Model>(std::vector<Tensor>{a, b}, std::vector<Tensor>{y}, "two_inputs");
+  }
   if (name == "keras2_mlp")
     return std::make_unique<Sequential>(std::vector<LayerRef>{Input({6}), Dense(5, {.activation = "relu", .name = "dense_a"}),
                                                               Dense(3, {.activation = "softmax", .name = "dense_b"})});
@@ -61,7 +81,7 @@ std::unique_ptr<Model> build(const std::string& name) {
 }
 
 void expect_predicts(Model& model, const Sample& s, const std::string& what) {
-  const std::vector<float> y = model.predict(s.x, {.verbose = 0}).to_floats();
+  const std::vector<float> y = model.predict(s.inputs, {.verbose = 0})[0].to_floats();
   ASSERT_EQ(y.size(), s.y.size()) << what;
   for (std::size_t i = 0; i < y.size(); ++i) ASSERT_NEAR(y[i], s.y[i], 1e-5) << what << " at " << i;
 }
@@ -81,7 +101,7 @@ TEST_P(KerasFiles, LoadAndPredictAsKeras) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, KerasFiles, ::testing::Values("mlp", "convnet", "functional", "keras2_mlp"));
+INSTANTIATE_TEST_SUITE_P(Fixtures, KerasFiles, ::testing::Values("mlp", "convnet", "functional", "two_inputs", "keras2_mlp"));
 
 // Every layer type with weights or not, 2-D and 1-D.
 std::unique_ptr<Model> every_layer_model(int rank) {
@@ -310,16 +330,17 @@ namespace strata {
 namespace {
 
 TEST(SavingModels, KerasWholeModelFilesLoadCompiledAndPredict) {
-  for (const std::string name : {"mlp", "convnet", "functional"}) {
+  for (const std::string name : {"mlp", "convnet", "functional", "two_inputs"}) {
     SCOPED_TRACE(name);
     clear_session();
     auto model = load_model(kFixtures + name + ".h5");
-    EXPECT_EQ(model->class_name(), name == "functional" ? "Functional" : "Sequential");
+    EXPECT_EQ(model->class_name(), name == "functional" || name == "two_inputs" ? "Functional" : "Sequential");
     expect_predicts(*model, load_sample(name), name);
     ASSERT_TRUE(model->compiled());
     EXPECT_EQ(model->optimizer()->class_name(), "Adam");
     // The restored loss (mse) is 0 on Keras's own predictions, and training continues from the loaded weights.
     const Sample s = load_sample(name);
+    if (s.inputs.size() > 1) continue;  // train_on_batch takes one input array
     std::vector<float> keras_y(s.y.begin(), s.y.end());
     const Array y = Array::from_floats(keras_y, model->predict(s.x, {.verbose = 0}).shape());
     EXPECT_NEAR(model->test_on_batch(s.x, y).at("loss"), 0.0, 1e-9);
@@ -331,7 +352,7 @@ TEST(SavingModels, KerasWholeModelFilesLoadCompiledAndPredict) {
 
 TEST(SavingModels, StrataModelsRoundTripThroughH5) {
   const std::string dir = ::testing::TempDir();
-  for (const std::string name : {"convnet", "functional"}) {
+  for (const std::string name : {"convnet", "functional", "two_inputs"}) {
     SCOPED_TRACE(name);
     set_random_seed(11);
     auto model = build(name);
@@ -341,7 +362,7 @@ TEST(SavingModels, StrataModelsRoundTripThroughH5) {
     auto loaded = load_model(dir + name + "_model.h5");
     EXPECT_EQ(loaded->to_json(), model->to_json());
     const Sample s = load_sample(name);
-    EXPECT_EQ(loaded->predict(s.x, {.verbose = 0}).to_floats(), model->predict(s.x, {.verbose = 0}).to_floats());
+    EXPECT_EQ(loaded->predict(s.inputs, {.verbose = 0})[0].to_floats(), model->predict(s.inputs, {.verbose = 0})[0].to_floats());
     ASSERT_TRUE(loaded->compiled());
     EXPECT_NEAR(loaded->optimizer()->get_config().at("learning_rate").get<double>(), 0.01, 1e-9);
   }
@@ -419,7 +440,7 @@ namespace strata {
 namespace {
 
 TEST(KerasArchives, KerasFilesLoadCompiledAndPredict) {
-  for (const std::string name : {"mlp", "convnet", "functional"}) {
+  for (const std::string name : {"mlp", "convnet", "functional", "two_inputs"}) {
     SCOPED_TRACE(name);
     clear_session();
     auto model = load_model(kFixtures + name + ".keras");
@@ -663,6 +684,41 @@ TEST(BackupAndRestoreTest, AnInterruptedFitResumesToTheSameWeights) {
   ASSERT_EQ(resumed.size(), uninterrupted.size());
   for (std::size_t i = 0; i < resumed.size(); ++i) EXPECT_EQ(resumed[i].to_floats(), uninterrupted[i].to_floats()) << "weight " << i;
   EXPECT_FALSE(std::filesystem::exists(backup->checkpoint_path())) << "removed after a normal end";
+}
+
+}  // namespace
+}  // namespace strata
+
+namespace strata {
+namespace {
+
+TEST(KerasArchives, KerasLoadsStrataMergeModels) {
+  const std::string python = keras_python();
+  if (python.empty())
+    GTEST_SKIP() << "Keras 3 is not installed (set STRATA_KERAS_PYTHON to a Python with Keras 3 and a backend): not checking that Keras loads Strata's files";
+  const std::string dir = ::testing::TempDir();
+  set_random_seed(20);
+  auto model = build("two_inputs");
+  model->compile("adam", "mse");
+  const Sample s = load_sample("two_inputs");
+  std::string inputs, ys;
+  for (const Array& a : s.inputs) {
+    std::string values;
+    for (float v : a.to_floats()) values += fmt::format("{},", v);
+    inputs += fmt::format("np.array([{}], dtype='float32').reshape({}),", values, fmt::join(a.shape().to_vector(), ", "));
+  }
+  for (float v : model->predict(s.inputs, {.verbose = 0})[0].to_floats()) ys += fmt::format("{},", v);
+  for (const std::string suffix : {".keras", ".h5"}) {
+    SCOPED_TRACE(suffix);
+    model->save(dir + "merge" + suffix);
+    const std::string script = fmt::format(R"(
+import numpy as np, keras
+m = keras.models.load_model("{0}", compile=False)
+got = m.predict([{1}], verbose=0).ravel()
+assert np.allclose(got, np.array([{2}], dtype="float32"), atol=1e-5), got
+)", dir + "merge" + suffix, inputs, ys);
+    EXPECT_EQ(run_python(python, script), 0);
+  }
 }
 
 }  // namespace
