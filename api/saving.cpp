@@ -82,6 +82,13 @@ std::vector<std::string> keras3_layer_keys(const std::vector<LayerPtr>& layers) 
 
 std::string shape_string(const Shape& s) { return s.to_string(); }
 
+// Where a layer's variables live under layers/<key>/ in a .weights.h5 file: recurrent layers keep them in
+// their cell, as Keras's LSTM keeps them in its LSTMCell.
+std::string keras3_vars_path(const Layer& layer) {
+  const std::string cls = layer.class_name();
+  return cls == "SimpleRNN" || cls == "LSTM" || cls == "GRU" ? "cell/vars" : "vars";
+}
+
 // Checks a value read from `where` against `variable` and assigns it; returns false (after saying why in
 // `mismatch`) when shapes differ.
 bool assign_checked(const VariablePtr& variable, const io::h5::FloatArray& value, const std::string& where, std::string& mismatch) {
@@ -144,7 +151,7 @@ void Model::write_keras3_weights(io::h5::Group& root, const std::vector<LayerPtr
   const auto keys = keras3_layer_keys(layers);
   io::h5::Group layers_group = root.create_group("layers");
   for (std::size_t i = 0; i < layers.size(); ++i) {
-    io::h5::Group vars = layers_group.create_group(keys[i] + "/vars");
+    io::h5::Group vars = layers_group.create_group(keys[i] + "/" + keras3_vars_path(*layers[i]));
     vars.set_attribute("name", layers[i]->name());
     const auto& weights = layers[i]->weights();
     for (std::size_t w = 0; w < weights.size(); ++w) {
@@ -379,7 +386,7 @@ void Model::read_keras3_weights(const io::h5::Group& root, const std::vector<Lay
   const io::h5::Group layers_group = root.group("layers");
   for (std::size_t i = 0; i < layers.size(); ++i) {
     const auto& weights = layers[i]->weights();
-    const std::string vars_path = keys[i] + "/vars";
+    const std::string vars_path = keys[i] + "/" + keras3_vars_path(*layers[i]);
     const std::string where = fmt::format("{}: layers/{} (layer '{}')", root.file_name(), keys[i], layers[i]->name());
     if (!layers_group.is_group(vars_path)) {
       if (weights.empty()) continue;

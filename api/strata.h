@@ -21,6 +21,7 @@
 #include "layers/initializers.h"
 #include "layers/input_layer.h"
 #include "layers/merging.h"
+#include "layers/recurrent.h"
 #include "layers/pooling.h"
 #include "layers/registry.h"
 #include "layers/rescaling.h"

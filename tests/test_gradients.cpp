@@ -10,6 +10,7 @@
 #include "graph/ops.h"
 #include "graph/program.h"
 #include "layers/batch_normalization.h"
+#include "layers/recurrent.h"
 #include "optimizers/optimizers.h"
 #include "test_util.h"
 
@@ -246,6 +247,15 @@ TEST(Gradients, BatchNormalizationLayerWhileTraining) {
                   [](auto& x, auto&) { return BatchNormalization({.momentum = 0.5f})(x[0]); }, 3, Mode::training);
   check_gradients({rnd({-1, 3, 4}, 63, 3, -2.f, 2.f)}, {},
                   [](auto& x, auto&) { return BatchNormalization({.axis = 1, .scale = false})(x[0]); }, 3, Mode::training);
+}
+
+TEST(Gradients, RecurrentLayersThroughTime) {
+  // Backpropagation through every step, for each recurrent layer and GRU's two bias layouts.
+  check_gradients({rnd({-1, 4, 3}, 64)}, {}, [](auto& x, auto&) { return SimpleRNN(3, {.return_sequences = true})(x[0]); });
+  check_gradients({rnd({-1, 4, 3}, 65)}, {}, [](auto& x, auto&) { return LSTM(3, {.return_sequences = true})(x[0]); });
+  check_gradients({rnd({-1, 5, 2}, 66)}, {}, [](auto& x, auto&) { return LSTM(2, {.go_backwards = true})(x[0]); });
+  check_gradients({rnd({-1, 4, 3}, 67)}, {}, [](auto& x, auto&) { return GRU(3, {.return_sequences = true})(x[0]); });
+  check_gradients({rnd({-1, 4, 3}, 68)}, {}, [](auto& x, auto&) { return GRU(2, {.reset_after = false})(x[0]); });
 }
 
 TEST(Gradients, DropoutScalesByItsMask) {

@@ -74,6 +74,9 @@ std::unique_ptr<Model> build(const std::string& name) {
     const Tensor y = Dense(2, {.name = "out"})(mixed);
     return std::make_unique<Model>(std::vector<Tensor>{a, b}, std::vector<Tensor>{y}, "two_inputs");
   }
+  if (name == "recurrent")
+    return std::make_unique<Sequential>(std::vector<LayerRef>{Input({6, 4}), LSTM(5, {.return_sequences = true}), GRU(3), Dense(2)},
+                                        "recurrent");
   if (name == "keras2_mlp")
     return std::make_unique<Sequential>(std::vector<LayerRef>{Input({6}), Dense(5, {.activation = "relu", .name = "dense_a"}),
                                                               Dense(3, {.activation = "softmax", .name = "dense_b"})});
@@ -101,7 +104,7 @@ TEST_P(KerasFiles, LoadAndPredictAsKeras) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, KerasFiles, ::testing::Values("mlp", "convnet", "functional", "two_inputs", "keras2_mlp"));
+INSTANTIATE_TEST_SUITE_P(Fixtures, KerasFiles, ::testing::Values("mlp", "convnet", "functional", "two_inputs", "recurrent", "keras2_mlp"));
 
 // Every layer type with weights or not, 2-D and 1-D.
 std::unique_ptr<Model> every_layer_model(int rank) {
@@ -330,7 +333,7 @@ namespace strata {
 namespace {
 
 TEST(SavingModels, KerasWholeModelFilesLoadCompiledAndPredict) {
-  for (const std::string name : {"mlp", "convnet", "functional", "two_inputs"}) {
+  for (const std::string name : {"mlp", "convnet", "functional", "two_inputs", "recurrent"}) {
     SCOPED_TRACE(name);
     clear_session();
     auto model = load_model(kFixtures + name + ".h5");
@@ -352,7 +355,7 @@ TEST(SavingModels, KerasWholeModelFilesLoadCompiledAndPredict) {
 
 TEST(SavingModels, StrataModelsRoundTripThroughH5) {
   const std::string dir = ::testing::TempDir();
-  for (const std::string name : {"convnet", "functional", "two_inputs"}) {
+  for (const std::string name : {"convnet", "functional", "two_inputs", "recurrent"}) {
     SCOPED_TRACE(name);
     set_random_seed(11);
     auto model = build(name);
@@ -411,7 +414,7 @@ TEST(SavingModels, KerasLoadsStrataModelFiles) {
   if (python.empty())
     GTEST_SKIP() << "Keras 3 is not installed (set STRATA_KERAS_PYTHON to a Python with Keras 3 and a backend): not checking that Keras loads Strata's files";
   const std::string dir = ::testing::TempDir();
-  for (const std::string name : {"convnet", "functional"}) {
+  for (const std::string name : {"convnet", "functional", "recurrent"}) {
     SCOPED_TRACE(name);
     set_random_seed(12);
     auto model = build(name);
@@ -440,7 +443,7 @@ namespace strata {
 namespace {
 
 TEST(KerasArchives, KerasFilesLoadCompiledAndPredict) {
-  for (const std::string name : {"mlp", "convnet", "functional", "two_inputs"}) {
+  for (const std::string name : {"mlp", "convnet", "functional", "two_inputs", "recurrent"}) {
     SCOPED_TRACE(name);
     clear_session();
     auto model = load_model(kFixtures + name + ".keras");
@@ -451,7 +454,7 @@ TEST(KerasArchives, KerasFilesLoadCompiledAndPredict) {
 
 TEST(KerasArchives, StrataModelsRoundTrip) {
   const std::string dir = ::testing::TempDir();
-  for (const std::string name : {"convnet", "functional"}) {
+  for (const std::string name : {"convnet", "functional", "recurrent"}) {
     SCOPED_TRACE(name);
     set_random_seed(13);
     auto model = build(name);

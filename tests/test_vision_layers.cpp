@@ -9,80 +9,24 @@
 
 #include "api/strata.h"
 #include "graph/program.h"
+#include "keras_layer_cases.h"
 #include "test_util.h"
 
 namespace strata {
 namespace {
 
-// Runs `f` on x (batch dimension symbolic) in `mode`; returns the output and its shape. A training run
-// steps SGD with learning rate 0, so that only the layer's own side effects change its weights.
-std::vector<float> run(const std::function<Tensor(const Tensor&)>& f, const Shape& shape, const std::vector<float>& x,
-                       Shape* out_shape = nullptr, Mode mode = Mode::inference) {
-  Shape symbolic = shape;
-  symbolic[0] = -1;
-  const Tensor in = ops::placeholder(symbolic);
-  const Tensor out = f(in);
-  Program p({in}, {out}, ops::sum(out), std::make_shared<SGD>(SGDOptions{.learning_rate = 0.f}));
-  const TensorView feed{const_cast<float*>(x.data()), DType::float32, shape};
-  p.run(mode, std::span(&feed, 1));
-  if (out_shape) *out_shape = p.output_shape(0);
-  return p.read_output(0);
-}
-
-void expect_near_all(const std::vector<float>& actual, const std::vector<double>& expected, double tol, const std::string& what) {
-  ASSERT_EQ(actual.size(), expected.size()) << what;
-  for (std::size_t i = 0; i < actual.size(); ++i)
-    ASSERT_NEAR(actual[i], expected[i], tol * (1 + std::fabs(expected[i]))) << what << " at " << i;
-}
-
-// ---- Keras reference outputs ----
-
-Json load_fixture() {
-  std::ifstream in(std::string(STRATA_FIXTURES_DIR) + "/keras_vision_layers.json");
-  if (!in) throw std::runtime_error("cannot open tests/fixtures/keras_vision_layers.json");
-  return Json::parse(in);
-}
-
-std::vector<double> doubles(const Json& values) {
-  std::vector<double> out;
-  for (const Json& v : values) out.push_back(v.get<double>());
-  return out;
-}
+using test::expect_near_all;
+using test::run;
 
 class KerasVisionReference : public ::testing::TestWithParam<int> {};
 
 TEST_P(KerasVisionReference, SameOutputsAsKeras) {
-  static const Json fixture = load_fixture();
-  const Json& c = fixture["cases"][std::size_t(GetParam())];
-  SCOPED_TRACE(c["name"].get<std::string>());
-  clear_session();
-  const LayerPtr layer = layer_from_json(c["layer"]);
-  const Shape shape = config::shape(c["input_shape"], "input_shape");
-  std::vector<float> x;
-  for (const Json& v : c["x"]) x.push_back(v.get<float>());
-  Shape out_shape;
-  (void)run([&](const Tensor& t) { return layer->trace(t); }, shape, x, &out_shape);  // builds the weights
-  ASSERT_EQ(layer->weights().size(), c["weights"].size());
-  for (std::size_t i = 0; i < layer->weights().size(); ++i) {
-    const Json& w = c["weights"][i];
-    ASSERT_EQ(layer->weights()[i]->shape(), config::shape(w["shape"], "weight")) << layer->weights()[i]->name();
-    std::vector<float> values;
-    for (const Json& v : w["values"]) values.push_back(v.get<float>());
-    layer->weights()[i]->assign(values);
-  }
-  const auto y = run([&](const Tensor& t) { return layer->trace(t); }, shape, x, &out_shape);
-  EXPECT_EQ(out_shape, config::shape(c["output_shape"], "output_shape"));
-  expect_near_all(y, doubles(c["y"]), 1e-5, "inference output");
-  // Re-encoding the config gives one that reads back to the same layer.
-  EXPECT_EQ(layer_from_config(layer->class_name(), layer->get_config())->get_config(), layer->get_config());
-  if (!c.contains("y_train")) return;
-  const auto y_train = run([&](const Tensor& t) { return layer->trace(t); }, shape, x, nullptr, Mode::training);
-  expect_near_all(y_train, doubles(c["y_train"]), 1e-5, "training output");
-  for (std::size_t i = 0; i < layer->weights().size(); ++i)
-    expect_near_all(layer->weights()[i]->to_vector(), doubles(c["weights_after_training"][i]), 1e-6, layer->weights()[i]->name());
+  static const Json fixture = test::load_layer_fixture("keras_vision_layers.json");
+  test::check_keras_layer_case(fixture["cases"][std::size_t(GetParam())]);
 }
 
-INSTANTIATE_TEST_SUITE_P(Cases, KerasVisionReference, ::testing::Range(0, int(load_fixture()["cases"].size())));
+INSTANTIATE_TEST_SUITE_P(Cases, KerasVisionReference,
+                         ::testing::Range(0, int(test::load_layer_fixture("keras_vision_layers.json")["cases"].size())));
 
 // ---- loop references ----
 

@@ -1,0 +1,174 @@
+#include "layers/recurrent.h"
+
+#include <fmt/format.h>
+
+#include <stdexcept>
+
+#include "graph/ops.h"
+#include "layers/activations.h"
+#include "layers/initializers.h"
+
+namespace strata {
+
+namespace {
+
+int gates(RecurrentKind kind) { return kind == RecurrentKind::lstm ? 4 : kind == RecurrentKind::gru ? 3 : 1; }
+
+// Columns [k * units, (k + 1) * units) of a (batch, gates * units) tensor.
+Tensor gate(const Tensor& t, int k, int units) { return ops::slice(t, {0, std::int64_t(k) * units}, {-1, units}); }
+
+}  // namespace
+
+Recurrent::Recurrent(RecurrentKind kind, int units, RecurrentOptions options, const char* prefix)
+    : Layer(options.name, prefix, options.trainable), kind_(kind), units_(units), options_(std::move(options)),
+      seed_(options_.seed ? *options_.seed : next_random_seed()) {
+  if (units_ <= 0) throw std::invalid_argument(fmt::format("{}: units must be positive, got {}", name(), units_));
+  check_activation(options_.activation);
+  check_activation(options_.recurrent_activation);
+  for (float rate : {options_.dropout, options_.recurrent_dropout})
+    if (!(rate >= 0.f && rate < 1.f)) throw std::invalid_argument(fmt::format("{}: dropout rates must be in [0, 1), got {}", name(), rate));
+  for (const Json* init : {&options_.kernel_initializer, &options_.recurrent_initializer, &options_.bias_initializer}) get_initializer(*init);
+}
+
+void Recurrent::build(const Shape& input_shape) {
+  if (input_shape.rank() != 3 || input_shape[2] <= 0)
+    throw std::invalid_argument(fmt::format("expects inputs (batch, steps, features) with known features, got {}", input_shape.to_string()));
+  const std::int64_t g = gates(kind_), u = units_;
+  kernel_ = add_weight("kernel", {input_shape[2], g * u}, options_.kernel_initializer);
+  recurrent_kernel_ = add_weight("recurrent_kernel", {u, g * u}, options_.recurrent_initializer);
+  if (!options_.use_bias) return;
+  const bool two_biases = kind_ == RecurrentKind::gru && options_.reset_after;
+  bias_ = add_weight("bias", two_biases ? Shape{2, g * u} : Shape{g * u}, options_.bias_initializer);
+  if (kind_ == RecurrentKind::lstm && options_.unit_forget_bias) {
+    std::vector<float> values = bias_->to_vector();
+    for (std::int64_t i = u; i < 2 * u; ++i) values[std::size_t(i)] = 1.f;
+    bias_->assign(values);
+  }
+}
+
+Tensor Recurrent::step(const Tensor& x_proj, Tensor& h, Tensor& c, const Tensor& h_in) {
+  const int u = units_;
+  const auto& act = options_.activation;
+  const auto& ract = options_.recurrent_activation;
+  const Tensor rk = ops::variable(recurrent_kernel_, x_proj);
+  switch (kind_) {
+    case RecurrentKind::simple:
+      h = apply_activation(act, ops::add(x_proj, ops::matmul(h_in, rk)));
+      break;
+    case RecurrentKind::lstm: {
+      const Tensor z = ops::add(x_proj, ops::matmul(h_in, rk));
+      const Tensor i = apply_activation(ract, gate(z, 0, u)), f = apply_activation(ract, gate(z, 1, u));
+      const Tensor candidate = apply_activation(act, gate(z, 2, u)), o = apply_activation(ract, gate(z, 3, u));
+      c = ops::add(ops::multiply(f, c), ops::multiply(i, candidate));
+      h = ops::multiply(o, apply_activation(act, c));
+      break;
+    }
+    case RecurrentKind::gru: {
+      Tensor hh;
+      Tensor z, r;
+      if (options_.reset_after) {
+        Tensor inner = ops::matmul(h_in, rk);
+        if (bias_) inner = ops::add(inner, ops::reshape(ops::slice(ops::variable(bias_, x_proj), {1, 0}, {1, -1}), {3 * std::int64_t(u)}));
+        z = apply_activation(ract, ops::add(gate(x_proj, 0, u), gate(inner, 0, u)));
+        r = apply_activation(ract, ops::add(gate(x_proj, 1, u), gate(inner, 1, u)));
+        hh = apply_activation(act, ops::add(gate(x_proj, 2, u), ops::multiply(r, gate(inner, 2, u))));
+      } else {
+        const Tensor zr = ops::matmul(h_in, ops::slice(rk, {0, 0}, {-1, 2 * std::int64_t(u)}));
+        z = apply_activation(ract, ops::add(gate(x_proj, 0, u), gate(zr, 0, u)));
+        r = apply_activation(ract, ops::add(gate(x_proj, 1, u), gate(zr, 1, u)));
+        const Tensor rh = ops::matmul(ops::multiply(r, h_in), ops::slice(rk, {0, 2 * std::int64_t(u)}, {-1, u}));
+        hh = apply_activation(act, ops::add(gate(x_proj, 2, u), rh));
+      }
+      h = ops::add(ops::multiply(z, h), ops::multiply(ops::subtract(1.f, z), hh));
+      break;
+    }
+  }
+  return h;
+}
+
+Tensor Recurrent::call(const Tensor& x) {
+  const Shape& s = x.shape();
+  if (s.rank() != 3) throw std::invalid_argument(fmt::format("{} expects (batch, steps, features), got {}", class_name(), s.to_string()));
+  const std::int64_t steps = s[1];
+  if (steps <= 0) throw std::invalid_argument(fmt::format("{} needs a known, positive number of steps, got {}", class_name(), s.to_string()));
+  const std::int64_t g = gates(kind_), u = units_;
+  // Every step's input projection at once: one GEMM over (batch * steps, features).
+  Tensor inputs = options_.dropout > 0.f ? ops::dropout(x, options_.dropout, seed_, {-1, 1, -1}) : x;
+  Tensor proj = ops::matmul(inputs, kernel_);
+  if (bias_) {
+    const Tensor b = ops::variable(bias_, x);
+    proj = ops::add(proj, bias_->shape().rank() == 2 ? ops::reshape(ops::slice(b, {0, 0}, {1, -1}), {g * u}) : b);
+  }
+  // Zero initial states of shape (1, units) broadcast against the batch.
+  Tensor h = ops::constant(0.f, x, Shape{1, u});
+  Tensor c = h;
+  std::vector<Tensor> outputs;
+  for (std::int64_t i = 0; i < steps; ++i) {
+    const std::int64_t t = options_.go_backwards ? steps - 1 - i : i;
+    const Tensor x_t = ops::reshape(ops::slice(proj, {0, t, 0}, {-1, 1, -1}), {-1, g * u});
+    // The same seed on every step gives every step the same recurrent mask (the draw depends on the seed,
+    // the shape and the training step only); the first step's state is zero and needs none.
+    const Tensor h_in = options_.recurrent_dropout > 0.f && i > 0 ? ops::dropout(h, options_.recurrent_dropout, seed_ + 1) : h;
+    step(x_t, h, c, h_in);
+    if (options_.return_sequences) outputs.push_back(ops::expand_dims(h, 1));
+  }
+  return options_.return_sequences ? (outputs.size() == 1 ? outputs[0] : ops::concatenate(outputs, 1)) : h;
+}
+
+Json Recurrent::get_config() const {
+  Json c = Layer::get_config();
+  c["return_sequences"] = options_.return_sequences;
+  c["return_state"] = false;
+  c["go_backwards"] = options_.go_backwards;
+  c["stateful"] = false;
+  c["unroll"] = false;
+  c["zero_output_for_mask"] = false;
+  c["units"] = units_;
+  c["activation"] = options_.activation;
+  if (kind_ != RecurrentKind::simple) c["recurrent_activation"] = options_.recurrent_activation;
+  c["use_bias"] = options_.use_bias;
+  c["kernel_initializer"] = get_initializer(options_.kernel_initializer)->to_json();
+  c["recurrent_initializer"] = get_initializer(options_.recurrent_initializer)->to_json();
+  c["bias_initializer"] = get_initializer(options_.bias_initializer)->to_json();
+  if (kind_ == RecurrentKind::lstm) c["unit_forget_bias"] = options_.unit_forget_bias;
+  for (const char* k : {"kernel_regularizer", "recurrent_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint",
+                        "recurrent_constraint", "bias_constraint"})
+    c[k] = nullptr;
+  c["dropout"] = options_.dropout;
+  c["recurrent_dropout"] = options_.recurrent_dropout;
+  if (kind_ == RecurrentKind::gru) c["reset_after"] = options_.reset_after;
+  if (kind_ != RecurrentKind::simple) c["seed"] = options_.seed ? Json(*options_.seed) : Json(nullptr);
+  return c;
+}
+
+RecurrentOptions Recurrent::options_from_config(const Json& c, const std::string& cls, RecurrentKind kind, int& units) {
+  config::check_keys(c, cls, {"units", "activation", "recurrent_activation", "use_bias", "kernel_initializer", "recurrent_initializer",
+                              "bias_initializer", "unit_forget_bias", "reset_after", "dropout", "recurrent_dropout", "return_sequences",
+                              "return_state", "go_backwards", "stateful", "unroll", "zero_output_for_mask", "seed", "time_major",
+                              "implementation"});
+  if (!c.contains("units") || !c.at("units").is_number_integer()) throw std::invalid_argument(fmt::format("{}: 'units' must be an integer", cls));
+  units = c.at("units").get<int>();
+  for (const char* flag : {"return_state", "stateful"})
+    if (c.value(flag, false))
+      throw std::invalid_argument(fmt::format("{}: {}=true is not supported by Strata's recurrent layers", cls, flag));
+  RecurrentOptions o;
+  if (c.contains("activation") && c.at("activation").is_string()) o.activation = c.at("activation").get<std::string>();
+  if (c.contains("recurrent_activation") && c.at("recurrent_activation").is_string())
+    o.recurrent_activation = c.at("recurrent_activation").get<std::string>();
+  o.use_bias = c.value("use_bias", true);
+  o.kernel_initializer = config::initializer(c, "kernel_initializer", "glorot_uniform");
+  o.recurrent_initializer = config::initializer(c, "recurrent_initializer", "orthogonal");
+  o.bias_initializer = config::initializer(c, "bias_initializer", "zeros");
+  o.unit_forget_bias = c.value("unit_forget_bias", true);
+  o.reset_after = c.value("reset_after", kind == RecurrentKind::gru);
+  o.dropout = c.value("dropout", 0.f);
+  o.recurrent_dropout = c.value("recurrent_dropout", 0.f);
+  o.return_sequences = c.value("return_sequences", false);
+  o.go_backwards = c.value("go_backwards", false);
+  if (c.contains("seed") && c.at("seed").is_number_integer()) o.seed = c.at("seed").get<std::uint64_t>();
+  o.name = config::name(c);
+  o.trainable = config::trainable(c);
+  return o;
+}
+
+}  // namespace strata

@@ -1,0 +1,82 @@
+// SimpleRNN, LSTM and GRU with Keras's weight layouts, gate orders and defaults, over (batch, steps,
+// features) inputs with a known number of steps:
+//   SimpleRNN  kernel (in, u), recurrent_kernel (u, u), bias (u)
+//   LSTM       kernel (in, 4u), recurrent_kernel (u, 4u), bias (4u); gates i, f, c, o; unit_forget_bias
+//   GRU        kernel (in, 3u), recurrent_kernel (u, 3u); gates z, r, h; bias (2, 3u) when reset_after
+//              (the default: the recurrent bias and the reset gate apply after the recurrent product),
+//              (3u) otherwise
+// Recurrent kernels start orthogonal. The output is the last state, or every step's with
+// return_sequences; go_backwards reads the steps in reverse (and returns them in that order, as Keras).
+// dropout drops input features and recurrent_dropout state units, each with one mask per sequence.
+#pragma once
+
+#include "layers/layer.h"
+
+namespace strata {
+
+enum class RecurrentKind : std::uint8_t { simple, lstm, gru };
+
+struct RecurrentOptions {
+  std::string activation = "tanh";
+  std::string recurrent_activation = "sigmoid";  // LSTM and GRU
+  bool use_bias = true;
+  Json kernel_initializer = "glorot_uniform";
+  Json recurrent_initializer = "orthogonal";
+  Json bias_initializer = "zeros";
+  bool unit_forget_bias = true;  // LSTM: the forget gate's bias starts at 1
+  bool reset_after = true;       // GRU
+  float dropout = 0.f;
+  float recurrent_dropout = 0.f;
+  bool return_sequences = false;
+  bool go_backwards = false;
+  std::optional<std::uint64_t> seed;
+  std::string name;
+  bool trainable = true;
+};
+
+class Recurrent : public Layer {
+ public:
+  Json get_config() const override;
+  int units() const { return units_; }
+  const VariablePtr& kernel() const { return kernel_; }
+  const VariablePtr& recurrent_kernel() const { return recurrent_kernel_; }
+  const VariablePtr& bias() const { return bias_; }
+
+ protected:
+  Recurrent(RecurrentKind kind, int units, RecurrentOptions options, const char* prefix);
+  void build(const Shape& input_shape) override;
+  Tensor call(const Tensor& inputs) override;
+  static RecurrentOptions options_from_config(const Json& config, const std::string& class_name, RecurrentKind kind, int& units);
+
+ private:
+  // One step: the new state(s) from this step's input projection (with the input bias); h_in is h as the
+  // recurrent product sees it (after recurrent dropout).
+  Tensor step(const Tensor& x_proj, Tensor& h, Tensor& c, const Tensor& h_in);
+
+  RecurrentKind kind_;
+  int units_;
+  RecurrentOptions options_;
+  std::uint64_t seed_;
+  VariablePtr kernel_, recurrent_kernel_, bias_;
+};
+
+#define STRATA_RECURRENT_LAYER(Class, kind, prefix)                                                           \
+  class Class : public Recurrent {                                                                            \
+   public:                                                                                                    \
+    explicit Class(int units, RecurrentOptions options = {}) : Recurrent(kind, units, std::move(options), prefix) {} \
+    std::string class_name() const override { return #Class; }                                               \
+    static LayerPtr from_config(const Json& config) {                                                        \
+      int units = 0;                                                                                          \
+      RecurrentOptions o = options_from_config(config, #Class, kind, units);                                 \
+      return std::make_shared<Class>(units, o);                                                               \
+    }                                                                                                         \
+                                                                                                              \
+   protected:                                                                                                 \
+    std::shared_ptr<Layer> move_to_heap() override { return std::make_shared<Class>(std::move(*this)); }     \
+  };
+STRATA_RECURRENT_LAYER(SimpleRNN, RecurrentKind::simple, "simple_rnn")
+STRATA_RECURRENT_LAYER(LSTM, RecurrentKind::lstm, "lstm")
+STRATA_RECURRENT_LAYER(GRU, RecurrentKind::gru, "gru")
+#undef STRATA_RECURRENT_LAYER
+
+}  // namespace strata
