@@ -14,8 +14,8 @@ void History::on_epoch_end(int e, const Logs& logs) {
   for (const auto& [key, value] : logs) history[key].push_back(value);
 }
 
-Progbar::Progbar(std::int64_t target, std::FILE* out, bool dynamic)
-    : target_(target), out_(out), dynamic_(dynamic), start_(std::chrono::steady_clock::now()) {}
+Progbar::Progbar(std::int64_t target, std::FILE* out, bool dynamic, bool one_line)
+    : target_(target), out_(out), dynamic_(dynamic && !one_line), one_line_(one_line), start_(std::chrono::steady_clock::now()) {}
 
 bool Progbar::is_dynamic(std::FILE* out) {
   if (const char* mode = std::getenv("STRATA_PROGBAR")) {
@@ -52,6 +52,15 @@ std::string Progbar::line(std::int64_t current, const Logs& logs, bool finalize,
 
   const auto bold = [&](const std::string& s) { return colour ? "\x1b[1m" + s + "\x1b[0m" : s; };
   const int digits = int(std::log10(double(std::max<std::int64_t>(target_, 1)))) + 1;
+  // Training keys first, then validation keys, each alphabetical.
+  const auto values = [&] {
+    std::string text;
+    for (int pass = 0; pass < 2; ++pass)
+      for (const auto& [key, value] : logs)
+        if ((key.rfind("val_", 0) == 0) == (pass == 1)) text += fmt::format(" - {}: {}", key, format_value(value));
+    return text;
+  };
+  if (one_line_) return fmt::format("{:>{}}/{} - {:.0f}s -{}{}", current, digits, target_, elapsed, format_step_time(per_step), values());
   std::string out = bold(fmt::format("{:>{}}/{}", current, digits, target_)) + " ";
   const int width = 20;
   const int done = int(double(width) * double(current) / double(std::max<std::int64_t>(target_, 1)));
@@ -75,11 +84,7 @@ std::string Progbar::line(std::int64_t current, const Logs& logs, bool finalize,
     out += fmt::format(" {}", bold(fmt::format("{:.0f}s", elapsed)));
   }
   out += format_step_time(per_step);
-  // Training keys first, then validation keys, each alphabetical.
-  for (int pass = 0; pass < 2; ++pass)
-    for (const auto& [key, value] : logs)
-      if ((key.rfind("val_", 0) == 0) == (pass == 1)) out += fmt::format(" - {}: {}", key, format_value(value));
-  return out;
+  return out + values();
 }
 
 void Progbar::update(std::int64_t current, const Logs& logs, bool finalize) {
@@ -109,10 +114,10 @@ void Progbar::update(std::int64_t current, const Logs& logs, bool finalize) {
 }
 
 void ProgbarLogger::on_epoch_begin(int epoch, const Logs&) {
-  if (params().verbose == 1) {
+  if (params().verbose == 1 || params().verbose == 2) {
     fmt::print(out_, "Epoch {}/{}\n", epoch + 1, params().epochs);
     std::fflush(out_);
-    bar_ = std::make_unique<Progbar>(params().steps, out_, Progbar::is_dynamic(out_));
+    bar_ = std::make_unique<Progbar>(params().steps, out_, Progbar::is_dynamic(out_), params().verbose == 2);
   }
 }
 
@@ -120,13 +125,10 @@ void ProgbarLogger::on_train_batch_end(std::int64_t batch, const Logs& logs) {
   if (bar_ && batch + 1 < params().steps) bar_->update(batch + 1, logs, false);
 }
 
-void ProgbarLogger::on_epoch_end(int epoch, const Logs& logs) {
-  if (params().verbose == 1 && bar_) {
+void ProgbarLogger::on_epoch_end(int, const Logs& logs) {
+  if (bar_) {
     bar_->update(params().steps, logs, true);
     bar_.reset();
-  } else if (params().verbose == 2) {
-    fmt::print(out_, "Epoch {}/{}\n", epoch + 1, params().epochs);
-    Progbar(params().steps, out_, false).update(params().steps, logs, true);
   }
 }
 

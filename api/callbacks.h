@@ -79,10 +79,12 @@ class LambdaCallback : public Callback {
 
 // Keras 3's progress bar. On a terminal it is redrawn in place with colours:
 //   422/422 ━━━━━━━━━━━━━━━━━━━━ 3s 7ms/step - accuracy: 0.8512 - loss: 0.4210
-// elsewhere (a file, a pipe) it prints only the finished line of each epoch, without colours.
+// elsewhere (a file, a pipe) it prints only the finished line of each epoch, without colours. With
+// one_line (verbose=2) it prints Keras's one-line summary at the end:
+//   422/422 - 3s - 7ms/step - accuracy: 0.8512 - loss: 0.4210
 class Progbar {
  public:
-  Progbar(std::int64_t target, std::FILE* out, bool dynamic);
+  Progbar(std::int64_t target, std::FILE* out, bool dynamic, bool one_line = false);
   void update(std::int64_t current, const Logs& logs, bool finalize);
   // Whether `out` is a terminal (STRATA_PROGBAR=dynamic / plain overrides).
   static bool is_dynamic(std::FILE* out);
@@ -92,7 +94,7 @@ class Progbar {
 
   std::int64_t target_;
   std::FILE* out_;
-  bool dynamic_;
+  bool dynamic_, one_line_;
   std::chrono::steady_clock::time_point start_, last_update_, after_first_step_;
   bool have_first_step_ = false;
   std::size_t previous_width_ = 0;

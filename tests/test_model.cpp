@@ -325,5 +325,18 @@ TEST(Progbar, PlainOutputIsOneLinePerEpoch) {
       << text;
 }
 
+TEST(Progbar, VerboseTwoIsKerasOneLineSummary) {
+  std::FILE* f = std::tmpfile();
+  Progbar bar(469, f, true, true);
+  for (int i = 1; i < 469; ++i) bar.update(i, {{"loss", 0.5}}, false);
+  bar.update(469, {{"accuracy", 0.7541}, {"loss", 0.6674}}, true);
+  std::rewind(f);
+  char buffer[512] = {};
+  const std::size_t n = std::fread(buffer, 1, sizeof(buffer) - 1, f);
+  std::fclose(f);
+  const std::string text(buffer, n);
+  EXPECT_TRUE(std::regex_match(text, std::regex("469/469 - \\d+s - \\d+[mu]?s/step - accuracy: 0\\.7541 - loss: 0\\.6674\n"))) << text;
+}
+
 }  // namespace
 }  // namespace strata
