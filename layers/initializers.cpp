@@ -158,9 +158,11 @@ void Orthogonal::fill(std::span<float> values, const Shape& shape, std::uint64_t
 
 std::shared_ptr<Initializer> get_initializer(const Json& identifier) {
   const auto [name, config, by_name] = io::parse_keras_object(identifier, "initializer");
-  const std::string cls = name.find('_') != std::string::npos || std::islower(static_cast<unsigned char>(name[0]))
-                              ? snake_to_camel(name)
-                              : name;
+  // Keras's short aliases "uniform" and "normal" name the random initializers.
+  const std::string cls = name == "uniform" ? "RandomUniform"
+                          : name == "normal" ? "RandomNormal"
+                          : name.find('_') != std::string::npos || std::islower(static_cast<unsigned char>(name[0])) ? snake_to_camel(name)
+                                                                                                                      : name;
   auto number = [&](const char* key, double fallback) {
     if (!config.contains(key) || config.at(key).is_null()) return fallback;
     if (!config.at(key).is_number())

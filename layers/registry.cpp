@@ -15,6 +15,7 @@
 #include "layers/dropout.h"
 #include "layers/flatten.h"
 #include "layers/input_layer.h"
+#include "layers/layer_normalization.h"
 #include "layers/merging.h"
 #include "layers/recurrent.h"
 #include "layers/pooling.h"
@@ -49,6 +50,7 @@ const std::map<std::string, Factory>& factories() {
       {"Add", &Add::from_config},           {"Subtract", &Subtract::from_config},   {"Multiply", &Multiply::from_config},
       {"Average", &Average::from_config},   {"Maximum", &Maximum::from_config},     {"Minimum", &Minimum::from_config},
       {"Concatenate", &Concatenate::from_config}, {"Dot", &Dot::from_config},
+      {"LayerNormalization", &LayerNormalization::from_config}, {"Embedding", &Embedding::from_config},
       {"SimpleRNN", &SimpleRNN::from_config}, {"LSTM", &LSTM::from_config}, {"GRU", &GRU::from_config},
       {"ZeroPadding1D", &ZeroPadding1D::from_config}, {"ZeroPadding2D", &ZeroPadding2D::from_config},
       {"Cropping1D", &Cropping1D::from_config},       {"Cropping2D", &Cropping2D::from_config},
