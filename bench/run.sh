@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs a workload (bench/workloads.cpp: mlp or cnn) in Strata and in libtorch (each thread setting) in one
+# Runs a workload (bench/workloads.cpp: mlp, cnn or lstm) in Strata and in libtorch (each thread setting) in one
 # go and prints the ratios. libtorch is Debian's libtorch-dev; it uses whichever BLAS the libblas.so.3
 # alternative names, so OpenBLAS is installed too (with the reference BLAS libtorch is about 20x slower).
 #   bench/run.sh [WORKLOAD] [RUNS]      (default mlp; the best of RUNS interleaved runs of each, default 5)

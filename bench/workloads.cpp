@@ -2,6 +2,7 @@
 //   mlp: Input(28, 28) -> Flatten -> Dense(256, relu) -> Dense(128, relu) -> Dense(10, softmax)
 //   cnn: Keras's mnist_convnet without dropout: Input(28, 28, 1) -> Conv2D(32, 3, relu) -> MaxPooling2D(2)
 //        -> Conv2D(64, 3, relu) -> MaxPooling2D(2) -> Flatten -> Dense(10, softmax)
+//   lstm: each image as 28 rows of 28 features: Input(28, 28) -> LSTM(128) -> Dense(10, softmax)
 //   bench_strata WORKLOAD [EPOCHS]      prints one JSON line (bench/report.h)
 #include <cstdlib>
 #include <memory>
@@ -27,8 +28,10 @@ int main(int argc, char** argv) try {
     net = std::make_unique<Sequential>(std::vector<LayerRef>{Input({28, 28, 1}), Conv2D(32, 3, {.activation = "relu"}), MaxPooling2D(2),
                                                              Conv2D(64, 3, {.activation = "relu"}), MaxPooling2D(2), Flatten(),
                                                              Dense(10, {.activation = "softmax"})});
+  } else if (workload == "lstm") {
+    net = std::make_unique<Sequential>(std::vector<LayerRef>{Input({28, 28}), LSTM(128), Dense(10, {.activation = "softmax"})});
   } else {
-    throw std::invalid_argument("unknown workload '" + workload + "' (mlp or cnn)");
+    throw std::invalid_argument("unknown workload '" + workload + "' (mlp, cnn or lstm)");
   }
   Sequential& model = *net;
   model.compile(Adam(AdamOptions{.learning_rate = 1e-3}), "sparse_categorical_crossentropy", {"accuracy"});

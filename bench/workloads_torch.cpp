@@ -49,6 +49,19 @@ struct Cnn : torch::nn::Module {
   }
 };
 
+struct RowLstm : torch::nn::Module {
+  torch::nn::LSTM lstm{nullptr};
+  torch::nn::Linear fc{nullptr};
+  RowLstm() {
+    lstm = register_module("lstm", torch::nn::LSTM(torch::nn::LSTMOptions(28, 128).batch_first(true)));
+    fc = register_module("fc", torch::nn::Linear(128, 10));
+  }
+  torch::Tensor forward(torch::Tensor x) {
+    const auto out = std::get<0>(lstm->forward(x.reshape({x.size(0), 28, 28})));
+    return torch::log_softmax(fc->forward(out.select(1, 27)), 1);
+  }
+};
+
 template <class Net>
 bench::Report run(const std::string& workload, int epochs, const torch::Tensor& x_train, const torch::Tensor& y_train,
                   const torch::Tensor& x_test, const torch::Tensor& y_test) {
@@ -100,7 +113,8 @@ int main(int argc, char** argv) try {
   const auto x_test = load(dir + "/t10k-images-idx3-ubyte.gz", true, flat), y_test = load(dir + "/t10k-labels-idx1-ubyte.gz", false, flat);
   if (workload == "mlp") bench::print(run<Mlp>(workload, epochs, x_train, y_train, x_test, y_test));
   else if (workload == "cnn") bench::print(run<Cnn>(workload, epochs, x_train, y_train, x_test, y_test));
-  else throw std::invalid_argument("unknown workload '" + workload + "' (mlp or cnn)");
+  else if (workload == "lstm") bench::print(run<RowLstm>(workload, epochs, x_train, y_train, x_test, y_test));
+  else throw std::invalid_argument("unknown workload '" + workload + "' (mlp, cnn or lstm)");
 } catch (const std::exception& e) {
   fmt::print(stderr, "bench_torch: {}\n", e.what());
   return 1;
