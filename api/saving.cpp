@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "api/model.h"
+#include "layers/bidirectional.h"
 #include "io/atomic_file.h"
 #include "io/hdf5.h"
 #include "io/zip.h"
@@ -82,11 +83,14 @@ std::vector<std::string> keras3_layer_keys(const std::vector<LayerPtr>& layers) 
 
 std::string shape_string(const Shape& s) { return s.to_string(); }
 
-// Where a layer's variables live under layers/<key>/ in a .weights.h5 file: recurrent layers keep them in
-// their cell, as Keras's LSTM keeps them in its LSTMCell.
-std::string keras3_vars_path(const Layer& layer) {
-  const std::string cls = layer.class_name();
-  return cls == "SimpleRNN" || cls == "LSTM" || cls == "GRU" ? "cell/vars" : "vars";
+// Where a layer's variables live under layers/<key>/ in a .weights.h5 file, as groups of consecutive
+// weights: recurrent layers keep them in their cell (as Keras's LSTM in its LSTMCell), Bidirectional in
+// its two layers.
+std::vector<std::pair<std::string, std::vector<VariablePtr>>> keras3_weight_groups(const Layer& layer) {
+  if (const auto* bi = dynamic_cast<const Bidirectional*>(&layer))
+    return {{"forward_layer/cell/vars", bi->forward_layer()->weights()}, {"backward_layer/cell/vars", bi->backward_layer()->weights()}};
+  if (dynamic_cast<const Recurrent*>(&layer)) return {{"cell/vars", layer.weights()}};
+  return {{"vars", layer.weights()}};
 }
 
 // Checks a value read from `where` against `variable` and assigns it; returns false (after saying why in
@@ -150,15 +154,15 @@ void Model::save_weights(const std::string& path, const std::map<std::string, st
 void Model::write_keras3_weights(io::h5::Group& root, const std::vector<LayerPtr>& layers) const {
   const auto keys = keras3_layer_keys(layers);
   io::h5::Group layers_group = root.create_group("layers");
-  for (std::size_t i = 0; i < layers.size(); ++i) {
-    io::h5::Group vars = layers_group.create_group(keys[i] + "/" + keras3_vars_path(*layers[i]));
-    vars.set_attribute("name", layers[i]->name());
-    const auto& weights = layers[i]->weights();
-    for (std::size_t w = 0; w < weights.size(); ++w) {
-      const auto values = weights[w]->to_vector();
-      vars.write_floats(std::to_string(w), weights[w]->shape(), values.data());
+  for (std::size_t i = 0; i < layers.size(); ++i)
+    for (const auto& [path, weights] : keras3_weight_groups(*layers[i])) {
+      io::h5::Group vars = layers_group.create_group(keys[i] + "/" + path);
+      vars.set_attribute("name", layers[i]->name());
+      for (std::size_t w = 0; w < weights.size(); ++w) {
+        const auto values = weights[w]->to_vector();
+        vars.write_floats(std::to_string(w), weights[w]->shape(), values.data());
+      }
     }
-  }
   root.create_group("vars").set_attribute("name", name_);
   const auto state = optimizer_state();
   if (!state.empty()) {
@@ -385,34 +389,36 @@ void Model::read_keras3_weights(const io::h5::Group& root, const std::vector<Lay
   const auto keys = keras3_layer_keys(layers);
   const io::h5::Group layers_group = root.group("layers");
   for (std::size_t i = 0; i < layers.size(); ++i) {
-    const auto& weights = layers[i]->weights();
-    const std::string vars_path = keys[i] + "/" + keras3_vars_path(*layers[i]);
     const std::string where = fmt::format("{}: layers/{} (layer '{}')", root.file_name(), keys[i], layers[i]->name());
-    if (!layers_group.is_group(vars_path)) {
-      if (weights.empty()) continue;
-      throw std::runtime_error(fmt::format("{}: not in the file, which holds layers [{}]", where, fmt::join(layers_group.members(), ", ")));
-    }
-    const io::h5::Group vars = layers_group.group(vars_path);
-    std::size_t stored = 0;
-    while (vars.is_dataset(std::to_string(stored))) ++stored;
-    if (stored != weights.size()) {
-      const std::string msg = fmt::format("{}: the model's layer has {} weights, the file {}", where, weights.size(), stored);
-      if (options.skip_mismatch) continue;
-      throw std::runtime_error(msg);
-    }
-    std::vector<io::h5::FloatArray> values;
+    // Every group is checked before any value is assigned, so a mismatch leaves the layer as it was.
+    std::vector<std::pair<VariablePtr, io::h5::FloatArray>> values;
     std::string mismatch;
-    for (std::size_t w = 0; w < weights.size(); ++w) {
-      values.push_back(vars.read_floats(std::to_string(w), std::max<std::int64_t>(weights[w]->shape().numel(), 1)));
-      if (values.back().shape != weights[w]->shape() && mismatch.empty())
-        mismatch = fmt::format("{}: weight '{}' has shape {} in the model but {} in the file", where, weights[w]->name(),
-                               shape_string(weights[w]->shape()), shape_string(values.back().shape));
+    for (const auto& [path, weights] : keras3_weight_groups(*layers[i])) {
+      const std::string vars_path = keys[i] + "/" + path;
+      if (!layers_group.is_group(vars_path)) {
+        if (weights.empty()) continue;
+        throw std::runtime_error(fmt::format("{}: {} is not in the file, which holds layers [{}]", where, path, fmt::join(layers_group.members(), ", ")));
+      }
+      const io::h5::Group vars = layers_group.group(vars_path);
+      std::size_t stored = 0;
+      while (vars.is_dataset(std::to_string(stored))) ++stored;
+      if (stored != weights.size()) {
+        if (mismatch.empty()) mismatch = fmt::format("{}: the model's layer has {} weights in {}, the file {}", where, weights.size(), path, stored);
+        continue;
+      }
+      for (std::size_t w = 0; w < weights.size(); ++w) {
+        auto value = vars.read_floats(std::to_string(w), std::max<std::int64_t>(weights[w]->shape().numel(), 1));
+        if (value.shape != weights[w]->shape() && mismatch.empty())
+          mismatch = fmt::format("{}: weight '{}' has shape {} in the model but {} in the file", where, weights[w]->name(),
+                                 shape_string(weights[w]->shape()), shape_string(value.shape));
+        values.emplace_back(weights[w], std::move(value));
+      }
     }
     if (!mismatch.empty()) {
       if (options.skip_mismatch) continue;
       throw std::runtime_error(mismatch);
     }
-    for (std::size_t w = 0; w < weights.size(); ++w) assign_checked(weights[w], values[w], where, mismatch);
+    for (auto& [variable, value] : values) variable->assign(value.values);
   }
 }
 

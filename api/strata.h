@@ -12,6 +12,7 @@
 #include "graph/ops.h"
 #include "layers/activation.h"
 #include "layers/batch_normalization.h"
+#include "layers/bidirectional.h"
 #include "layers/conv.h"
 #include "layers/conv_transpose.h"
 #include "layers/dense.h"

@@ -80,6 +80,8 @@ class Layer : public std::enable_shared_from_this<Layer> {
   VariablePtr add_weight(const std::string& name, const Shape& shape, const Json& initializer, bool trainable = true);
   // The concrete layer moved into a new shared object.
   virtual std::shared_ptr<Layer> move_to_heap() = 0;
+  // A wrapper (Bidirectional) lists the weights of the layers it owns as its own, in Keras's order.
+  void track_weights(const std::vector<VariablePtr>& weights) { weights_.insert(weights_.end(), weights.begin(), weights.end()); }
 
  private:
   std::string name_;

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "graph/ops.h"
@@ -112,6 +113,7 @@ Tensor Recurrent::call(const Tensor& x) {
     step(x_t, h, c, h_in);
     if (options_.return_sequences) outputs.push_back(ops::expand_dims(h, 1));
   }
+  if (options_.go_backwards && outputs_in_input_order_) std::reverse(outputs.begin(), outputs.end());
   return options_.return_sequences ? (outputs.size() == 1 ? outputs[0] : ops::concatenate(outputs, 1)) : h;
 }
 

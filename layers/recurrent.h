@@ -42,6 +42,11 @@ class Recurrent : public Layer {
   const VariablePtr& recurrent_kernel() const { return recurrent_kernel_; }
   const VariablePtr& bias() const { return bias_; }
 
+  const RecurrentOptions& options() const { return options_; }
+  // With go_backwards and return_sequences, put step t's output at position t (Bidirectional's backward
+  // half) instead of in processing order (Keras's RNN).
+  void set_outputs_in_input_order(bool v) { outputs_in_input_order_ = v; }
+
  protected:
   Recurrent(RecurrentKind kind, int units, RecurrentOptions options, const char* prefix);
   void build(const Shape& input_shape) override;
@@ -57,6 +62,7 @@ class Recurrent : public Layer {
   int units_;
   RecurrentOptions options_;
   std::uint64_t seed_;
+  bool outputs_in_input_order_ = false;
   VariablePtr kernel_, recurrent_kernel_, bias_;
 };
 

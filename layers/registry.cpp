@@ -8,6 +8,7 @@
 
 #include "layers/activation.h"
 #include "layers/batch_normalization.h"
+#include "layers/bidirectional.h"
 #include "layers/conv.h"
 #include "layers/conv_transpose.h"
 #include "layers/dense.h"
@@ -51,6 +52,7 @@ const std::map<std::string, Factory>& factories() {
       {"Average", &Average::from_config},   {"Maximum", &Maximum::from_config},     {"Minimum", &Minimum::from_config},
       {"Concatenate", &Concatenate::from_config}, {"Dot", &Dot::from_config},
       {"LayerNormalization", &LayerNormalization::from_config}, {"Embedding", &Embedding::from_config},
+      {"Bidirectional", &Bidirectional::from_config},
       {"SimpleRNN", &SimpleRNN::from_config}, {"LSTM", &LSTM::from_config}, {"GRU", &GRU::from_config},
       {"ZeroPadding1D", &ZeroPadding1D::from_config}, {"ZeroPadding2D", &ZeroPadding2D::from_config},
       {"Cropping1D", &Cropping1D::from_config},       {"Cropping2D", &Cropping2D::from_config},

@@ -10,6 +10,7 @@
 #include "graph/ops.h"
 #include "graph/program.h"
 #include "layers/batch_normalization.h"
+#include "layers/bidirectional.h"
 #include "layers/recurrent.h"
 #include "optimizers/optimizers.h"
 #include "test_util.h"
@@ -256,6 +257,8 @@ TEST(Gradients, RecurrentLayersThroughTime) {
   check_gradients({rnd({-1, 5, 2}, 66)}, {}, [](auto& x, auto&) { return LSTM(2, {.go_backwards = true})(x[0]); });
   check_gradients({rnd({-1, 4, 3}, 67)}, {}, [](auto& x, auto&) { return GRU(3, {.return_sequences = true})(x[0]); });
   check_gradients({rnd({-1, 4, 3}, 68)}, {}, [](auto& x, auto&) { return GRU(2, {.reset_after = false})(x[0]); });
+  check_gradients({rnd({-1, 4, 3}, 69)}, {},
+                  [](auto& x, auto&) { return Bidirectional(LSTM(2, {.return_sequences = true}))(x[0]); });
 }
 
 TEST(Gradients, DropoutScalesByItsMask) {

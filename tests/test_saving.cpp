@@ -75,8 +75,8 @@ std::unique_ptr<Model> build(const std::string& name) {
     return std::make_unique<Model>(std::vector<Tensor>{a, b}, std::vector<Tensor>{y}, "two_inputs");
   }
   if (name == "recurrent")
-    return std::make_unique<Sequential>(std::vector<LayerRef>{Input({6, 4}), LSTM(5, {.return_sequences = true}), GRU(3), Dense(2)},
-                                        "recurrent");
+    return std::make_unique<Sequential>(
+        std::vector<LayerRef>{Input({6, 4}), Bidirectional(LSTM(5, {.return_sequences = true})), GRU(3), Dense(2)}, "recurrent");
   if (name == "keras2_mlp")
     return std::make_unique<Sequential>(std::vector<LayerRef>{Input({6}), Dense(5, {.activation = "relu", .name = "dense_a"}),
                                                               Dense(3, {.activation = "softmax", .name = "dense_b"})});
