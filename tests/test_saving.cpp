@@ -109,6 +109,10 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, KerasFiles, ::testing::Values("mlp", "convnet
 // Every layer type with weights or not, 2-D and 1-D.
 std::unique_ptr<Model> every_layer_model(int rank) {
   clear_session();
+  if (rank == 0)  // sequences: integer tokens in
+    return std::make_unique<Sequential>(std::vector<LayerRef>{Input({7}), Embedding(12, 4), LayerNormalization(),
+                                                              Bidirectional(GRU(3, {.return_sequences = true}), {.merge_mode = "ave"}),
+                                                              SimpleRNN(3, {.return_sequences = true}), LSTM(2), Dense(2)});
   if (rank == 2)
     return std::make_unique<Sequential>(std::vector<LayerRef>{
         Input({10, 10, 3}), Conv2D(4, 3), BatchNormalization(), DepthwiseConv2D(3, {.depth_multiplier = 2}),
@@ -120,9 +124,15 @@ std::unique_ptr<Model> every_layer_model(int rank) {
       UpSampling1D(2), MaxPooling1D(2), AveragePooling1D(2), SpatialDropout1D(0.1f), GlobalMaxPooling1D(), Dense(2)});
 }
 
+// Two samples for every_layer_model(rank): images, sequences, or integer tokens.
+Array sample_input(int rank) {
+  if (rank == 0) return Array::from_floats({1, 5, 0, 11, 3, 3, 7, 2, 2, 9, 4, 10, 6, 8}, {2, 7});
+  return Array::from_floats(test::random_vector(rank == 2 ? 2 * 300 : 2 * 36, -1, 1, 3), rank == 2 ? Shape{2, 10, 10, 3} : Shape{2, 12, 3});
+}
+
 TEST(Saving, EveryLayerRoundTripsThroughWholeModelFiles) {
   const std::string dir = ::testing::TempDir();
-  for (int rank : {2, 1}) {
+  for (int rank : {2, 1, 0}) {
     for (const std::string suffix : {".keras", ".h5"}) {
       SCOPED_TRACE(::testing::Message() << "rank " << rank << " " << suffix);
       set_random_seed(3);
@@ -133,8 +143,7 @@ TEST(Saving, EveryLayerRoundTripsThroughWholeModelFiles) {
       clear_session();
       auto loaded = load_model(path);
       EXPECT_EQ(loaded->to_json(), saved->to_json());
-      const Array x = Array::from_floats(test::random_vector(rank == 2 ? 2 * 300 : 2 * 36, -1, 1, 3),
-                                         rank == 2 ? Shape{2, 10, 10, 3} : Shape{2, 12, 3});
+      const Array x = sample_input(rank);
       EXPECT_EQ(saved->predict(x, {.verbose = 0}).to_floats(), loaded->predict(x, {.verbose = 0}).to_floats());
       EXPECT_EQ(loaded->optimizer()->class_name(), "Nadam");
     }
@@ -143,7 +152,7 @@ TEST(Saving, EveryLayerRoundTripsThroughWholeModelFiles) {
 
 TEST(Saving, EveryLayerRoundTripsThroughBothLayouts) {
   const std::string dir = ::testing::TempDir();
-  for (int rank : {2, 1}) {
+  for (int rank : {2, 1, 0}) {
     for (const std::string suffix : {".weights.h5", ".h5"}) {
       SCOPED_TRACE(::testing::Message() << "rank " << rank << " " << suffix);
       set_random_seed(1);
@@ -156,8 +165,7 @@ TEST(Saving, EveryLayerRoundTripsThroughBothLayouts) {
       const auto a = saved->get_weights(), b = loaded->get_weights();
       ASSERT_EQ(a.size(), b.size());
       for (std::size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i].to_floats(), b[i].to_floats()) << "weight " << i;
-      const Array x = Array::from_floats(test::random_vector(rank == 2 ? 2 * 300 : 2 * 36, -1, 1, 3),
-                                         rank == 2 ? Shape{2, 10, 10, 3} : Shape{2, 12, 3});
+      const Array x = sample_input(rank);
       EXPECT_EQ(saved->predict(x, {.verbose = 0}).to_floats(), loaded->predict(x, {.verbose = 0}).to_floats());
     }
   }
@@ -201,6 +209,12 @@ TEST(Saving, MismatchesNameTheLayerAndBothShapes) {
     reference->load_weights(kFixtures + file);
     EXPECT_EQ(partly.get_layer(2)->weights()[2]->to_vector(), reference->get_layer(2)->weights()[2]->to_vector()) << "moving_mean loaded";
   }
+}
+
+TEST(Saving, Keras30BareWeightNamesLoad) {
+  auto model = build("keras2_mlp");
+  model->load_weights(kFixtures + "keras30_mlp.h5");
+  expect_predicts(*model, load_sample("keras2_mlp"), "keras30_mlp.h5");
 }
 
 TEST(Saving, ByNameMatchesLayersByTheirNames) {
