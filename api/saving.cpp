@@ -13,6 +13,7 @@
 
 #include "api/model.h"
 #include "layers/bidirectional.h"
+#include "layers/time_distributed.h"
 #include "io/atomic_file.h"
 #include "io/hdf5.h"
 #include "io/zip.h"
@@ -90,6 +91,11 @@ std::vector<std::pair<std::string, std::vector<VariablePtr>>> keras3_weight_grou
   if (const auto* bi = dynamic_cast<const Bidirectional*>(&layer))
     return {{"forward_layer/cell/vars", bi->forward_layer()->weights()}, {"backward_layer/cell/vars", bi->backward_layer()->weights()}};
   if (dynamic_cast<const Recurrent*>(&layer)) return {{"cell/vars", layer.weights()}};
+  if (const auto* td = dynamic_cast<const TimeDistributed*>(&layer)) {
+    auto inner = keras3_weight_groups(*td->layer());
+    for (auto& group : inner) group.first = "layer/" + group.first;
+    return inner;
+  }
   return {{"vars", layer.weights()}};
 }
 

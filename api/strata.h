@@ -29,6 +29,7 @@
 #include "layers/rescaling.h"
 #include "layers/reshape.h"
 #include "layers/separable_conv.h"
+#include "layers/time_distributed.h"
 #include "layers/up_sampling.h"
 #include "layers/zero_padding.h"
 #include "optimizers/optimizers.h"

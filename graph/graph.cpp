@@ -216,8 +216,10 @@ std::vector<ShapeAndType> infer_outputs(OpKind kind, const NodeAttrs& a, std::sp
       }
       if (infer_at >= 0) {
         if (x_has_unknown) {
-          // The inferred dimension absorbs the unknown one; the plan computes it from the concrete shape.
-          if (known == 0 || x_known % known != 0)
+          // The inferred dimension absorbs the unknown one (x_known a multiple of known) or splits it
+          // ((batch * steps, ...) into (batch, steps, ...): known a multiple of x_known); the plan computes it
+          // from the concrete shape and checks there that it divides.
+          if (known == 0 || (x_known % known != 0 && known % x_known != 0))
             fail(op, fmt::format("cannot reshape {} into {}", x.to_string(), target));
           out[infer_at] = -1;
         } else {

@@ -112,7 +112,8 @@ std::unique_ptr<Model> every_layer_model(int rank) {
   if (rank == 0)  // sequences: integer tokens in
     return std::make_unique<Sequential>(std::vector<LayerRef>{Input({7}), Embedding(12, 4), LayerNormalization(),
                                                               Bidirectional(GRU(3, {.return_sequences = true}), {.merge_mode = "ave"}),
-                                                              SimpleRNN(3, {.return_sequences = true}), LSTM(2), Dense(2)});
+                                                              SimpleRNN(3, {.return_sequences = true}), TimeDistributed(Dense(3)), LSTM(2),
+                                                              Dense(2)});
   if (rank == 2)
     return std::make_unique<Sequential>(std::vector<LayerRef>{
         Input({10, 10, 3}), Conv2D(4, 3), BatchNormalization(), DepthwiseConv2D(3, {.depth_multiplier = 2}),
