@@ -11,6 +11,7 @@
 #include "api/model_checkpoint.h"
 #include "graph/ops.h"
 #include "layers/activation.h"
+#include "layers/attention.h"
 #include "layers/batch_normalization.h"
 #include "layers/bidirectional.h"
 #include "layers/conv.h"

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "layers/activation.h"
+#include "layers/attention.h"
 #include "layers/batch_normalization.h"
 #include "layers/bidirectional.h"
 #include "layers/conv.h"
@@ -53,7 +54,7 @@ const std::map<std::string, Factory>& factories() {
       {"Average", &Average::from_config},   {"Maximum", &Maximum::from_config},     {"Minimum", &Minimum::from_config},
       {"Concatenate", &Concatenate::from_config}, {"Dot", &Dot::from_config},
       {"LayerNormalization", &LayerNormalization::from_config}, {"Embedding", &Embedding::from_config},
-      {"Bidirectional", &Bidirectional::from_config}, {"TimeDistributed", &TimeDistributed::from_config},
+      {"Attention", &Attention::from_config}, {"Bidirectional", &Bidirectional::from_config}, {"TimeDistributed", &TimeDistributed::from_config},
       {"SimpleRNN", &SimpleRNN::from_config}, {"LSTM", &LSTM::from_config}, {"GRU", &GRU::from_config},
       {"ZeroPadding1D", &ZeroPadding1D::from_config}, {"ZeroPadding2D", &ZeroPadding2D::from_config},
       {"Cropping1D", &Cropping1D::from_config},       {"Cropping2D", &Cropping2D::from_config},
