@@ -47,11 +47,11 @@ void Recurrent::build(const Shape& input_shape) {
   }
 }
 
-Tensor Recurrent::step(const Tensor& x_proj, Tensor& h, Tensor& c, const Tensor& h_in) {
+Tensor Recurrent::step(const StepWeights& w, const Tensor& x_proj, Tensor& h, Tensor& c, const Tensor& h_in) {
   const int u = units_;
   const auto& act = options_.activation;
   const auto& ract = options_.recurrent_activation;
-  const Tensor rk = ops::variable(recurrent_kernel_, x_proj);
+  const Tensor& rk = w.recurrent_kernel;
   switch (kind_) {
     case RecurrentKind::simple:
       h = apply_activation(act, ops::add(x_proj, ops::matmul(h_in, rk)));
@@ -69,15 +69,15 @@ Tensor Recurrent::step(const Tensor& x_proj, Tensor& h, Tensor& c, const Tensor&
       Tensor z, r;
       if (options_.reset_after) {
         Tensor inner = ops::matmul(h_in, rk);
-        if (bias_) inner = ops::add(inner, ops::reshape(ops::slice(ops::variable(bias_, x_proj), {1, 0}, {1, -1}), {3 * std::int64_t(u)}));
+        if (w.recurrent_bias.valid()) inner = ops::add(inner, w.recurrent_bias);
         z = apply_activation(ract, ops::add(gate(x_proj, 0, u), gate(inner, 0, u)));
         r = apply_activation(ract, ops::add(gate(x_proj, 1, u), gate(inner, 1, u)));
         hh = apply_activation(act, ops::add(gate(x_proj, 2, u), ops::multiply(r, gate(inner, 2, u))));
       } else {
-        const Tensor zr = ops::matmul(h_in, ops::slice(rk, {0, 0}, {-1, 2 * std::int64_t(u)}));
+        const Tensor zr = ops::matmul(h_in, w.kernel_zr);
         z = apply_activation(ract, ops::add(gate(x_proj, 0, u), gate(zr, 0, u)));
         r = apply_activation(ract, ops::add(gate(x_proj, 1, u), gate(zr, 1, u)));
-        const Tensor rh = ops::matmul(ops::multiply(r, h_in), ops::slice(rk, {0, 2 * std::int64_t(u)}, {-1, u}));
+        const Tensor rh = ops::matmul(ops::multiply(r, h_in), w.kernel_h);
         hh = apply_activation(act, ops::add(gate(x_proj, 2, u), rh));
       }
       h = ops::add(ops::multiply(z, h), ops::multiply(ops::subtract(1.f, z), hh));
@@ -100,6 +100,14 @@ Tensor Recurrent::call(const Tensor& x) {
     const Tensor b = ops::variable(bias_, x);
     proj = ops::add(proj, bias_->shape().rank() == 2 ? ops::reshape(ops::slice(b, {0, 0}, {1, -1}), {g * u}) : b);
   }
+  StepWeights w;
+  w.recurrent_kernel = ops::variable(recurrent_kernel_, x);
+  if (kind_ == RecurrentKind::gru && options_.reset_after && bias_)
+    w.recurrent_bias = ops::reshape(ops::slice(ops::variable(bias_, x), {1, 0}, {1, -1}), {g * u});
+  if (kind_ == RecurrentKind::gru && !options_.reset_after) {
+    w.kernel_zr = ops::slice(w.recurrent_kernel, {0, 0}, {-1, 2 * u});
+    w.kernel_h = ops::slice(w.recurrent_kernel, {0, 2 * u}, {-1, u});
+  }
   // Zero initial states of shape (1, units) broadcast against the batch.
   Tensor h = ops::constant(0.f, x, Shape{1, u});
   Tensor c = h;
@@ -110,7 +118,7 @@ Tensor Recurrent::call(const Tensor& x) {
     // The same seed on every step gives every step the same recurrent mask (the draw depends on the seed,
     // the shape and the training step only); the first step's state is zero and needs none.
     const Tensor h_in = options_.recurrent_dropout > 0.f && i > 0 ? ops::dropout(h, options_.recurrent_dropout, seed_ + 1) : h;
-    step(x_t, h, c, h_in);
+    step(w, x_t, h, c, h_in);
     if (options_.return_sequences) outputs.push_back(ops::expand_dims(h, 1));
   }
   if (options_.go_backwards && outputs_in_input_order_) std::reverse(outputs.begin(), outputs.end());

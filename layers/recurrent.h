@@ -54,9 +54,15 @@ class Recurrent : public Layer {
   static RecurrentOptions options_from_config(const Json& config, const std::string& class_name, RecurrentKind kind, int& units);
 
  private:
+  // The recurrent weights as each step reads them, sliced once per call rather than once per step.
+  struct StepWeights {
+    Tensor recurrent_kernel;  // (u, gates * u)
+    Tensor recurrent_bias;    // GRU with reset_after: (3u), else empty
+    Tensor kernel_zr, kernel_h;  // GRU without reset_after: the recurrent kernel's (z, r) and h columns
+  };
   // One step: the new state(s) from this step's input projection (with the input bias); h_in is h as the
   // recurrent product sees it (after recurrent dropout).
-  Tensor step(const Tensor& x_proj, Tensor& h, Tensor& c, const Tensor& h_in);
+  Tensor step(const StepWeights& w, const Tensor& x_proj, Tensor& h, Tensor& c, const Tensor& h_in);
 
   RecurrentKind kind_;
   int units_;
