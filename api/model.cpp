@@ -157,6 +157,12 @@ Model::Model(std::vector<Tensor> inputs, std::vector<Tensor> outputs, std::strin
   }
 }
 
+std::vector<DType> Model::input_dtypes() const {
+  std::vector<DType> out;
+  for (const Tensor& t : inputs_) out.push_back(t.dtype());
+  return out;
+}
+
 Model::~Model() = default;
 
 void Model::ensure_graph(const std::vector<Array>*) {}
@@ -380,9 +386,10 @@ struct BatchFeeds {
   std::vector<float> weight_buffer;
   std::vector<TensorView> views;
 
-  BatchFeeds(const std::vector<Array>& x, const std::vector<Array>& y, const std::vector<DType>& y_dtypes, int batch) {
+  BatchFeeds(const std::vector<Array>& x, const std::vector<DType>& x_dtypes, const std::vector<Array>& y, const std::vector<DType>& y_dtypes,
+             int batch) {
     feeds.resize(x.size() + y.size());
-    for (std::size_t i = 0; i < x.size(); ++i) feeds[i].prepare(x[i], DType::float32, batch);
+    for (std::size_t i = 0; i < x.size(); ++i) feeds[i].prepare(x[i], x_dtypes[i], batch);
     for (std::size_t i = 0; i < y.size(); ++i) feeds[x.size() + i].prepare(y[i], y_dtypes[i], batch);
     weight_buffer.resize(std::size_t(batch));
     views.resize(feeds.size() + 1);
@@ -454,7 +461,7 @@ History Model::fit(const std::vector<Array>& x, const std::vector<Array>& y, Fit
   }
   std::vector<CallbackPtr> quiet_callbacks = options.callbacks;  // validation reports to the user's callbacks only
 
-  BatchFeeds feeds(x, y, step.y_dtypes, options.batch_size);
+  BatchFeeds feeds(x, input_dtypes(), y, step.y_dtypes, options.batch_size);
   shuffle_rng_.seed(next_random_seed());
   stop_training = false;
   fit_program_ = step.program.get();
@@ -525,7 +532,7 @@ void Model::resume_training(const TrainingProgress& progress) {
 
 Logs Model::run_evaluation(Step& step, const std::vector<Array>& x, const std::vector<Array>& y, std::span<const float> weights,
                            std::span<const std::int64_t> rows, int batch_size, std::vector<CallbackPtr>& callbacks) {
-  BatchFeeds feeds(x, y, step.y_dtypes, batch_size);
+  BatchFeeds feeds(x, input_dtypes(), y, step.y_dtypes, batch_size);
   step.reset();
   for (auto& cb : callbacks) cb->on_test_begin({});
   const std::int64_t n = std::int64_t(rows.size());
@@ -581,7 +588,7 @@ std::vector<Array> Model::predict(const std::vector<Array>& x, PredictOptions op
   }
   const int rows_per_batch = int(std::min<std::int64_t>(options.batch_size, std::max<std::int64_t>(n, 1)));
   std::vector<Feed> feeds(x.size());
-  for (std::size_t i = 0; i < x.size(); ++i) feeds[i].prepare(x[i], DType::float32, rows_per_batch);
+  for (std::size_t i = 0; i < x.size(); ++i) feeds[i].prepare(x[i], inputs_[i].dtype(), rows_per_batch);
   std::vector<TensorView> views(x.size());
   std::vector<std::int64_t> rows(static_cast<std::size_t>(std::min<std::int64_t>(options.batch_size, n)));
   const std::int64_t steps = (n + options.batch_size - 1) / options.batch_size;
@@ -626,7 +633,7 @@ Logs Model::run_one_batch(Mode mode, const Array& x, const Array& y, const Array
   const std::vector<float> weights = sample_weights(y, sample_weight, {});
   std::vector<std::int64_t> rows(static_cast<std::size_t>(x.rows()));
   std::iota(rows.begin(), rows.end(), 0);
-  BatchFeeds feeds(xs, ys, step.y_dtypes, int(std::max<std::int64_t>(x.rows(), 1)));
+  BatchFeeds feeds(xs, input_dtypes(), ys, step.y_dtypes, int(std::max<std::int64_t>(x.rows(), 1)));
   step.reset();
   step.program->run(mode, feeds.fill(rows, weights));
   step.accumulate(x.rows());

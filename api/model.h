@@ -203,6 +203,8 @@ class Model {
   Step& step_for(const std::vector<Array>& x, const std::vector<Array>& y);
   Program& predict_program();
   void check_inputs(const std::vector<Array>& x, const char* what);
+  // What each input is fed as: its Input's dtype (arrays are converted, as Keras converts NumPy arrays).
+  std::vector<DType> input_dtypes() const;
   Logs run_one_batch(Mode mode, const Array& x, const Array& y, const Array& sample_weight);
   Logs run_evaluation(Step& step, const std::vector<Array>& x, const std::vector<Array>& y, std::span<const float> weights,
                       std::span<const std::int64_t> rows, int batch_size, std::vector<CallbackPtr>& callbacks);

@@ -2,8 +2,10 @@
 // (args with __keras_tensor__ and keras_history) and Keras 2 ([[name, node, tensor, kwargs]]).
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <functional>
 #include <map>
+#include <set>
 #include <stdexcept>
 #include <tuple>
 
@@ -39,26 +41,52 @@ std::vector<TensorKey> read_endpoints(const Json& j, const std::string& what) {
   return out;
 }
 
-// The tensors one inbound node feeds into a layer, in either Keras format.
-std::vector<TensorKey> node_inputs(const Json& node, const std::string& layer) {
-  std::vector<TensorKey> out;
+// One inbound node of a layer, in either Keras format: the tensors it feeds (positional ones, then the
+// layer's tensor keywords in its order) and its other keyword arguments.
+struct InboundNode {
+  std::vector<TensorKey> tensors;
+  Json arguments = Json::object();
+};
+
+InboundNode node_inputs(const Json& node, const Layer& layer) {
+  InboundNode out;
   if (node.is_object()) {  // Keras 3: {"args": [...], "kwargs": {...}}
     std::function<void(const Json&)> collect = [&](const Json& v) {
       if (v.is_object() && v.value("class_name", "") == "__keras_tensor__") {
         const Json& h = v.at("config").at("keras_history");
-        out.emplace_back(h.at(0).get<std::string>(), h.at(1).get<int>(), h.at(2).get<int>());
+        out.tensors.emplace_back(h.at(0).get<std::string>(), h.at(1).get<int>(), h.at(2).get<int>());
       } else if (v.is_array()) {
         for (const Json& e : v) collect(e);
       }
     };
     collect(node.value("args", Json::array()));
+    const Json kwargs = node.value("kwargs", Json::object());
+    const std::vector<std::string> keywords = layer.tensor_keywords();
+    for (const std::string& k : keywords)
+      if (kwargs.contains(k)) collect(kwargs.at(k));
+    for (const auto& [key, value] : kwargs.items()) {
+      // Masks travel with the tensors here, as in Keras at run time: the explicit one is redundant.
+      if (key == "mask" || std::find(keywords.begin(), keywords.end(), key) != keywords.end()) continue;
+      bool holds_tensor = false;
+      std::function<void(const Json&)> scan = [&](const Json& v) {
+        if (v.is_object() && v.value("class_name", "") == "__keras_tensor__") holds_tensor = true;
+        else if (v.is_array())
+          for (const Json& e : v) scan(e);
+      };
+      scan(value);
+      if (holds_tensor)
+        throw std::invalid_argument(fmt::format("model config: layer '{}' ({}): a tensor as call argument '{}' is not supported", layer.name(),
+                                                layer.class_name(), key));
+      if (!value.is_null()) out.arguments[key] = value;
+    }
   } else if (node.is_array()) {  // Keras 2: [[name, node, tensor, kwargs], ...]
     for (const Json& e : node) {
-      if (!e.is_array() || e.size() < 3) throw std::invalid_argument(fmt::format("model config: layer '{}': inbound node entry {} is malformed", layer, e.dump()));
-      out.emplace_back(e[0].get<std::string>(), e[1].get<int>(), e[2].get<int>());
+      if (!e.is_array() || e.size() < 3)
+        throw std::invalid_argument(fmt::format("model config: layer '{}': inbound node entry {} is malformed", layer.name(), e.dump()));
+      out.tensors.emplace_back(e[0].get<std::string>(), e[1].get<int>(), e[2].get<int>());
     }
   } else {
-    throw std::invalid_argument(fmt::format("model config: layer '{}': inbound node {} is malformed", layer, node.dump()));
+    throw std::invalid_argument(fmt::format("model config: layer '{}': inbound node {} is malformed", layer.name(), node.dump()));
   }
   return out;
 }
@@ -100,8 +128,32 @@ std::unique_ptr<Model> sequential_from_config(const Json& c) {
   return model;
 }
 
+// The layers whose outputs feed a layer's inputs or the model's outputs. Keras also records the ops that
+// compute masks (NotEqual, Any) as nodes whose outputs feed only "mask" arguments or other such ops.
+std::set<std::string> layers_feeding_data(const Json& c) {
+  std::set<std::string> names;
+  std::function<void(const Json&)> collect = [&](const Json& v) {
+    if (v.is_object() && v.value("class_name", "") == "__keras_tensor__") names.insert(v.at("config").at("keras_history").at(0).get<std::string>());
+    else if (v.is_array() || v.is_object())
+      for (const auto& [key, e] : v.items())
+        if (key != "mask") collect(e);
+  };
+  for (const Json& entry : c.at("layers")) {
+    if (entry.value("module", std::string()).rfind("keras.src.ops", 0) == 0) continue;  // ops feeding ops: a mask's
+    for (const Json& node : entry.value("inbound_nodes", Json::array())) {
+      if (node.is_array())
+        for (const Json& e : node)
+          if (e.is_array() && !e.empty() && e[0].is_string()) names.insert(e[0].get<std::string>());
+      if (node.is_object()) collect(node);
+    }
+  }
+  for (const TensorKey& h : read_endpoints(c.at("output_layers"), "output_layers")) names.insert(std::get<0>(h));
+  return names;
+}
+
 std::unique_ptr<Model> functional_from_config(const Json& c) {
   const std::string model_name = c.value("name", std::string());
+  const std::set<std::string> feeding = layers_feeding_data(c);
   GraphScope scope(std::make_shared<Graph>());
   std::map<TensorKey, Tensor> tensors;
   std::map<std::string, int> calls;  // nodes made so far per layer
@@ -114,6 +166,11 @@ std::unique_ptr<Model> functional_from_config(const Json& c) {
   for (const Json& entry : c.at("layers")) {
     const std::string cls = entry.value("class_name", std::string());
     const std::string name = entry.contains("name") ? entry.at("name").get<std::string>() : entry.at("config").value("name", std::string());
+    if (entry.value("module", std::string()).rfind("keras.src.ops", 0) == 0) {
+      if (!feeding.count(name))
+        continue;  // a mask computation: the layers that made the mask give it to their outputs themselves
+      throw std::invalid_argument(fmt::format("model config: '{}' is the Keras op {}, which Strata reads only where it computes a mask", name, cls));
+    }
     LayerPtr layer = layer_from_json(entry);
     if (cls == "InputLayer") {
       tensors[{name, 0, 0}] = std::static_pointer_cast<InputLayer>(layer)->output();
@@ -128,17 +185,18 @@ std::unique_ptr<Model> functional_from_config(const Json& c) {
     for (Pending& p : pending) {
       const Json& nodes = p.entry->value("inbound_nodes", Json::array());
       while (p.next_node < nodes.size()) {
-        const auto inputs = node_inputs(nodes[p.next_node], p.layer->name());
+        const InboundNode inbound = node_inputs(nodes[p.next_node], *p.layer);
         std::vector<Tensor> args;
-        for (const TensorKey& h : inputs) {
+        for (const TensorKey& h : inbound.tensors) {
           auto it = tensors.find(h);
           if (it == tensors.end()) break;
           args.push_back(it->second);
         }
-        if (args.size() != inputs.size()) break;
+        if (args.size() != inbound.tensors.size()) break;
         if (args.empty()) throw std::invalid_argument(fmt::format("model config: layer '{}': an inbound node with no inputs", p.layer->name()));
-        const Tensor out = args.size() == 1 ? (*p.layer)(args[0]) : (*p.layer)(args);
-        tensors[{p.layer->name(), calls[p.layer->name()]++, 0}] = out;
+        const std::vector<Tensor> outs = p.layer->apply(args, inbound.arguments);
+        const int node = calls[p.layer->name()]++;
+        for (std::size_t i = 0; i < outs.size(); ++i) tensors[{p.layer->name(), node, int(i)}] = outs[i];
         ++p.next_node;
         progress = true;
       }
@@ -183,7 +241,7 @@ Json Model::get_config() {
     if (it == members.end()) continue;
     const Layer* layer = it->second;
     if (!call.inputs.empty()) {
-      Json args = Json::array();
+      std::vector<Json> args;
       for (ValueId v : call.inputs) {
         auto p = produced.find(v);
         if (p == produced.end()) throw std::logic_error(fmt::format("model '{}': layer '{}' reads a tensor no layer of the model made", name_, layer->name()));
@@ -192,8 +250,7 @@ Json Model::get_config() {
                         {"config", {{"shape", config::shape_to_json(value.shape)}, {"dtype", std::string(dtype_name(value.dtype))},
                                     {"keras_history", tensor_key_json(p->second)}}}});
       }
-      // A layer of several inputs takes them as one list argument, as Keras calls merge layers.
-      nodes[layer].push_back({{"args", args.size() == 1 ? args : Json::array({args})}, {"kwargs", Json::object()}});
+      nodes[layer].push_back(layer->call_node(args, call.arguments.empty() ? Json::object() : Json::parse(call.arguments)));
     }
     const int node = node_count[layer]++;
     for (std::size_t i = 0; i < call.outputs.size(); ++i) produced[call.outputs[i]] = {layer->name(), node, int(i)};

@@ -22,6 +22,7 @@
 #include "layers/flatten.h"
 #include "layers/initializers.h"
 #include "layers/input_layer.h"
+#include "layers/embedding.h"
 #include "layers/layer_normalization.h"
 #include "layers/merging.h"
 #include "layers/recurrent.h"

@@ -96,6 +96,7 @@ struct ValueInfo {
 struct ModuleCall {
   std::shared_ptr<void> module;
   std::vector<ValueId> inputs, outputs;
+  std::string arguments;  // the call's other (non-tensor) arguments, serialized by the module
 };
 
 class Graph {
@@ -120,6 +121,14 @@ class Graph {
   void record_call(ModuleCall call) { calls_.push_back(std::move(call)); }
   std::span<const ModuleCall> calls() const { return calls_; }
 
+  // Keras's mask metadata: a value may carry a mask (1 where a step is valid), computed in the same graph,
+  // that layers aware of masks read (recurrent layers skip masked steps; losses ignore them).
+  void set_mask(ValueId value, ValueId mask) { masks_[value] = mask; }
+  ValueId mask(ValueId value) const {
+    auto it = masks_.find(value);
+    return it == masks_.end() ? -1 : it->second;
+  }
+
  private:
   std::vector<Node> nodes_;
   std::vector<ValueInfo> values_;
@@ -127,6 +136,7 @@ class Graph {
   std::vector<std::string> scopes_;
   std::unordered_map<const Variable*, ValueId> parameters_;
   std::vector<ModuleCall> calls_;
+  std::unordered_map<ValueId, ValueId> masks_;
 };
 
 // A symbolic tensor: one value of one graph.

@@ -14,6 +14,7 @@ class Activation : public LayerBase<Activation> {
 
  protected:
   Tensor call(const Tensor& inputs) override;
+  bool supports_masking() const override { return true; }
 
  private:
   std::string activation_;

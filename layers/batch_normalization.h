@@ -37,6 +37,7 @@ class BatchNormalization : public LayerBase<BatchNormalization> {
  protected:
   void build(const Shape& input_shape) override;
   Tensor call(const Tensor& inputs) override;
+  bool supports_masking() const override { return true; }
 
  private:
   BatchNormalizationOptions options_;

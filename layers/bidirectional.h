@@ -1,7 +1,8 @@
 // Bidirectional(rnn): the recurrent layer over the steps and a copy of it over the steps reversed, merged
-// by merge_mode ("concat" on the last axis, "sum", "mul" or "ave"). Weights: the forward layer's, then the
-// backward layer's, as Keras orders them; with return_sequences the backward outputs are put back in step
-// order, as Keras does.
+// by merge_mode ("concat" on the last axis, "sum", "mul" or "ave"; "none", Keras's None, returns both).
+// Weights: the forward layer's, then the backward layer's, as Keras orders them; with return_sequences the
+// backward outputs are put back in step order, as Keras does. With return_state the outputs are followed
+// by the forward states, then the backward ones; initial states come the same way, after the sequence.
 #pragma once
 
 #include <concepts>
@@ -31,10 +32,14 @@ class Bidirectional : public LayerBase<Bidirectional> {
   static LayerPtr from_config(const Json& config);
   const std::shared_ptr<Recurrent>& forward_layer() const { return forward_; }
   const std::shared_ptr<Recurrent>& backward_layer() const { return backward_; }
+  Json call_node(const std::vector<Json>& tensors, const Json& call_arguments) const override;
+  std::vector<std::string> tensor_keywords() const override { return {"initial_state"}; }
 
  protected:
-  void build(const Shape& input_shape) override;
-  Tensor call(const Tensor& inputs) override;
+  void build_multi(const std::vector<Shape>& input_shapes) override;
+  std::vector<Tensor> call_all(const std::vector<Tensor>& inputs, const Json& call_arguments) override;
+  bool supports_masking() const override { return true; }
+  std::vector<Tensor> compute_mask(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs) override;
 
  private:
   std::shared_ptr<Recurrent> forward_, backward_;

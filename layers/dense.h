@@ -28,6 +28,7 @@ class Dense : public LayerBase<Dense> {
  protected:
   void build(const Shape& input_shape) override;
   Tensor call(const Tensor& inputs) override;
+  bool supports_masking() const override { return true; }
 
  private:
   std::int64_t units_;

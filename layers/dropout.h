@@ -24,6 +24,7 @@ class Dropout : public LayerBase<Dropout> {
 
  protected:
   Tensor call(const Tensor& inputs) override;
+  bool supports_masking() const override { return true; }
 
  private:
   float rate_;
@@ -39,6 +40,7 @@ class SpatialDropout : public Layer {
  protected:
   SpatialDropout(int rank, float rate, const DropoutOptions& options, const char* prefix);
   Tensor call(const Tensor& inputs) override;
+  bool supports_masking() const override { return true; }
   static DropoutOptions options_from_config(const Json& config, const std::string& class_name, float& rate);
 
  private:

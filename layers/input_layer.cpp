@@ -22,7 +22,7 @@ InputLayer::InputLayer(Shape shape, InputOptions options)
 const Tensor& InputLayer::output() {
   if (!output_.valid()) {
     output_ = ops::placeholder(batch_shape_, dtype_, name());
-    output_.graph().record_call({shared(), {}, {output_.id()}});
+    output_.graph().record_call({shared(), {}, {output_.id()}, {}});
   }
   return output_;
 }

@@ -47,10 +47,47 @@ std::shared_ptr<Layer> Layer::shared() {
   return heap;
 }
 
+std::vector<Tensor> Layer::call_all(const std::vector<Tensor>& inputs, const Json& call_arguments) {
+  for (const auto& [key, value] : call_arguments.items())
+    if (!value.is_null() && key != "training" && key != "mask")
+      throw std::invalid_argument(fmt::format("layer '{}' ({}) takes no call argument '{}'", name_, class_name(), key));
+  return {call_multi(inputs)};
+}
+
+std::vector<Tensor> Layer::compute_mask(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs) {
+  std::vector<Tensor> masks(outputs.size());
+  if (supports_masking() && !inputs.empty())
+    for (Tensor& m : masks) m = get_keras_mask(inputs[0]);
+  return masks;
+}
+
+Tensor get_keras_mask(const Tensor& tensor) {
+  const ValueId m = tensor.graph().mask(tensor.id());
+  return m < 0 ? Tensor() : Tensor(tensor.graph_ptr(), m);
+}
+
+void set_keras_mask(const Tensor& tensor, const Tensor& mask) {
+  if (&mask.graph() != &tensor.graph()) throw std::invalid_argument("set_keras_mask: the mask belongs to another graph");
+  tensor.graph().set_mask(tensor.id(), mask.id());
+}
+
+Json Layer::call_node(const std::vector<Json>& tensors, const Json&) const {
+  return {{"args", tensors.size() == 1 ? Json::array({tensors[0]}) : Json::array({Json(tensors)})}, {"kwargs", Json::object()}};
+}
+
 Tensor Layer::trace(const Tensor& inputs) { return trace(std::vector<Tensor>{inputs}); }
 
 Tensor Layer::trace(const std::vector<Tensor>& inputs) {
+  std::vector<Tensor> outputs = trace_all(inputs);
+  if (outputs.size() != 1)
+    throw std::invalid_argument(fmt::format("layer '{}' ({}) returns {} tensors; call apply() to get them all", name_, class_name(), outputs.size()));
+  return outputs[0];
+}
+
+std::vector<Tensor> Layer::trace_all(const std::vector<Tensor>& inputs, const Json& call_arguments) {
   if (inputs.empty()) throw std::invalid_argument(fmt::format("layer '{}': called on no inputs", name_));
+  if (!call_arguments.is_object())
+    throw std::invalid_argument(fmt::format("layer '{}': call arguments must be a JSON object, got {}", name_, call_arguments.dump()));
   std::vector<Shape> shapes;
   std::vector<std::string> shape_names;
   for (const Tensor& t : inputs) {
@@ -71,20 +108,40 @@ Tensor Layer::trace(const std::vector<Tensor>& inputs) {
     input_shape_ = shapes[0];
     built_ = true;
   }
-  Tensor out = call_multi(inputs);
-  output_shape_ = out.shape();
-  return out;
+  std::vector<Tensor> outputs = call_all(inputs, call_arguments);
+  const std::vector<Tensor> masks = compute_mask(inputs, outputs);
+  output_shapes_.clear();
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    output_shapes_.push_back(outputs[i].shape());
+    if (i < masks.size() && masks[i].valid()) set_keras_mask(outputs[i], masks[i]);
+  }
+  return outputs;
 }
 
 Tensor Layer::operator()(const Tensor& inputs) { return (*this)(std::vector<Tensor>{inputs}); }
 
 Tensor Layer::operator()(const std::vector<Tensor>& inputs) {
   LayerPtr self = shared();
-  Tensor out = self->trace(inputs);
-  std::vector<ValueId> ids;
-  for (const Tensor& t : inputs) ids.push_back(t.id());
-  inputs[0].graph().record_call({self, ids, {out.id()}});
-  return out;
+  std::vector<Tensor> outputs = self->trace_all(inputs);
+  if (outputs.size() != 1)
+    throw std::invalid_argument(
+        fmt::format("layer '{}' ({}) returns {} tensors; call apply() to get them all", self->name(), self->class_name(), outputs.size()));
+  record(self, inputs, outputs, Json::object());
+  return outputs[0];
+}
+
+std::vector<Tensor> Layer::apply(const std::vector<Tensor>& inputs, const Json& call_arguments) {
+  LayerPtr self = shared();
+  std::vector<Tensor> outputs = self->trace_all(inputs, call_arguments);
+  record(self, inputs, outputs, call_arguments);
+  return outputs;
+}
+
+void Layer::record(const LayerPtr& self, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs, const Json& call_arguments) {
+  ModuleCall call{self, {}, {}, call_arguments.empty() ? std::string() : call_arguments.dump()};
+  for (const Tensor& t : inputs) call.inputs.push_back(t.id());
+  for (const Tensor& t : outputs) call.outputs.push_back(t.id());
+  inputs[0].graph().record_call(std::move(call));
 }
 
 std::vector<VariablePtr> Layer::trainable_weights() const {

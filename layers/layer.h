@@ -47,9 +47,23 @@ class Layer : public std::enable_shared_from_this<Layer> {
   Tensor operator()(const Tensor& inputs);
   // A layer of several inputs (Add, Concatenate, ...), as Keras's layer([a, b]).
   Tensor operator()(const std::vector<Tensor>& inputs);
+  // Keras's layer(inputs, **kwargs) in full: every output, for layers that return several (a recurrent
+  // layer with return_state: the output, then its states; Bidirectional with merge_mode "none": both
+  // halves; MultiHeadAttention with return_attention_scores), and the call's non-tensor keyword arguments
+  // as a JSON object. Recorded as one call (one node of the model). operator() is this for one output.
+  std::vector<Tensor> apply(const std::vector<Tensor>& inputs, const Json& call_arguments = Json::object());
   // The layer's forward computation on `inputs`, building it first if needed, without recording the call.
+  // Each output gets the mask compute_mask() gives it.
   Tensor trace(const Tensor& inputs);
   Tensor trace(const std::vector<Tensor>& inputs);
+  std::vector<Tensor> trace_all(const std::vector<Tensor>& inputs, const Json& call_arguments = Json::object());
+
+  // Keras's serialized node of one call, {"args": [...], "kwargs": {...}}, from the serialized input
+  // tensors and the call's arguments. By default one input is the only argument and several are one list
+  // (merge layers); layers with keyword tensors (initial_state, key) override it.
+  virtual Json call_node(const std::vector<Json>& tensors, const Json& call_arguments) const;
+  // The keyword arguments whose tensors follow the positional ones in a serialized node, in that order.
+  virtual std::vector<std::string> tensor_keywords() const { return {}; }
 
   // Weights in creation order (Keras's layer.weights), and the trainable / non-trainable subsets.
   const std::vector<VariablePtr>& weights() const { return weights_; }
@@ -58,8 +72,10 @@ class Layer : public std::enable_shared_from_this<Layer> {
   std::int64_t count_params() const;
 
   const Shape& input_shape() const { return input_shape_; }
-  // The output shape of the most recent call (the batch dimension is -1).
-  const Shape& output_shape() const { return output_shape_; }
+  // The output shape of the most recent call (the batch dimension is -1); every output's for layers of
+  // several outputs.
+  const Shape& output_shape() const { return output_shapes_.empty() ? input_shape_ : output_shapes_[0]; }
+  const std::vector<Shape>& output_shapes() const { return output_shapes_; }
 
   // This layer as a shared object (see operator()).
   std::shared_ptr<Layer> shared();
@@ -76,6 +92,14 @@ class Layer : public std::enable_shared_from_this<Layer> {
   // The same for a list of inputs; by default a list of one goes to build(shape) / call(tensor).
   virtual void build_multi(const std::vector<Shape>& input_shapes);
   virtual Tensor call_multi(const std::vector<Tensor>& inputs);
+  // The full call: every output, with the call's non-tensor arguments. By default call_multi's one output;
+  // arguments other than Keras's "training" and "mask" are refused.
+  virtual std::vector<Tensor> call_all(const std::vector<Tensor>& inputs, const Json& call_arguments);
+  // Masks: a layer that supports masking passes its first input's mask to its outputs (Dense, Dropout,
+  // ...); others drop it, as Keras does. compute_mask() gives each output's mask (an invalid Tensor for
+  // none); call() reads its inputs' masks with get_keras_mask().
+  virtual bool supports_masking() const { return false; }
+  virtual std::vector<Tensor> compute_mask(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs);
   // A weight named "<layer>/<name>" filled by `initializer` (a name or a Keras initializer config).
   VariablePtr add_weight(const std::string& name, const Shape& shape, const Json& initializer, bool trainable = true);
   // The concrete layer moved into a new shared object.
@@ -87,12 +111,21 @@ class Layer : public std::enable_shared_from_this<Layer> {
   std::string name_;
   bool trainable_ = true;
   bool built_ = false;
-  Shape input_shape_, output_shape_;
+  Shape input_shape_;
+  std::vector<Shape> output_shapes_;
   std::vector<VariablePtr> weights_;
   std::shared_ptr<Layer> moved_to_;
+
+  static void record(const std::shared_ptr<Layer>& self, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs,
+                     const Json& call_arguments);
 };
 
 using LayerPtr = std::shared_ptr<Layer>;
+
+// The mask a tensor carries (1 where a step is valid, shaped like the tensor without its feature axis),
+// or an invalid Tensor; set_keras_mask attaches one, as keras.backend's functions of the same names.
+Tensor get_keras_mask(const Tensor& tensor);
+void set_keras_mask(const Tensor& tensor, const Tensor& mask);
 
 // Concrete layers derive from LayerBase<Self> so that a temporary layer can move itself onto the heap.
 template <class Derived>

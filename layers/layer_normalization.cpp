@@ -82,42 +82,4 @@ LayerPtr LayerNormalization::from_config(const Json& c) {
   return std::make_shared<LayerNormalization>(o);
 }
 
-Embedding::Embedding(std::int64_t input_dim, std::int64_t output_dim, EmbeddingOptions options)
-    : LayerBase(options.name, "embedding", options.trainable), input_dim_(input_dim), output_dim_(output_dim), options_(std::move(options)) {
-  if (input_dim_ <= 0 || output_dim_ <= 0)
-    throw std::invalid_argument(fmt::format("{}: input_dim and output_dim must be positive, got {} and {}", name(), input_dim_, output_dim_));
-  get_initializer(options_.embeddings_initializer);
-}
-
-void Embedding::build(const Shape&) { embeddings_ = add_weight("embeddings", {input_dim_, output_dim_}, options_.embeddings_initializer); }
-
-Tensor Embedding::call(const Tensor& inputs) {
-  // Keras casts the inputs to integers; indices outside [0, input_dim) fail at run time naming the range.
-  return ops::take(ops::variable(embeddings_, inputs), ops::cast(inputs, DType::int32), 0);
-}
-
-Json Embedding::get_config() const {
-  Json c = Layer::get_config();
-  c["input_dim"] = input_dim_;
-  c["output_dim"] = output_dim_;
-  c["embeddings_initializer"] = get_initializer(options_.embeddings_initializer)->to_json();
-  c["embeddings_regularizer"] = nullptr;
-  c["activity_regularizer"] = nullptr;
-  c["embeddings_constraint"] = nullptr;
-  c["mask_zero"] = false;
-  return c;
-}
-
-LayerPtr Embedding::from_config(const Json& c) {
-  config::check_keys(c, "Embedding", {"input_dim", "output_dim", "embeddings_initializer", "mask_zero", "input_length", "sparse"});
-  if (c.value("mask_zero", false))
-    throw std::invalid_argument("Embedding: mask_zero=true needs masks, which Strata's layers do not carry yet");
-  if (!c.contains("input_dim") || !c.contains("output_dim")) throw std::invalid_argument("Embedding: 'input_dim' and 'output_dim' are required");
-  EmbeddingOptions o;
-  o.embeddings_initializer = config::initializer(c, "embeddings_initializer", "uniform");
-  o.name = config::name(c);
-  o.trainable = config::trainable(c);
-  return std::make_shared<Embedding>(c.at("input_dim").get<std::int64_t>(), c.at("output_dim").get<std::int64_t>(), o);
-}
-
 }  // namespace strata

@@ -1,7 +1,6 @@
 // LayerNormalization as Keras 3: each sample normalised over `axis` (default the last) by its own mean
 // and variance, then scaled by gamma and shifted by beta (shaped like the normalised axes); with
-// rms_scaling, Keras's variant without centring. Embedding: a (input_dim, output_dim) table looked up by
-// the integer value of each input element.
+// rms_scaling, Keras's variant without centring.
 #pragma once
 
 #include "layers/layer.h"
@@ -30,35 +29,12 @@ class LayerNormalization : public LayerBase<LayerNormalization> {
  protected:
   void build(const Shape& input_shape) override;
   Tensor call(const Tensor& inputs) override;
+  bool supports_masking() const override { return true; }
 
  private:
   LayerNormalizationOptions options_;
   std::vector<int> axes_;  // normalised against the input's rank, ascending
   VariablePtr gamma_, beta_;
-};
-
-struct EmbeddingOptions {
-  Json embeddings_initializer = "uniform";
-  std::string name;
-  bool trainable = true;
-};
-
-class Embedding : public LayerBase<Embedding> {
- public:
-  Embedding(std::int64_t input_dim, std::int64_t output_dim, EmbeddingOptions options = {});
-  std::string class_name() const override { return "Embedding"; }
-  Json get_config() const override;
-  static LayerPtr from_config(const Json& config);
-  const VariablePtr& embeddings() const { return embeddings_; }
-
- protected:
-  void build(const Shape& input_shape) override;
-  Tensor call(const Tensor& inputs) override;
-
- private:
-  std::int64_t input_dim_, output_dim_;
-  EmbeddingOptions options_;
-  VariablePtr embeddings_;
 };
 
 }  // namespace strata

@@ -57,6 +57,12 @@ void GlobalPooling::build(const Shape& input_shape) {
 Tensor GlobalPooling::call(const Tensor& inputs) {
   std::vector<int> axes;
   for (int i = 1; i <= rank_; ++i) axes.push_back(i);
+  const Tensor mask = get_keras_mask(inputs);
+  if (!max_ && rank_ == 1 && mask.valid()) {
+    // Keras's GlobalAveragePooling1D averages over the unmasked steps only.
+    const Tensor m = ops::expand_dims(mask, 2);
+    return ops::divide(ops::sum(ops::multiply(inputs, m), axes, keepdims_), ops::sum(m, axes, keepdims_));
+  }
   return max_ ? ops::max(inputs, axes, keepdims_) : ops::mean(inputs, axes, keepdims_);
 }
 

@@ -31,10 +31,16 @@ Recurrent::Recurrent(RecurrentKind kind, int units, RecurrentOptions options, co
   for (const Json* init : {&options_.kernel_initializer, &options_.recurrent_initializer, &options_.bias_initializer}) get_initializer(*init);
 }
 
-void Recurrent::build(const Shape& input_shape) {
+void Recurrent::build_multi(const std::vector<Shape>& shapes) {
+  const Shape& input_shape = shapes[0];
   if (input_shape.rank() != 3 || input_shape[2] <= 0)
     throw std::invalid_argument(fmt::format("expects inputs (batch, steps, features) with known features, got {}", input_shape.to_string()));
   const std::int64_t g = gates(kind_), u = units_;
+  if (shapes.size() > 1 && shapes.size() != std::size_t(1 + state_count()))
+    throw std::invalid_argument(fmt::format("takes {} initial state(s), got {}", state_count(), shapes.size() - 1));
+  for (std::size_t i = 1; i < shapes.size(); ++i)
+    if (shapes[i].rank() != 2 || shapes[i][1] != u)
+      throw std::invalid_argument(fmt::format("initial state {} must be (batch, {}), got {}", i - 1, u, shapes[i].to_string()));
   kernel_ = add_weight("kernel", {input_shape[2], g * u}, options_.kernel_initializer);
   recurrent_kernel_ = add_weight("recurrent_kernel", {u, g * u}, options_.recurrent_initializer);
   if (!options_.use_bias) return;
@@ -87,15 +93,21 @@ Tensor Recurrent::step(const StepWeights& w, const Tensor& x_proj, Tensor& h, Te
   return h;
 }
 
-Tensor Recurrent::call(const Tensor& x) {
-  const Shape& s = x.shape();
+std::vector<Tensor> Recurrent::call_all(const std::vector<Tensor>& inputs, const Json& call_arguments) {
+  for (const auto& [key, value] : call_arguments.items())
+    if (!value.is_null() && key != "training" && key != "mask")
+      throw std::invalid_argument(fmt::format("layer '{}' ({}) takes no call argument '{}'", name(), class_name(), key));
+  const Tensor& x = inputs[0];
+  const Shape s = x.shape();
   if (s.rank() != 3) throw std::invalid_argument(fmt::format("{} expects (batch, steps, features), got {}", class_name(), s.to_string()));
   const std::int64_t steps = s[1];
   if (steps <= 0) throw std::invalid_argument(fmt::format("{} needs a known, positive number of steps, got {}", class_name(), s.to_string()));
+  if (inputs.size() > 1 && inputs.size() != std::size_t(1 + state_count()))
+    throw std::invalid_argument(fmt::format("{} takes {} initial state(s), got {}", class_name(), state_count(), inputs.size() - 1));
   const std::int64_t g = gates(kind_), u = units_;
   // Every step's input projection at once: one GEMM over (batch * steps, features).
-  Tensor inputs = options_.dropout > 0.f ? ops::dropout(x, options_.dropout, seed_, {-1, 1, -1}) : x;
-  Tensor proj = ops::matmul(inputs, kernel_);
+  Tensor projected = options_.dropout > 0.f ? ops::dropout(x, options_.dropout, seed_, {-1, 1, -1}) : x;
+  Tensor proj = ops::matmul(projected, kernel_);
   if (bias_) {
     const Tensor b = ops::variable(bias_, x);
     proj = ops::add(proj, bias_->shape().rank() == 2 ? ops::reshape(ops::slice(b, {0, 0}, {1, -1}), {g * u}) : b);
@@ -108,31 +120,68 @@ Tensor Recurrent::call(const Tensor& x) {
     w.kernel_zr = ops::slice(w.recurrent_kernel, {0, 0}, {-1, 2 * u});
     w.kernel_h = ops::slice(w.recurrent_kernel, {0, 2 * u}, {-1, u});
   }
-  // Zero initial states of shape (1, units) broadcast against the batch.
-  Tensor h = ops::constant(0.f, x, Shape{1, u});
-  Tensor c = h;
+  // Zero initial states of shape (1, units) broadcast against the batch, or the given ones.
+  const Tensor zero = ops::constant(0.f, x, Shape{1, u});
+  const bool given_states = inputs.size() > 1;
+  Tensor h = given_states ? inputs[1] : zero;
+  Tensor c = kind_ == RecurrentKind::lstm && given_states ? inputs[2] : zero;
+  // A masked step keeps the states and repeats the previous output, which is h (the initial state before
+  // the first valid step), as Keras's RNN does.
+  // With zero_output_for_mask (set by Bidirectional for sequences) a masked step outputs zeros instead.
+  const Tensor mask = get_keras_mask(x);
   std::vector<Tensor> outputs;
+  Tensor last_output;
   for (std::int64_t i = 0; i < steps; ++i) {
     const std::int64_t t = options_.go_backwards ? steps - 1 - i : i;
     const Tensor x_t = ops::reshape(ops::slice(proj, {0, t, 0}, {-1, 1, -1}), {-1, g * u});
     // The same seed on every step gives every step the same recurrent mask (the draw depends on the seed,
     // the shape and the training step only); the first step's state is zero and needs none.
-    const Tensor h_in = options_.recurrent_dropout > 0.f && i > 0 ? ops::dropout(h, options_.recurrent_dropout, seed_ + 1) : h;
-    step(w, x_t, h, c, h_in);
-    if (options_.return_sequences) outputs.push_back(ops::expand_dims(h, 1));
+    const Tensor h_in = options_.recurrent_dropout > 0.f && (i > 0 || given_states) ? ops::dropout(h, options_.recurrent_dropout, seed_ + 1) : h;
+    Tensor h_new = h, c_new = c;
+    step(w, x_t, h_new, c_new, h_in);
+    if (mask.valid()) {
+      // keep + m * (new - keep): the new value where the step is valid, the kept one elsewhere.
+      const Tensor m_t = ops::slice(mask, {0, t}, {-1, 1});
+      auto select = [&](const Tensor& fresh, const Tensor& keep) { return ops::add(keep, ops::multiply(m_t, ops::subtract(fresh, keep))); };
+      last_output = options_.zero_output_for_mask ? ops::multiply(h_new, m_t) : select(h_new, h);
+      h = select(h_new, h);
+      if (kind_ == RecurrentKind::lstm) c = select(c_new, c);
+    } else {
+      h = last_output = h_new;
+      c = c_new;
+    }
+    if (options_.return_sequences) outputs.push_back(ops::expand_dims(last_output, 1));
   }
   if (options_.go_backwards && outputs_in_input_order_) std::reverse(outputs.begin(), outputs.end());
-  return options_.return_sequences ? (outputs.size() == 1 ? outputs[0] : ops::concatenate(outputs, 1)) : h;
+  std::vector<Tensor> result = {options_.return_sequences ? (outputs.size() == 1 ? outputs[0] : ops::concatenate(outputs, 1)) : last_output};
+  if (options_.return_state) {
+    result.push_back(h);
+    if (kind_ == RecurrentKind::lstm) result.push_back(c);
+  }
+  return result;
+}
+
+std::vector<Tensor> Recurrent::compute_mask(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs) {
+  // The sequence output keeps the input's mask; the last output and the states have none.
+  std::vector<Tensor> masks(outputs.size());
+  if (options_.return_sequences) masks[0] = get_keras_mask(inputs[0]);
+  return masks;
+}
+
+Json Recurrent::call_node(const std::vector<Json>& tensors, const Json&) const {
+  Json kwargs = Json::object();
+  if (tensors.size() > 1) kwargs["initial_state"] = Json(std::vector<Json>(tensors.begin() + 1, tensors.end()));
+  return {{"args", Json::array({tensors[0]})}, {"kwargs", kwargs}};
 }
 
 Json Recurrent::get_config() const {
   Json c = Layer::get_config();
   c["return_sequences"] = options_.return_sequences;
-  c["return_state"] = false;
+  c["return_state"] = options_.return_state;
   c["go_backwards"] = options_.go_backwards;
   c["stateful"] = false;
   c["unroll"] = false;
-  c["zero_output_for_mask"] = false;
+  c["zero_output_for_mask"] = options_.zero_output_for_mask;
   c["units"] = units_;
   c["activation"] = options_.activation;
   if (kind_ != RecurrentKind::simple) c["recurrent_activation"] = options_.recurrent_activation;
@@ -158,9 +207,8 @@ RecurrentOptions Recurrent::options_from_config(const Json& c, const std::string
                               "implementation"});
   if (!c.contains("units") || !c.at("units").is_number_integer()) throw std::invalid_argument(fmt::format("{}: 'units' must be an integer", cls));
   units = c.at("units").get<int>();
-  for (const char* flag : {"return_state", "stateful"})
-    if (c.value(flag, false))
-      throw std::invalid_argument(fmt::format("{}: {}=true is not supported by Strata's recurrent layers", cls, flag));
+  if (c.value("stateful", false))
+    throw std::invalid_argument(fmt::format("{}: stateful=true is not supported by Strata's recurrent layers", cls));
   RecurrentOptions o;
   if (c.contains("activation") && c.at("activation").is_string()) o.activation = c.at("activation").get<std::string>();
   if (c.contains("recurrent_activation") && c.at("recurrent_activation").is_string())
@@ -174,6 +222,8 @@ RecurrentOptions Recurrent::options_from_config(const Json& c, const std::string
   o.dropout = c.value("dropout", 0.f);
   o.recurrent_dropout = c.value("recurrent_dropout", 0.f);
   o.return_sequences = c.value("return_sequences", false);
+  o.return_state = c.value("return_state", false);
+  o.zero_output_for_mask = c.value("zero_output_for_mask", false);
   o.go_backwards = c.value("go_backwards", false);
   if (c.contains("seed") && c.at("seed").is_number_integer()) o.seed = c.at("seed").get<std::uint64_t>();
   o.name = config::name(c);

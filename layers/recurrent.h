@@ -8,6 +8,10 @@
 // Recurrent kernels start orthogonal. The output is the last state, or every step's with
 // return_sequences; go_backwards reads the steps in reverse (and returns them in that order, as Keras).
 // dropout drops input features and recurrent_dropout state units, each with one mask per sequence.
+// return_state adds the final states as outputs (h, and c for LSTM); initial states come as extra inputs
+// after the sequence (Keras's initial_state). A mask on the input (Embedding mask_zero, Masking) skips
+// steps: a masked step keeps the states and repeats the previous output (zeros with zero_output_for_mask),
+// as Keras's RNN does.
 #pragma once
 
 #include "layers/layer.h"
@@ -28,7 +32,9 @@ struct RecurrentOptions {
   float dropout = 0.f;
   float recurrent_dropout = 0.f;
   bool return_sequences = false;
+  bool return_state = false;
   bool go_backwards = false;
+  bool zero_output_for_mask = false;
   std::optional<std::uint64_t> seed;
   std::string name;
   bool trainable = true;
@@ -41,16 +47,24 @@ class Recurrent : public Layer {
   const VariablePtr& kernel() const { return kernel_; }
   const VariablePtr& recurrent_kernel() const { return recurrent_kernel_; }
   const VariablePtr& bias() const { return bias_; }
+  // The number of state tensors: 2 for LSTM (h, c), 1 otherwise.
+  int state_count() const { return kind_ == RecurrentKind::lstm ? 2 : 1; }
+  Json call_node(const std::vector<Json>& tensors, const Json& call_arguments) const override;
+  std::vector<std::string> tensor_keywords() const override { return {"initial_state"}; }
 
   const RecurrentOptions& options() const { return options_; }
   // With go_backwards and return_sequences, put step t's output at position t (Bidirectional's backward
   // half) instead of in processing order (Keras's RNN).
   void set_outputs_in_input_order(bool v) { outputs_in_input_order_ = v; }
+  // Bidirectional zeroes masked steps' outputs when it returns sequences, as Keras's does.
+  void set_zero_output_for_mask(bool v) { options_.zero_output_for_mask = v; }
 
  protected:
   Recurrent(RecurrentKind kind, int units, RecurrentOptions options, const char* prefix);
-  void build(const Shape& input_shape) override;
-  Tensor call(const Tensor& inputs) override;
+  void build_multi(const std::vector<Shape>& input_shapes) override;
+  std::vector<Tensor> call_all(const std::vector<Tensor>& inputs, const Json& call_arguments) override;
+  bool supports_masking() const override { return true; }
+  std::vector<Tensor> compute_mask(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs) override;
   static RecurrentOptions options_from_config(const Json& config, const std::string& class_name, RecurrentKind kind, int& units);
 
  private:

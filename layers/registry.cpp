@@ -17,6 +17,7 @@
 #include "layers/dropout.h"
 #include "layers/flatten.h"
 #include "layers/input_layer.h"
+#include "layers/embedding.h"
 #include "layers/layer_normalization.h"
 #include "layers/merging.h"
 #include "layers/recurrent.h"
@@ -54,6 +55,7 @@ const std::map<std::string, Factory>& factories() {
       {"Average", &Average::from_config},   {"Maximum", &Maximum::from_config},     {"Minimum", &Minimum::from_config},
       {"Concatenate", &Concatenate::from_config}, {"Dot", &Dot::from_config},
       {"LayerNormalization", &LayerNormalization::from_config}, {"Embedding", &Embedding::from_config},
+      {"Masking", &Masking::from_config},
       {"Attention", &Attention::from_config}, {"Bidirectional", &Bidirectional::from_config}, {"TimeDistributed", &TimeDistributed::from_config},
       {"SimpleRNN", &SimpleRNN::from_config}, {"LSTM", &LSTM::from_config}, {"GRU", &GRU::from_config},
       {"ZeroPadding1D", &ZeroPadding1D::from_config}, {"ZeroPadding2D", &ZeroPadding2D::from_config},

@@ -20,6 +20,7 @@ class Rescaling : public LayerBase<Rescaling> {
 
  protected:
   Tensor call(const Tensor& inputs) override;
+  bool supports_masking() const override { return true; }
 
  private:
   float scale_, offset_;

@@ -19,6 +19,7 @@ class TimeDistributed : public LayerBase<TimeDistributed> {
 
  protected:
   Tensor call(const Tensor& inputs) override;
+  bool supports_masking() const override { return true; }
 
  private:
   LayerPtr layer_;

@@ -261,6 +261,27 @@ TEST(Gradients, RecurrentLayersThroughTime) {
                   [](auto& x, auto&) { return Bidirectional(LSTM(2, {.return_sequences = true}))(x[0]); });
 }
 
+TEST(Gradients, RecurrentLayersWithMasksAndStates) {
+  // Masked steps (from token ids, 0 = padding) and given initial states: the gradients reach the
+  // sequence and the states through the kept and the updated steps alike.
+  const FixedInput tokens{{-1, 4}, DType::int32, {0, 3, 1, 0, 2, 2, 0, 0, 0, 1, 1, 1}};
+  auto masked = [](const Tensor& x, const Tensor& ids) {
+    set_keras_mask(x, ops::not_equal(ops::cast(ids, DType::float32), 0.f));
+    return x;
+  };
+  check_gradients({rnd({-1, 4, 3}, 70), rnd({-1, 2}, 71), rnd({-1, 2}, 72)}, {tokens}, [&](auto& x, auto& f) {
+    const auto out = LSTM(2, {.return_sequences = true, .return_state = true}).apply({masked(x[0], f[0]), x[1], x[2]});
+    return ops::concatenate({ops::reshape(out[0], {-1, 8}), out[1], out[2]}, -1);
+  });
+  check_gradients({rnd({-1, 4, 3}, 73), rnd({-1, 2}, 74)}, {tokens}, [&](auto& x, auto& f) {
+    return GRU(2, {.go_backwards = true}).apply({masked(x[0], f[0]), x[1]})[0];
+  });
+  check_gradients({rnd({-1, 4, 3}, 75)}, {tokens}, [&](auto& x, auto& f) {
+    const auto out = Bidirectional(SimpleRNN(2, {.return_sequences = true}), {.merge_mode = "none"}).apply({masked(x[0], f[0])});
+    return ops::concatenate({out[0], out[1]}, -1);
+  });
+}
+
 TEST(Gradients, DropoutScalesByItsMask) {
   // dx = dy * mask and y = x * mask, so dx / dy == y / x element by element, in training.
   clear_session();

@@ -14,12 +14,16 @@
 #include "api/strata.h"
 #include "io/atomic_file.h"
 #include "io/zip.h"
+#include "python_tools.h"
 #include "test_util.h"
 
 namespace strata {
 namespace {
 
 namespace fs = std::filesystem;
+using test::keras_python;
+using test::python_has;
+using test::run_python;
 
 const std::string kFixtures = std::string(STRATA_FIXTURES_DIR) + "/keras/";
 
@@ -266,24 +270,6 @@ TEST(Saving, AFailedSaveLeavesTheEarlierFile) {
 }
 
 // Runs `script` with `python` and returns its exit status; the script prints what a failure needs.
-int run_python(const std::string& python, const std::string& script) {
-  const std::string file = ::testing::TempDir() + "check.py";
-  std::ofstream(file) << script;
-  return std::system((python + " " + file).c_str());
-}
-
-bool python_has(const std::string& python, const std::string& module) {
-  return std::system((python + " -c 'import " + module + "' > /dev/null 2>&1").c_str()) == 0;
-}
-
-// The Python that has Keras 3: $STRATA_KERAS_PYTHON, else python3 when it can import keras; empty otherwise.
-std::string keras_python() {
-  setenv("KERAS_BACKEND", "jax", 0);  // unless the environment names another backend
-  const char* env = std::getenv("STRATA_KERAS_PYTHON");
-  const std::string python = env && *env ? env : "python3";
-  return python_has(python, "keras") ? python : std::string();
-}
-
 TEST(Saving, H5pyReadsWhatStrataWrites) {
   // Debian's Python first: python3-h5py installs there.
   const std::string python = python_has("/usr/bin/python3", "h5py") ? "/usr/bin/python3" : "python3";

@@ -1,0 +1,184 @@
+// Functional models with masks, recurrent states and several outputs: Keras's files load and predict as
+// Keras did; Strata's saved files round-trip and load into Keras; masked steps are skipped as Keras's RNN
+// skips them (checked against a loop written here).
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+
+#include "api/strata.h"
+#include "graph/ops.h"
+#include "python_tools.h"
+#include "test_util.h"
+
+namespace strata {
+namespace {
+
+const std::string kFixtures = std::string(STRATA_FIXTURES_DIR) + "/keras/";
+
+struct Case {
+  std::vector<Array> inputs;
+  std::vector<Array> outputs;
+};
+
+Case load_case(const std::string& name) {
+  std::ifstream in(kFixtures + name + ".json");
+  const Json j = Json::parse(in);
+  Case c;
+  auto read = [](const Json& e) {
+    std::vector<float> values;
+    for (const Json& v : e["values"]) values.push_back(v.get<float>());
+    return Array::from_floats(values, config::shape(e["shape"], "shape"));
+  };
+  for (const Json& e : j["inputs"]) c.inputs.push_back(read(e));
+  for (const Json& e : j["outputs"]) c.outputs.push_back(read(e));
+  return c;
+}
+
+void expect_outputs(const std::vector<Array>& got, const std::vector<Array>& want, double tolerance = 2e-5) {
+  ASSERT_EQ(got.size(), want.size());
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    ASSERT_EQ(got[i].shape(), want[i].shape()) << "output " << i;
+    const auto g = got[i].to_floats(), w = want[i].to_floats();
+    for (std::size_t k = 0; k < g.size(); ++k) ASSERT_NEAR(g[k], w[k], tolerance) << "output " << i << " element " << k;
+  }
+}
+
+class KerasSequenceModels : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(KerasSequenceModels, PredictAsKerasDid) {
+  clear_session();
+  const std::string name = GetParam();
+  const Case c = load_case(name);
+  auto model = load_model(kFixtures + name + ".keras");
+  expect_outputs(model->predict(c.inputs, {.verbose = 0}), c.outputs);
+}
+
+TEST_P(KerasSequenceModels, SavedFilesRoundTrip) {
+  clear_session();
+  const std::string name = GetParam();
+  const Case c = load_case(name);
+  auto model = load_model(kFixtures + name + ".keras");
+  for (const std::string suffix : {".keras", ".h5"}) {
+    SCOPED_TRACE(suffix);
+    const std::string path = ::testing::TempDir() + name + suffix;
+    model->save(path);
+    auto loaded = load_model(path);
+    EXPECT_EQ(loaded->to_json(), model->to_json());
+    expect_outputs(loaded->predict(c.inputs, {.verbose = 0}), c.outputs);
+  }
+}
+
+TEST_P(KerasSequenceModels, KerasLoadsStrataFiles) {
+  const std::string python = test::keras_python();
+  if (python.empty())
+    GTEST_SKIP() << "Keras 3 is not installed (set STRATA_KERAS_PYTHON to a Python with Keras 3 and a backend): not checking that Keras loads Strata's files";
+  clear_session();
+  const std::string name = GetParam();
+  auto model = load_model(kFixtures + name + ".keras");
+  const std::string path = ::testing::TempDir() + name + "_strata.keras";
+  model->save(path);
+  const std::string script = fmt::format(R"(
+import json, numpy as np, keras
+case = json.load(open("{0}"))
+xs = [np.array(e["values"], dtype="float32").reshape(e["shape"]) for e in case["inputs"]]
+m = keras.models.load_model("{1}", compile=False)
+xs = [x.astype(i.dtype) for x, i in zip(xs, m.inputs)]
+ys = m.predict(xs, verbose=0)
+ys = ys if isinstance(ys, list) else [ys]
+for y, e in zip(ys, case["outputs"]):
+    assert np.allclose(np.asarray(y).ravel(), e["values"], atol=2e-5), (y, e["values"])
+)", kFixtures + name + ".json", path);
+  EXPECT_EQ(test::run_python(python, script), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, KerasSequenceModels, ::testing::Values("seq_embedding_mask", "seq_states", "seq_bidirectional"));
+
+// SimpleRNN (tanh) over a masked batch, written out: a masked step keeps h and repeats the previous
+// output, h, so masked leading steps output the initial state (as Keras 3.15.1's eager
+// rnn(x, initial_state=h0, mask=m) does).
+TEST(Masking, SimpleRnnSkipsMaskedStepsAsKeras) {
+  clear_session();
+  set_random_seed(3);
+  const std::int64_t batch = 3, steps = 5, features = 2, units = 3;
+  const Tensor x = Input({steps, features});
+  const Tensor h0 = Input({units});
+  auto rnn = std::make_shared<SimpleRNN>(units, RecurrentOptions{.return_sequences = true, .return_state = true});
+  const std::vector<Tensor> out = rnn->apply({Masking()(x), h0});
+  Model model({x, h0}, {out[0], out[1]});
+  std::vector<float> xv = test::random_vector(std::size_t(batch * steps * features), -1, 1, 4);
+  const std::vector<float> hv = test::random_vector(std::size_t(batch * units), -1, 1, 5);
+  // Row 0: the first two steps masked; row 1: the last; row 2: every step.
+  auto zero_step = [&](std::int64_t b, std::int64_t t) {
+    for (std::int64_t f = 0; f < features; ++f) xv[std::size_t((b * steps + t) * features + f)] = 0.f;
+  };
+  zero_step(0, 0), zero_step(0, 1), zero_step(1, 4);
+  for (std::int64_t t = 0; t < steps; ++t) zero_step(2, t);
+  const auto got = model.predict({Array::from_floats(xv, {batch, steps, features}), Array::from_floats(hv, {batch, units})}, {.verbose = 0});
+
+  const auto k = rnn->kernel()->to_vector(), r = rnn->recurrent_kernel()->to_vector(), bias = rnn->bias()->to_vector();
+  const auto seq = got[0].to_floats(), last = got[1].to_floats();
+  for (std::int64_t b = 0; b < batch; ++b) {
+    std::vector<double> h(hv.begin() + b * units, hv.begin() + (b + 1) * units);
+    for (std::int64_t t = 0; t < steps; ++t) {
+      bool valid = false;
+      for (std::int64_t f = 0; f < features; ++f) valid = valid || xv[std::size_t((b * steps + t) * features + f)] != 0.f;
+      if (valid) {
+        std::vector<double> next(static_cast<std::size_t>(units));
+        for (std::int64_t j = 0; j < units; ++j) {
+          double z = bias[std::size_t(j)];
+          for (std::int64_t f = 0; f < features; ++f) z += xv[std::size_t((b * steps + t) * features + f)] * k[std::size_t(f * units + j)];
+          for (std::int64_t i = 0; i < units; ++i) z += h[std::size_t(i)] * r[std::size_t(i * units + j)];
+          next[std::size_t(j)] = std::tanh(z);
+        }
+        h = next;
+      }
+      for (std::int64_t j = 0; j < units; ++j)
+        EXPECT_NEAR(seq[std::size_t((b * steps + t) * units + j)], h[std::size_t(j)], 1e-5) << b << " " << t << " " << j;
+    }
+    for (std::int64_t j = 0; j < units; ++j) EXPECT_NEAR(last[std::size_t(b * units + j)], h[std::size_t(j)], 1e-5);
+  }
+  // Row 2 is masked throughout: its initial state comes back as is.
+  EXPECT_EQ(last[std::size_t(2 * units)], hv[std::size_t(2 * units)]);
+}
+
+TEST(Masking, LayersPassOrDropTheMask) {
+  clear_session();
+  const Tensor tokens = Input({6});
+  const Tensor e = Embedding(5, 3, {.mask_zero = true})(tokens);
+  EXPECT_TRUE(get_keras_mask(e).valid());
+  EXPECT_TRUE(get_keras_mask(Dense(2)(e)).valid());                       // Dense supports masking
+  EXPECT_TRUE(get_keras_mask(LSTM(2, {.return_sequences = true})(e)).valid());
+  EXPECT_FALSE(get_keras_mask(LSTM(2)(e)).valid());                       // the last output has none
+  EXPECT_FALSE(get_keras_mask(Flatten()(e)).valid());                     // Flatten drops it, as in Keras
+  EXPECT_FALSE(get_keras_mask(GlobalAveragePooling1D()(e)).valid());
+  EXPECT_FALSE(get_keras_mask(Embedding(5, 3)(tokens)).valid());
+}
+
+TEST(Recurrent, StatesAndErrors) {
+  clear_session();
+  const Tensor x = Input({4, 3});
+  LSTM lstm(2, {.return_state = true});
+  const auto out = lstm.apply({x});
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[1].shape(), (Shape{-1, 2}));
+  EXPECT_EQ(out[2].shape(), (Shape{-1, 2}));
+  auto error_of = [](auto&& f) {
+    try {
+      f();
+    } catch (const std::exception& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(error_of([&] { LSTM(2, {.return_state = true})(x); }).find("returns 3 tensors; call apply()"), std::string::npos);
+  const Tensor h = Input({2});
+  EXPECT_NE(error_of([&] { LSTM(2).apply({x, h}); }).find("takes 2 initial state(s), got 1"), std::string::npos);
+  EXPECT_NE(error_of([&] { GRU(2).apply({x, Input({3})}); }).find("initial state 0 must be (batch, 2), got (None, 3)"), std::string::npos);
+  EXPECT_NE(error_of([&] { GRU(2).apply({x}, {{"foo", 1}}); }).find("takes no call argument 'foo'"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace strata
