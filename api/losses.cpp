@@ -47,10 +47,13 @@ Json crossentropy_config(const Loss& l, const CrossentropyOptions& o) {
 
 }  // namespace
 
-Tensor Loss::operator()(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight) const {
+Tensor Loss::operator()(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight, const Tensor& mask) const {
   NameScope scope(y_pred.graph(), name());
   const Tensor per = per_sample(y_true, y_pred);
-  return ops::mean(ops::multiply(per, targets::weights_like(sample_weight, per)));
+  const Tensor weighted = ops::multiply(per, targets::weights_like(sample_weight, per));
+  if (!mask.valid() || mask.rank() != per.rank()) return ops::mean(weighted);
+  // sum(loss * weight * mask) / sum(mask): zero when every entry is masked (Keras's divide_no_nan).
+  return ops::divide(ops::sum(ops::multiply(weighted, mask)), ops::maximum(ops::sum(mask), 1e-30f));
 }
 
 namespace losses {

@@ -25,8 +25,9 @@ class Loss {
   virtual bool sparse_labels() const { return false; }
   // The loss of each sample (and timestep): y_pred's shape without its last axis.
   virtual Tensor per_sample(const Tensor& y_true, const Tensor& y_pred) const = 0;
-  // The scalar loss: mean of per_sample(...) * sample_weight (shape (batch,)).
-  Tensor operator()(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight) const;
+  // The scalar loss: mean of per_sample(...) * sample_weight (shape (batch,)). With a mask shaped like
+  // per_sample's result (y_pred's Keras mask), the mean over the unmasked entries only, as Keras.
+  Tensor operator()(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight, const Tensor& mask = Tensor()) const;
 };
 
 struct CrossentropyOptions {

@@ -72,14 +72,18 @@ struct Model::Step {
     std::vector<std::size_t> sizes;
   };
   std::vector<MetricOut> metrics;
+  // Models of several outputs also log each output's loss: its name and program output.
+  std::vector<std::pair<std::string, int>> output_losses;
 
   // Running sums over the batches of an epoch.
   double loss_sum = 0, sample_count = 0;
+  std::vector<double> output_loss_sums;
   std::vector<std::vector<std::vector<double>>> totals;
   std::vector<float> scratch;
 
   void reset() {
     loss_sum = sample_count = 0;
+    output_loss_sums.assign(output_losses.size(), 0.0);
     totals.assign(metrics.size(), {});
     for (std::size_t m = 0; m < metrics.size(); ++m)
       for (std::size_t s : metrics[m].sizes) totals[m].emplace_back(s, 0.0);
@@ -87,6 +91,7 @@ struct Model::Step {
   void accumulate(std::int64_t n) {
     loss_sum += double(program->read_scalar(0)) * double(n);
     sample_count += double(n);
+    for (std::size_t i = 0; i < output_losses.size(); ++i) output_loss_sums[i] += double(program->read_scalar(output_losses[i].second)) * double(n);
     for (std::size_t m = 0; m < metrics.size(); ++m)
       for (std::size_t s = 0; s < metrics[m].sizes.size(); ++s) {
         const std::size_t size = metrics[m].sizes[s];
@@ -97,14 +102,18 @@ struct Model::Step {
   }
   // The running logs. Their keys are made once, so a batch only rewrites values and allocates nothing.
   Logs running;
-  std::vector<double*> values;  // "loss", then each metric's entry in `running`
+  std::vector<double*> values;  // "loss", each output's loss, then each metric's entry in `running`
   void make_logs() {
     values = {&running["loss"]};
+    for (const auto& o : output_losses) values.push_back(&running[o.first]);
     for (const MetricOut& m : metrics) values.push_back(&running[m.metric->name()]);
   }
   const Logs& logs() {
-    *values[0] = sample_count > 0 ? loss_sum / sample_count : 0.0;
-    for (std::size_t m = 0; m < metrics.size(); ++m) *values[m + 1] = metrics[m].metric->result(totals[m]);
+    auto mean = [&](double sum) { return sample_count > 0 ? sum / sample_count : 0.0; };
+    std::size_t v = 0;
+    *values[v++] = mean(loss_sum);
+    for (double sum : output_loss_sums) *values[v++] = mean(sum);
+    for (std::size_t m = 0; m < metrics.size(); ++m) *values[v++] = metrics[m].metric->result(totals[m]);
     return running;
   }
 };
@@ -115,6 +124,12 @@ Model::Model(std::string name, const std::string& prefix) : name_(name.empty() ?
 
 Model::Model(const Tensor& inputs, const Tensor& outputs, std::string name)
     : Model(std::vector<Tensor>{inputs}, std::vector<Tensor>{outputs}, std::move(name)) {}
+
+Model::Model(const Tensor& inputs, std::vector<Tensor> outputs, std::string name)
+    : Model(std::vector<Tensor>{inputs}, std::move(outputs), std::move(name)) {}
+
+Model::Model(std::vector<Tensor> inputs, const Tensor& outputs, std::string name)
+    : Model(std::move(inputs), std::vector<Tensor>{outputs}, std::move(name)) {}
 
 Model::Model(std::vector<Tensor> inputs, std::vector<Tensor> outputs, std::string name)
     : Model(std::move(name), "functional") {
@@ -273,20 +288,49 @@ void Model::check_inputs(const std::vector<Array>& x, const char* what) {
   }
 }
 
+std::vector<std::string> Model::output_names() {
+  ensure_graph(nullptr);
+  std::vector<std::string> names;
+  for (const Tensor& o : outputs_) {
+    std::string name;
+    for (const ModuleCall& call : o.graph().calls())
+      if (std::find(call.outputs.begin(), call.outputs.end(), o.id()) != call.outputs.end())
+        name = static_cast<const Layer*>(call.module.get())->name();
+    names.push_back(name.empty() ? o.graph().node(o.graph().value(o.id()).producer).scope : name);
+  }
+  return names;
+}
+
 Model::Step& Model::step_for(const std::vector<Array>& x, const std::vector<Array>& y) {
   if (!compiled_) throw std::invalid_argument(fmt::format("model '{}' must be compiled before fit/evaluate", name_));
-  if (!options_.loss.get()) throw std::invalid_argument(fmt::format("model '{}' was compiled without a loss", name_));
   check_inputs(x, "fit");
   if (y.size() != outputs_.size())
     throw std::invalid_argument(fmt::format("model '{}' has {} outputs, got {} target arrays", name_, outputs_.size(), y.size()));
-  const Loss& loss = *options_.loss.get();
+  // Each output's loss, weight and metrics, from the per-output maps or the model-wide ones.
+  const std::vector<std::string> names = output_names();
+  auto check_names = [&](const auto& map, const char* what) {
+    for (const auto& entry : map)
+      if (std::find(names.begin(), names.end(), entry.first) == names.end())
+        throw std::invalid_argument(fmt::format("compile: {} names '{}', which is not an output of model '{}' (outputs: {})", what, entry.first,
+                                                name_, fmt::join(names, ", ")));
+  };
+  check_names(options_.output_losses, "output_losses");
+  check_names(options_.loss_weights, "loss_weights");
+  check_names(options_.output_metrics, "output_metrics");
+  std::vector<std::shared_ptr<Loss>> losses;
+  for (const std::string& name : names) {
+    auto it = options_.output_losses.find(name);
+    const auto& loss = it != options_.output_losses.end() ? it->second.get() : options_.loss.get();
+    if (!loss) throw std::invalid_argument(fmt::format("model '{}' was compiled without a loss for output '{}'", name_, name));
+    losses.push_back(loss);
+  }
   std::vector<Shape> y_shapes;
   std::vector<DType> y_dtypes;
   for (std::size_t i = 0; i < y.size(); ++i) {
     if (y[i].rows() != x[0].rows())
       throw std::invalid_argument(fmt::format("model '{}': {} input samples but {} target samples", name_, x[0].rows(), y[i].rows()));
     y_shapes.push_back(batch_shape_of(y[i]));
-    y_dtypes.push_back(loss.sparse_labels() ? DType::int32 : DType::float32);
+    y_dtypes.push_back(losses[i]->sparse_labels() ? DType::int32 : DType::float32);
   }
   for (auto& s : steps_)
     if (s->y_shapes == y_shapes && s->y_dtypes == y_dtypes) return *s;
@@ -300,14 +344,25 @@ Model::Step& Model::step_for(const std::vector<Array>& x, const std::vector<Arra
   for (std::size_t i = 0; i < y.size(); ++i) y_true.push_back(ops::placeholder(y_shapes[i], y_dtypes[i], fmt::format("target_{}", i)));
   const Tensor weights = ops::placeholder({-1}, DType::float32, "sample_weight");
   Tensor total;
+  std::vector<Tensor> output_losses;
   for (std::size_t i = 0; i < outputs_.size(); ++i) {
-    const Tensor l = loss(y_true[i], outputs_[i], weights);
-    total = total.valid() ? ops::add(total, l) : l;
+    const Tensor l = (*losses[i])(y_true[i], outputs_[i], weights, get_keras_mask(outputs_[i]));
+    output_losses.push_back(l);
+    auto w = options_.loss_weights.find(names[i]);
+    const Tensor weighted = w == options_.loss_weights.end() ? l : ops::multiply(l, w->second);
+    total = total.valid() ? ops::add(total, weighted) : weighted;
   }
   std::vector<Tensor> program_outputs{total};
-  const bool binary_loss = loss.class_name() == "BinaryCrossentropy";
-  for (std::size_t o = 0; o < outputs_.size(); ++o)
-    for (const MetricRef& ref : options_.metrics) {
+  if (outputs_.size() > 1)
+    for (std::size_t i = 0; i < outputs_.size(); ++i) {
+      step->output_losses.emplace_back(names[i] + "_loss", int(program_outputs.size()));
+      program_outputs.push_back(output_losses[i]);
+    }
+  for (std::size_t o = 0; o < outputs_.size(); ++o) {
+    auto own = options_.output_metrics.find(names[o]);
+    const std::vector<MetricRef>& refs = own != options_.output_metrics.end() ? own->second : options_.metrics;
+    const bool binary_loss = losses[o]->class_name() == "BinaryCrossentropy";
+    for (const MetricRef& ref : refs) {
       std::shared_ptr<Metric> metric = ref.metric();
       if (!metric) {
         if (ref.name() == "accuracy" || ref.name() == "acc") {
@@ -320,10 +375,10 @@ Model::Step& Model::step_for(const std::vector<Array>& x, const std::vector<Arra
         }
       }
       if (outputs_.size() > 1) {
-        if (ref.metric())
-          throw std::invalid_argument(fmt::format("model '{}' has {} outputs: give metrics by name so that each output gets its own",
+        if (ref.metric() && own == options_.output_metrics.end())
+          throw std::invalid_argument(fmt::format("model '{}' has {} outputs: give metric objects per output (output_metrics) or metrics by name",
                                                   name_, outputs_.size()));
-        metric->set_name(fmt::format("{}_{}", outputs_[o].graph().node(outputs_[o].graph().value(outputs_[o].id()).producer).scope, metric->name()));
+        metric->set_name(fmt::format("{}_{}", names[o], metric->name()));
       }
       Step::MetricOut mo{metric, int(program_outputs.size()), {}};
       for (const Tensor& s : metric->statistics(y_true[o], outputs_[o], weights)) {
@@ -334,6 +389,7 @@ Model::Step& Model::step_for(const std::vector<Array>& x, const std::vector<Arra
       }
       step->metrics.push_back(std::move(mo));
     }
+  }
   for (const Tensor& t : y_true) feeds.push_back(t);
   feeds.push_back(weights);
   step->program = std::make_unique<Program>(feeds, program_outputs, total, options_.optimizer.get(),

@@ -44,9 +44,15 @@ class OptimizerRef {
 
 struct CompileOptions {
   OptimizerRef optimizer = "rmsprop";
-  LossRef loss;
+  LossRef loss;  // every output's, unless output_losses names another
   std::vector<MetricRef> metrics;
   std::string backend = "cpu";  // "cuda" runs the same model on the GPU
+  // Models of several outputs, as Keras's dict forms, by output name (the name of the layer that makes
+  // the output): each output's loss, its weight in the total loss (1 when not named) and its metrics.
+  // Logs then hold "loss" (the weighted sum), "<output>_loss" and "<output>_<metric>".
+  std::map<std::string, LossRef> output_losses;
+  std::map<std::string, float> loss_weights;
+  std::map<std::string, std::vector<MetricRef>> output_metrics;
 };
 
 struct ValidationData {
@@ -95,6 +101,8 @@ class Model {
   // A functional model from symbolic tensors: the layers called between them become the model's layers.
   Model(const Tensor& inputs, const Tensor& outputs, std::string name = "");
   Model(std::vector<Tensor> inputs, std::vector<Tensor> outputs, std::string name = "");
+  Model(const Tensor& inputs, std::vector<Tensor> outputs, std::string name = "");
+  Model(std::vector<Tensor> inputs, const Tensor& outputs, std::string name = "");
   virtual ~Model();
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
@@ -106,6 +114,8 @@ class Model {
   LayerPtr get_layer(int index) const;
   const std::vector<Tensor>& inputs();
   const std::vector<Tensor>& outputs();
+  // Keras's model.output_names: the name of the layer that makes each output.
+  std::vector<std::string> output_names();
 
   // Every weight of every layer, in layer order; trainable ones; non-trainable ones.
   std::vector<VariablePtr> weights() const;
@@ -120,6 +130,7 @@ class Model {
   void compile(OptimizerRef optimizer, LossRef loss, std::vector<MetricRef> metrics = {});
   bool compiled() const { return compiled_; }
   const std::shared_ptr<Optimizer>& optimizer() const { return options_.optimizer.get(); }
+  const CompileOptions& compile_options() const { return options_; }
 
   History fit(const Array& x, const Array& y, FitOptions options = {});
   History fit(const std::vector<Array>& x, const std::vector<Array>& y, FitOptions options = {});
@@ -188,7 +199,7 @@ class Model {
 
  private:
   // Keras's training_config: loss, metrics and optimizer_config ("{}" when not compiled).
-  Json training_config() const;
+  Json training_config();
   void save_keras_archive(const std::string& path);
   std::vector<Optimizer::StateValue> optimizer_state() const;
   void restore_optimizer_state(const std::vector<io::h5::FloatArray>& values, const std::string& where);

@@ -200,16 +200,36 @@ void Model::write_legacy_weights(io::h5::Group& group, const std::vector<LayerPt
   top.set_attribute("weight_names", std::vector<std::string>{});
 }
 
-Json Model::training_config() const {
+Json Model::training_config() {
   if (!compiled_) return Json::object();
   Json c;
-  const auto& loss = options_.loss.get();
-  c["loss"] = loss ? Json{{"module", "keras.losses"}, {"class_name", loss->class_name()}, {"config", loss->get_config()}, {"registered_name", nullptr}}
-                   : Json(nullptr);
-  Json metrics = Json::array();
-  for (const MetricRef& m : options_.metrics) metrics.push_back(m.metric() ? m.metric()->name() : m.name());
-  c["metrics"] = metrics;
+  auto serialize = [](const std::shared_ptr<Loss>& loss) {
+    return loss ? Json{{"module", "keras.losses"}, {"class_name", loss->class_name()}, {"config", loss->get_config()}, {"registered_name", nullptr}}
+                : Json(nullptr);
+  };
+  auto metric_names = [](const std::vector<MetricRef>& refs) {
+    Json names = Json::array();
+    for (const MetricRef& m : refs) names.push_back(m.metric() ? m.metric()->name() : m.name());
+    return names;
+  };
+  c["loss"] = serialize(options_.loss.get());
+  c["metrics"] = metric_names(options_.metrics);
   c["loss_weights"] = nullptr;
+  if (!options_.output_losses.empty() || !options_.loss_weights.empty() || !options_.output_metrics.empty()) {
+    // Keras's dict forms, keyed by output name, complete for every output.
+    Json losses = Json::object(), weights = Json::object(), metrics = Json::object();
+    for (const std::string& name : output_names()) {
+      auto l = options_.output_losses.find(name);
+      losses[name] = serialize(l != options_.output_losses.end() ? l->second.get() : options_.loss.get());
+      auto w = options_.loss_weights.find(name);
+      weights[name] = w != options_.loss_weights.end() ? w->second : 1.f;
+      auto m = options_.output_metrics.find(name);
+      metrics[name] = metric_names(m != options_.output_metrics.end() ? m->second : options_.metrics);
+    }
+    c["loss"] = losses;
+    c["metrics"] = metrics;
+    if (!options_.loss_weights.empty()) c["loss_weights"] = weights;
+  }
   c["weighted_metrics"] = nullptr;
   c["run_eagerly"] = false;
   c["steps_per_execution"] = 1;
@@ -279,20 +299,50 @@ void Model::save_keras_archive(const std::string& path) {
 namespace {
 
 // Compiles `model` from a training_config (.h5) or compile_config (.keras): optimizer, loss, metrics.
+// Keras's metrics entry: a list of names or serialized metrics.
+std::vector<MetricRef> metrics_from(const Json& list) {
+  std::vector<MetricRef> metrics;
+  for (const Json& m : list.is_array() ? list : Json::array({list})) {
+    if (m.is_null()) continue;
+    if (m.is_string()) metrics.emplace_back(m.get<std::string>());
+    else metrics.emplace_back(get_metric(m));
+  }
+  return metrics;
+}
+
 void compile_from(Model& model, const Json& training) {
   const Json* optimizer = nullptr;
   if (training.contains("optimizer_config") && !training.at("optimizer_config").is_null()) optimizer = &training.at("optimizer_config");
   else if (training.contains("optimizer") && !training.at("optimizer").is_null()) optimizer = &training.at("optimizer");
-  std::vector<MetricRef> metrics;
-  if (training.contains("metrics") && training.at("metrics").is_array())
-    for (const Json& m : training.at("metrics")) {
-      if (m.is_string()) metrics.emplace_back(m.get<std::string>());
-      else metrics.emplace_back(get_metric(m));
-    }
-  LossRef loss;
-  if (training.contains("loss") && !training.at("loss").is_null()) loss = get_loss(training.at("loss"));
   // Keras compiles with its default optimizer when the config names none.
-  model.compile(CompileOptions{.optimizer = optimizer ? get_optimizer(*optimizer) : get_optimizer("rmsprop"), .loss = loss, .metrics = metrics});
+  CompileOptions options{.optimizer = optimizer ? get_optimizer(*optimizer) : get_optimizer("rmsprop")};
+  // Losses, weights and metrics come as one value, a list in output order, or a dict by output name.
+  const std::vector<std::string> names = model.output_names();
+  auto per_output = [&](const char* key, auto&& one, auto&& many) {
+    if (!training.contains(key) || training.at(key).is_null()) return;
+    const Json& v = training.at(key);
+    if (v.is_object() && !v.contains("class_name")) {
+      for (const auto& [name, value] : v.items()) many(name, value);
+    } else if (v.is_array() && (std::string(key) != "metrics" || (!v.empty() && v[0].is_array()))) {
+      if (v.size() != names.size())
+        throw std::invalid_argument(fmt::format("compile config: '{}' has {} entries for {} outputs", key, v.size(), names.size()));
+      for (std::size_t i = 0; i < names.size(); ++i) many(names[i], v[i]);
+    } else {
+      one(v);
+    }
+  };
+  per_output(
+      "loss", [&](const Json& v) { options.loss = get_loss(v); },
+      [&](const std::string& name, const Json& v) {
+        if (!v.is_null()) options.output_losses[name] = get_loss(v);
+      });
+  per_output(
+      "loss_weights", [&](const Json& v) { throw std::invalid_argument(fmt::format("compile config: loss_weights {} must be a list or a dict", v.dump())); },
+      [&](const std::string& name, const Json& v) { options.loss_weights[name] = v.get<float>(); });
+  per_output(
+      "metrics", [&](const Json& v) { options.metrics = metrics_from(v); },
+      [&](const std::string& name, const Json& v) { options.output_metrics[name] = metrics_from(v); });
+  model.compile(std::move(options));
 }
 
 std::unique_ptr<Model> load_keras_archive(const std::string& path, bool compile) {

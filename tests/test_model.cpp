@@ -214,6 +214,76 @@ TEST(Model, ClassAndSampleWeightsScaleTheLoss) {
   EXPECT_THROW(first_epoch_loss({{0, 1.f}}, {}), std::invalid_argument);  // classes 1 and 2 have no weight
 }
 
+// Two outputs with their own losses, weights and metrics, written out from the predictions.
+TEST(Model, PerOutputLossesWeightsAndMetrics) {
+  clear_session();
+  set_random_seed(8);
+  Blobs data(32);
+  const Tensor x = Input({4});
+  const Tensor h = Dense(6, {.activation = "tanh"})(x);
+  const Tensor cls = Dense(3, {.activation = "softmax", .name = "cls"})(h);
+  const Tensor reg = Dense(1, {.name = "reg"})(h);
+  Model model(x, {cls, reg});
+  EXPECT_EQ(model.output_names(), (std::vector<std::string>{"cls", "reg"}));
+  model.compile({.optimizer = "sgd",
+                 .output_losses = {{"cls", "sparse_categorical_crossentropy"}, {"reg", "mse"}},
+                 .loss_weights = {{"reg", 0.25f}},
+                 .output_metrics = {{"cls", {"accuracy"}}, {"reg", {"mae"}}}});
+  const Array target = Array::from_floats(test::random_vector(32, -1, 1, 3), {32, 1});
+  const Logs logs = model.evaluate({data.x}, {data.y, target}, {.batch_size = 8, .verbose = 0});
+  const auto pred = model.predict(std::vector<Array>{data.x}, {.verbose = 0});
+  const auto p = pred[0].to_floats(), r = pred[1].to_floats(), t = target.to_floats();
+  const auto labels = data.y.to_floats();
+  double ce = 0, se = 0, ae = 0, correct = 0;
+  for (int i = 0; i < 32; ++i) {
+    const int label = int(labels[std::size_t(i)]);
+    ce -= std::log(double(p[std::size_t(i * 3 + label)]));
+    const auto row = p.begin() + i * 3;
+    correct += (std::max_element(row, row + 3) - row) == label;
+    se += std::pow(double(r[std::size_t(i)] - t[std::size_t(i)]), 2);
+    ae += std::fabs(double(r[std::size_t(i)] - t[std::size_t(i)]));
+  }
+  EXPECT_NEAR(logs.at("cls_loss"), ce / 32, 1e-5);
+  EXPECT_NEAR(logs.at("reg_loss"), se / 32, 1e-5);
+  EXPECT_NEAR(logs.at("loss"), ce / 32 + 0.25 * se / 32, 1e-5);
+  EXPECT_NEAR(logs.at("cls_accuracy"), correct / 32, 1e-6);
+  EXPECT_NEAR(logs.at("reg_mae"), ae / 32, 1e-5);
+  EXPECT_EQ(logs.size(), 5u);
+  // The compile config goes into saved files in Keras's dict form and comes back.
+  const std::string path = ::testing::TempDir() + "two_outputs.keras";
+  model.save(path);
+  auto loaded = load_model(path);
+  const Logs again = loaded->evaluate({data.x}, {data.y, target}, {.batch_size = 8, .verbose = 0});
+  for (const auto& [key, value] : logs) EXPECT_NEAR(again.at(key), value, 1e-6) << key;
+
+  Model unnamed(x, {cls, reg});
+  unnamed.compile({.optimizer = "sgd", .loss = "mse", .loss_weights = {{"cls_head", 1.f}}});
+  try {
+    unnamed.evaluate({data.x}, {data.y, target}, {.verbose = 0});
+    ADD_FAILURE() << "no error for an unknown output name";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("loss_weights names 'cls_head', which is not an output of model"), std::string::npos) << e.what();
+  }
+}
+
+// A sequence output with a mask: the loss averages over the unmasked steps only, as Keras's.
+TEST(Model, LossIgnoresMaskedSteps) {
+  clear_session();
+  set_random_seed(9);
+  const Tensor tokens = Input({4});
+  const Tensor y = TimeDistributed(Dense(1))(Embedding(6, 3, {.mask_zero = true})(tokens));
+  Model model(tokens, y);
+  model.compile("sgd", "mse");
+  const Array ids = Array::from_floats({1, 2, 0, 0, 3, 4, 5, 1, 0, 0, 0, 0}, {3, 4});
+  const Array target = Array::from_floats(test::random_vector(12, -1, 1, 4), {3, 4, 1});
+  const auto pred = model.predict(ids, {.verbose = 0}).to_floats();
+  const auto t = target.to_floats(), id = ids.to_floats();
+  double sum = 0, valid = 0;
+  for (std::size_t i = 0; i < 12; ++i)
+    if (id[i] != 0) sum += std::pow(double(pred[i] - t[i]), 2), valid += 1;
+  EXPECT_NEAR(model.evaluate(ids, target, {.verbose = 0}).at("loss"), sum / valid, 1e-6);
+}
+
 TEST(Model, CallbacksSeeEveryBatchAndCanStopTraining) {
   clear_session();
   Blobs data(64);
