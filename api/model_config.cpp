@@ -128,32 +128,41 @@ std::unique_ptr<Model> sequential_from_config(const Json& c) {
   return model;
 }
 
-// The layers whose outputs feed a layer's inputs or the model's outputs. Keras also records the ops that
-// compute masks (NotEqual, Any) as nodes whose outputs feed only "mask" arguments or other such ops.
-std::set<std::string> layers_feeding_data(const Json& c) {
-  std::set<std::string> names;
+// The layers the model's outputs are computed from, following tensors but not "mask" arguments. Keras
+// also records what computes masks (ops such as NotEqual and Any, and merge layers over masks) as nodes
+// whose outputs feed only "mask" arguments: those are left out.
+std::set<std::string> layers_feeding_outputs(const Json& c) {
+  std::map<std::string, const Json*> entries;
+  for (const Json& entry : c.at("layers")) {
+    const std::string name = entry.contains("name") ? entry.at("name").get<std::string>() : entry.at("config").value("name", std::string());
+    entries[name] = &entry;
+  }
+  std::set<std::string> reached;
+  std::vector<std::string> todo;
+  for (const TensorKey& h : read_endpoints(c.at("output_layers"), "output_layers")) todo.push_back(std::get<0>(h));
   std::function<void(const Json&)> collect = [&](const Json& v) {
-    if (v.is_object() && v.value("class_name", "") == "__keras_tensor__") names.insert(v.at("config").at("keras_history").at(0).get<std::string>());
+    if (v.is_object() && v.value("class_name", "") == "__keras_tensor__") todo.push_back(v.at("config").at("keras_history").at(0).get<std::string>());
     else if (v.is_array() || v.is_object())
       for (const auto& [key, e] : v.items())
         if (key != "mask") collect(e);
   };
-  for (const Json& entry : c.at("layers")) {
-    if (entry.value("module", std::string()).rfind("keras.src.ops", 0) == 0) continue;  // ops feeding ops: a mask's
-    for (const Json& node : entry.value("inbound_nodes", Json::array())) {
+  while (!todo.empty()) {
+    const std::string name = todo.back();
+    todo.pop_back();
+    if (!reached.insert(name).second || !entries.count(name)) continue;
+    for (const Json& node : entries[name]->value("inbound_nodes", Json::array())) {
       if (node.is_array())
         for (const Json& e : node)
-          if (e.is_array() && !e.empty() && e[0].is_string()) names.insert(e[0].get<std::string>());
+          if (e.is_array() && !e.empty() && e[0].is_string()) todo.push_back(e[0].get<std::string>());
       if (node.is_object()) collect(node);
     }
   }
-  for (const TensorKey& h : read_endpoints(c.at("output_layers"), "output_layers")) names.insert(std::get<0>(h));
-  return names;
+  return reached;
 }
 
 std::unique_ptr<Model> functional_from_config(const Json& c) {
   const std::string model_name = c.value("name", std::string());
-  const std::set<std::string> feeding = layers_feeding_data(c);
+  const std::set<std::string> feeding = layers_feeding_outputs(c);
   GraphScope scope(std::make_shared<Graph>());
   std::map<TensorKey, Tensor> tensors;
   std::map<std::string, int> calls;  // nodes made so far per layer
@@ -166,11 +175,10 @@ std::unique_ptr<Model> functional_from_config(const Json& c) {
   for (const Json& entry : c.at("layers")) {
     const std::string cls = entry.value("class_name", std::string());
     const std::string name = entry.contains("name") ? entry.at("name").get<std::string>() : entry.at("config").value("name", std::string());
-    if (entry.value("module", std::string()).rfind("keras.src.ops", 0) == 0) {
-      if (!feeding.count(name))
-        continue;  // a mask computation: the layers that made the mask give it to their outputs themselves
+    // A mask computation: the layers that made the mask give it to their outputs themselves.
+    if (cls != "InputLayer" && !feeding.count(name)) continue;
+    if (entry.value("module", std::string()).rfind("keras.src.ops", 0) == 0)
       throw std::invalid_argument(fmt::format("model config: '{}' is the Keras op {}, which Strata reads only where it computes a mask", name, cls));
-    }
     LayerPtr layer = layer_from_json(entry);
     if (cls == "InputLayer") {
       tensors[{name, 0, 0}] = std::static_pointer_cast<InputLayer>(layer)->output();

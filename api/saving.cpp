@@ -84,21 +84,6 @@ std::vector<std::string> keras3_layer_keys(const std::vector<LayerPtr>& layers) 
 
 std::string shape_string(const Shape& s) { return s.to_string(); }
 
-// Where a layer's variables live under layers/<key>/ in a .weights.h5 file, as groups of consecutive
-// weights: recurrent layers keep them in their cell (as Keras's LSTM in its LSTMCell), Bidirectional in
-// its two layers.
-std::vector<std::pair<std::string, std::vector<VariablePtr>>> keras3_weight_groups(const Layer& layer) {
-  if (const auto* bi = dynamic_cast<const Bidirectional*>(&layer))
-    return {{"forward_layer/cell/vars", bi->forward_layer()->weights()}, {"backward_layer/cell/vars", bi->backward_layer()->weights()}};
-  if (dynamic_cast<const Recurrent*>(&layer)) return {{"cell/vars", layer.weights()}};
-  if (const auto* td = dynamic_cast<const TimeDistributed*>(&layer)) {
-    auto inner = keras3_weight_groups(*td->layer());
-    for (auto& group : inner) group.first = "layer/" + group.first;
-    return inner;
-  }
-  return {{"vars", layer.weights()}};
-}
-
 // Checks a value read from `where` against `variable` and assigns it; returns false (after saying why in
 // `mismatch`) when shapes differ.
 bool assign_checked(const VariablePtr& variable, const io::h5::FloatArray& value, const std::string& where, std::string& mismatch) {
@@ -161,7 +146,7 @@ void Model::write_keras3_weights(io::h5::Group& root, const std::vector<LayerPtr
   const auto keys = keras3_layer_keys(layers);
   io::h5::Group layers_group = root.create_group("layers");
   for (std::size_t i = 0; i < layers.size(); ++i)
-    for (const auto& [path, weights] : keras3_weight_groups(*layers[i])) {
+    for (const auto& [path, weights] : layers[i]->saved_variable_groups()) {
       io::h5::Group vars = layers_group.create_group(keys[i] + "/" + path);
       vars.set_attribute("name", layers[i]->name());
       for (std::size_t w = 0; w < weights.size(); ++w) {
@@ -449,7 +434,7 @@ void Model::read_keras3_weights(const io::h5::Group& root, const std::vector<Lay
     // Every group is checked before any value is assigned, so a mismatch leaves the layer as it was.
     std::vector<std::pair<VariablePtr, io::h5::FloatArray>> values;
     std::string mismatch;
-    for (const auto& [path, weights] : keras3_weight_groups(*layers[i])) {
+    for (const auto& [path, weights] : layers[i]->saved_variable_groups()) {
       const std::string vars_path = keys[i] + "/" + path;
       if (!layers_group.is_group(vars_path)) {
         if (weights.empty()) continue;

@@ -24,6 +24,7 @@
 #include "layers/input_layer.h"
 #include "layers/embedding.h"
 #include "layers/layer_normalization.h"
+#include "layers/multi_head_attention.h"
 #include "layers/merging.h"
 #include "layers/recurrent.h"
 #include "layers/pooling.h"

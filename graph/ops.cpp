@@ -196,6 +196,8 @@ Tensor constant(float value, const Tensor& like, Shape shape) {
   return Tensor(like.graph_ptr(), like.graph().add_node(OpKind::constant, std::move(attrs), {}));
 }
 
+Tensor full_like(const Tensor& like, float value) { return stop_gradient(detail::broadcast_like(constant(value, like), like)); }
+
 Tensor add(const Operand& a, const Operand& b) { return binary_op(BinaryOp::add, a, b); }
 Tensor subtract(const Operand& a, const Operand& b) { return binary_op(BinaryOp::subtract, a, b); }
 Tensor multiply(const Operand& a, const Operand& b) { return binary_op(BinaryOp::multiply, a, b); }

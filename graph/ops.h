@@ -40,6 +40,8 @@ Tensor placeholder(Shape shape, DType dtype = DType::float32, std::string name =
 Tensor variable(const VariablePtr& variable, const Tensor& like);
 // A number broadcast to `shape` (fully known) in the graph of `like`.
 Tensor constant(float value, const Tensor& like, Shape shape = Shape());
+// A number broadcast to the shape of `like`, unknown batch included (keras.ops.full_like).
+Tensor full_like(const Tensor& like, float value);
 
 // ---- element-wise, with NumPy broadcasting ----
 Tensor add(const Operand& a, const Operand& b);

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "graph/ops.h"
@@ -26,7 +27,30 @@ void Attention::build_multi(const std::vector<Shape>& shapes) {
   if (options_.score_mode == "concat") concat_score_weight_ = add_weight("concat_score_weight", Shape(), "ones");
 }
 
-Tensor Attention::call_multi(const std::vector<Tensor>& inputs) {
+Tensor masked_softmax(const Tensor& scores, const Tensor& mask, bool zero_masked) {
+  if (!mask.valid()) return ops::softmax(scores, -1);
+  // scores * mask + (mask - 1) * 1e9 is the score where mask is 1 and exactly -1e9 where it is 0.
+  const Tensor p = ops::softmax(ops::add(ops::multiply(scores, mask), ops::multiply(ops::subtract(mask, 1.f), 1e9f)), -1);
+  return zero_masked ? ops::multiply(p, mask) : p;
+}
+
+Tensor causal_mask(const Tensor& like, std::int64_t rows, std::int64_t columns) {
+  auto mask = std::make_shared<Variable>("causal_mask", Shape{1, rows, columns}, DType::float32, /*trainable=*/false);
+  std::vector<float> values(static_cast<std::size_t>(rows * columns));
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t c = 0; c <= std::min(r, columns - 1); ++c) values[std::size_t(r * columns + c)] = 1.f;
+  mask->assign(values);
+  return ops::variable(mask, like);
+}
+
+std::vector<Tensor> Attention::call_all(const std::vector<Tensor>& inputs, const Json& call_arguments) {
+  bool return_scores = false, causal = false;
+  for (const auto& [key, value] : call_arguments.items()) {
+    if (value.is_null() || key == "training" || key == "mask") continue;
+    if (key == "return_attention_scores" && value.is_boolean()) return_scores = value.get<bool>();
+    else if (key == "use_causal_mask" && value.is_boolean()) causal = value.get<bool>();
+    else throw std::invalid_argument(fmt::format("layer '{}' (Attention): unsupported call argument '{}': {}", name(), key, value.dump()));
+  }
   if (inputs.size() != 2 && inputs.size() != 3)
     throw std::invalid_argument(fmt::format("Attention '{}' takes [query, value] or [query, value, key]", name()));
   const Tensor& query = inputs[0];
@@ -42,9 +66,19 @@ Tensor Attention::call_multi(const std::vector<Tensor>& inputs) {
     if (scale_) sum = ops::multiply(sum, scale_);
     scores = ops::multiply(ops::sum(ops::tanh(sum), {3}), concat_score_weight_);
   }
-  Tensor distribution = ops::softmax(scores, -1);
-  if (options_.dropout > 0.f) distribution = ops::dropout(distribution, options_.dropout, seed_);
-  return ops::matmul(distribution, value);
+  // Value steps that are masked (or in the future, with use_causal_mask) get no attention.
+  Tensor mask;
+  if (const Tensor m = get_keras_mask(value); m.valid()) mask = ops::expand_dims(m, 1);
+  if (causal) {
+    const Tensor c = causal_mask(query, query.shape()[1], key.shape()[1]);
+    mask = mask.valid() ? ops::multiply(mask, c) : c;
+  }
+  const Tensor distribution = masked_softmax(scores, mask);
+  const Tensor kept = options_.dropout > 0.f ? ops::dropout(distribution, options_.dropout, seed_) : distribution;
+  Tensor out = ops::matmul(kept, value);
+  if (const Tensor m = get_keras_mask(query); m.valid()) out = ops::multiply(out, ops::expand_dims(m, 2));
+  if (return_scores) return {out, distribution};
+  return {out};
 }
 
 Json Attention::get_config() const {
@@ -58,7 +92,8 @@ Json Attention::get_config() const {
 
 LayerPtr Attention::from_config(const Json& c) {
   config::check_keys(c, "Attention", {"use_scale", "score_mode", "dropout", "seed", "causal"});
-  if (c.value("causal", false)) throw std::invalid_argument("Attention: causal=true (Keras 2's causal masking) needs masks, which Strata does not carry yet");
+  if (c.value("causal", false))
+    throw std::invalid_argument("Attention: causal=true is Keras 2's; Keras 3 takes use_causal_mask when the layer is called");
   AttentionOptions o;
   o.use_scale = c.value("use_scale", false);
   o.score_mode = c.value("score_mode", std::string("dot"));

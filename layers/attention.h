@@ -1,7 +1,9 @@
 // keras.layers.Attention (Luong-style): called on [query, value] or [query, value, key] of shapes
 // (batch, Tq, dim), (batch, Tv, dim): scores = query . key (times `scale` with use_scale), or with
 // score_mode "concat" concat_score_weight * sum(tanh(scale * (query + key))); the output is
-// softmax(scores) . value, with dropout on the attention distribution while training.
+// softmax(scores) . value, with dropout on the attention distribution while training. Masked value steps
+// get no attention and masked query steps output zeros, as in Keras; call arguments use_causal_mask and
+// return_attention_scores (which adds the distribution as a second output) as Keras's.
 #pragma once
 
 #include <optional>
@@ -19,6 +21,13 @@ struct AttentionOptions {
   bool trainable = true;
 };
 
+// softmax over the last axis with positions where `mask` (broadcast against scores; invalid: none) is 0
+// set to -1e9 first, as Keras's masked softmax; with zero_masked (Keras's Softmax layer) those positions
+// are zero afterwards too.
+Tensor masked_softmax(const Tensor& scores, const Tensor& mask, bool zero_masked = false);
+// Keras's causal mask: 1 where column <= row, shaped (1, rows, columns), in the graph of `like`.
+Tensor causal_mask(const Tensor& like, std::int64_t rows, std::int64_t columns);
+
 class Attention : public LayerBase<Attention> {
  public:
   explicit Attention(AttentionOptions options = {});
@@ -28,7 +37,8 @@ class Attention : public LayerBase<Attention> {
 
  protected:
   void build_multi(const std::vector<Shape>& input_shapes) override;
-  Tensor call_multi(const std::vector<Tensor>& inputs) override;
+  std::vector<Tensor> call_all(const std::vector<Tensor>& inputs, const Json& call_arguments) override;
+  bool supports_masking() const override { return true; }
 
  private:
   AttentionOptions options_;

@@ -34,6 +34,9 @@ class Bidirectional : public LayerBase<Bidirectional> {
   const std::shared_ptr<Recurrent>& backward_layer() const { return backward_; }
   Json call_node(const std::vector<Json>& tensors, const Json& call_arguments) const override;
   std::vector<std::string> tensor_keywords() const override { return {"initial_state"}; }
+  SavedVariableGroups saved_variable_groups() const override {
+    return {{"forward_layer/cell/vars", forward_->weights()}, {"backward_layer/cell/vars", backward_->weights()}};
+  }
 
  protected:
   void build_multi(const std::vector<Shape>& input_shapes) override;

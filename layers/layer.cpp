@@ -71,8 +71,8 @@ void set_keras_mask(const Tensor& tensor, const Tensor& mask) {
   tensor.graph().set_mask(tensor.id(), mask.id());
 }
 
-Json Layer::call_node(const std::vector<Json>& tensors, const Json&) const {
-  return {{"args", tensors.size() == 1 ? Json::array({tensors[0]}) : Json::array({Json(tensors)})}, {"kwargs", Json::object()}};
+Json Layer::call_node(const std::vector<Json>& tensors, const Json& call_arguments) const {
+  return {{"args", tensors.size() == 1 ? Json::array({tensors[0]}) : Json::array({Json(tensors)})}, {"kwargs", call_arguments}};
 }
 
 Tensor Layer::trace(const Tensor& inputs) { return trace(std::vector<Tensor>{inputs}); }

@@ -24,6 +24,10 @@ struct LayerOptions {
   bool trainable = true;
 };
 
+// Where a layer's variables go in a Keras 3 .weights.h5 file: groups of consecutive weights, each under
+// layers/<layer key>/<path> ("vars", or "cell/vars" for a recurrent layer's cell, ...).
+using SavedVariableGroups = std::vector<std::pair<std::string, std::vector<VariablePtr>>>;
+
 class Layer : public std::enable_shared_from_this<Layer> {
  public:
   virtual ~Layer() = default;
@@ -64,6 +68,8 @@ class Layer : public std::enable_shared_from_this<Layer> {
   virtual Json call_node(const std::vector<Json>& tensors, const Json& call_arguments) const;
   // The keyword arguments whose tensors follow the positional ones in a serialized node, in that order.
   virtual std::vector<std::string> tensor_keywords() const { return {}; }
+  // Keras 3's layout of this layer's variables in .weights.h5 files; by default every weight under "vars".
+  virtual SavedVariableGroups saved_variable_groups() const { return {{"vars", weights_}}; }
 
   // Weights in creation order (Keras's layer.weights), and the trainable / non-trainable subsets.
   const std::vector<VariablePtr>& weights() const { return weights_; }

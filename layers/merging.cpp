@@ -21,6 +21,24 @@ Tensor ElementwiseMerge::call_multi(const std::vector<Tensor>& inputs) {
   if (inputs.size() < 2 || (kind_ == MergeKind::subtract && inputs.size() != 2))
     throw std::invalid_argument(fmt::format("{} '{}': wrong number of inputs ({})", class_name(), name(), inputs.size()));
   Tensor out = inputs[0];
+  if (kind_ == MergeKind::maximum || kind_ == MergeKind::minimum) {
+    // Keras: a masked entry takes the other operand's value, so the extreme is over unmasked values only.
+    auto where = [](const Tensor& m, const Tensor& a, const Tensor& b) { return ops::add(b, ops::multiply(m, ops::subtract(a, b))); };
+    Tensor out_mask = get_keras_mask(inputs[0]);
+    if (out_mask.valid()) out_mask = ops::expand_dims(out_mask, -1);
+    for (std::size_t i = 1; i < inputs.size(); ++i) {
+      Tensor x = inputs[i];
+      Tensor mask = get_keras_mask(x);
+      if (mask.valid()) {
+        mask = ops::expand_dims(mask, -1);
+        x = where(mask, x, out);
+      }
+      if (out_mask.valid()) out = where(out_mask, out, x);
+      out_mask = mask.valid() && out_mask.valid() ? ops::maximum(out_mask, mask) : Tensor();
+      out = kind_ == MergeKind::maximum ? ops::maximum(out, x) : ops::minimum(out, x);
+    }
+    return out;
+  }
   for (std::size_t i = 1; i < inputs.size(); ++i) {
     switch (kind_) {
       case MergeKind::add:
@@ -33,6 +51,18 @@ Tensor ElementwiseMerge::call_multi(const std::vector<Tensor>& inputs) {
   }
   if (kind_ == MergeKind::average) out = ops::multiply(out, 1.f / float(inputs.size()));
   return out;
+}
+
+std::vector<Tensor> ElementwiseMerge::compute_mask(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs) {
+  std::vector<Tensor> masks(outputs.size());
+  Tensor any;
+  for (const Tensor& x : inputs) {
+    const Tensor m = get_keras_mask(x);
+    if (!m.valid()) return masks;  // Keras: no mask unless every input has one
+    any = any.valid() ? ops::maximum(any, m) : m;
+  }
+  masks[0] = any;
+  return masks;
 }
 
 LayerOptions ElementwiseMerge::options_from_config(const Json& c, const std::string& cls) {
@@ -48,6 +78,31 @@ void Concatenate::build_multi(const std::vector<Shape>& shapes) {
 }
 
 Tensor Concatenate::call_multi(const std::vector<Tensor>& inputs) { return ops::concatenate(inputs, axis_); }
+
+std::vector<Tensor> Concatenate::compute_mask(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs) {
+  // Keras concatenates the masks (ones for an input without one) along the axis and takes any() over the
+  // last: along the features that is the OR of the masks, along the steps their concatenation.
+  std::vector<Tensor> masks(outputs.size());
+  std::vector<Tensor> parts;
+  bool any = false;
+  const int rank = inputs[0].rank();
+  const int axis = axis_ < 0 ? axis_ + rank : axis_;
+  for (const Tensor& x : inputs) {
+    Tensor m = get_keras_mask(x);
+    any = any || m.valid();
+    if (!m.valid() || m.rank() != rank - 1) m = ops::max(ops::full_like(x, 1.f), {-1});
+    parts.push_back(m);
+  }
+  if (!any) return masks;
+  if (axis == rank - 1) {
+    Tensor out = parts[0];
+    for (std::size_t i = 1; i < parts.size(); ++i) out = ops::maximum(out, parts[i]);
+    masks[0] = out;
+  } else {
+    masks[0] = ops::concatenate(parts, axis);
+  }
+  return masks;
+}
 
 Json Concatenate::get_config() const {
   Json c = Layer::get_config();

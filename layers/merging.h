@@ -1,6 +1,7 @@
 // Keras's merge layers, called on a list of tensors: Add, Subtract (two inputs), Multiply, Average,
 // Maximum, Minimum (element-wise, with broadcasting), Concatenate (along `axis`) and Dot (the dot product
-// along `axes`, optionally of L2-normalised inputs).
+// along `axes`, optionally of L2-normalised inputs). With masked inputs the output's mask is the OR of
+// theirs (Concatenate: along its axis), as Keras's; Maximum and Minimum take only unmasked values.
 #pragma once
 
 #include <array>
@@ -17,6 +18,8 @@ class ElementwiseMerge : public Layer {
   ElementwiseMerge(MergeKind kind, const LayerOptions& options, const char* prefix);
   void build_multi(const std::vector<Shape>& input_shapes) override;
   Tensor call_multi(const std::vector<Tensor>& inputs) override;
+  bool supports_masking() const override { return true; }
+  std::vector<Tensor> compute_mask(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs) override;
   static LayerOptions options_from_config(const Json& config, const std::string& class_name);
 
  private:
@@ -59,6 +62,8 @@ class Concatenate : public LayerBase<Concatenate> {
  protected:
   void build_multi(const std::vector<Shape>& input_shapes) override;
   Tensor call_multi(const std::vector<Tensor>& inputs) override;
+  bool supports_masking() const override { return true; }
+  std::vector<Tensor> compute_mask(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs) override;
 
  private:
   int axis_;

@@ -51,6 +51,8 @@ class Recurrent : public Layer {
   int state_count() const { return kind_ == RecurrentKind::lstm ? 2 : 1; }
   Json call_node(const std::vector<Json>& tensors, const Json& call_arguments) const override;
   std::vector<std::string> tensor_keywords() const override { return {"initial_state"}; }
+  // Keras keeps a recurrent layer's weights in its cell.
+  SavedVariableGroups saved_variable_groups() const override { return {{"cell/vars", weights()}}; }
 
   const RecurrentOptions& options() const { return options_; }
   // With go_backwards and return_sequences, put step t's output at position t (Bidirectional's backward

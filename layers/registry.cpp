@@ -19,6 +19,7 @@
 #include "layers/input_layer.h"
 #include "layers/embedding.h"
 #include "layers/layer_normalization.h"
+#include "layers/multi_head_attention.h"
 #include "layers/merging.h"
 #include "layers/recurrent.h"
 #include "layers/pooling.h"
@@ -56,7 +57,7 @@ const std::map<std::string, Factory>& factories() {
       {"Concatenate", &Concatenate::from_config}, {"Dot", &Dot::from_config},
       {"LayerNormalization", &LayerNormalization::from_config}, {"Embedding", &Embedding::from_config},
       {"Masking", &Masking::from_config},
-      {"Attention", &Attention::from_config}, {"Bidirectional", &Bidirectional::from_config}, {"TimeDistributed", &TimeDistributed::from_config},
+      {"Attention", &Attention::from_config}, {"MultiHeadAttention", &MultiHeadAttention::from_config}, {"Bidirectional", &Bidirectional::from_config}, {"TimeDistributed", &TimeDistributed::from_config},
       {"SimpleRNN", &SimpleRNN::from_config}, {"LSTM", &LSTM::from_config}, {"GRU", &GRU::from_config},
       {"ZeroPadding1D", &ZeroPadding1D::from_config}, {"ZeroPadding2D", &ZeroPadding2D::from_config},
       {"Cropping1D", &Cropping1D::from_config},       {"Cropping2D", &Cropping2D::from_config},

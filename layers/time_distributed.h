@@ -16,6 +16,11 @@ class TimeDistributed : public LayerBase<TimeDistributed> {
   Json get_config() const override;
   static LayerPtr from_config(const Json& config);
   const LayerPtr& layer() const { return layer_; }
+  SavedVariableGroups saved_variable_groups() const override {
+    SavedVariableGroups groups = layer_->saved_variable_groups();
+    for (auto& group : groups) group.first = "layer/" + group.first;
+    return groups;
+  }
 
  protected:
   Tensor call(const Tensor& inputs) override;

@@ -9,8 +9,10 @@
 #include "graph/autodiff.h"
 #include "graph/ops.h"
 #include "graph/program.h"
+#include "layers/attention.h"
 #include "layers/batch_normalization.h"
 #include "layers/bidirectional.h"
+#include "layers/multi_head_attention.h"
 #include "layers/recurrent.h"
 #include "optimizers/optimizers.h"
 #include "test_util.h"
@@ -279,6 +281,23 @@ TEST(Gradients, RecurrentLayersWithMasksAndStates) {
   check_gradients({rnd({-1, 4, 3}, 75)}, {tokens}, [&](auto& x, auto& f) {
     const auto out = Bidirectional(SimpleRNN(2, {.return_sequences = true}), {.merge_mode = "none"}).apply({masked(x[0], f[0])});
     return ops::concatenate({out[0], out[1]}, -1);
+  });
+}
+
+TEST(Gradients, MultiHeadAttentionWithMasks) {
+  const FixedInput tokens{{-1, 4}, DType::int32, {0, 3, 1, 2, 2, 2, 0, 0, 5, 1, 1, 1}};
+  check_gradients({rnd({-1, 4, 3}, 80), rnd({-1, 5, 2}, 81)}, {tokens}, [&](auto& x, auto& f) {
+    set_keras_mask(x[0], ops::not_equal(ops::cast(f[0], DType::float32), 0.f));
+    const auto out = MultiHeadAttention(2, 3, {.value_dim = 2}).apply({x[0], x[1]}, {{"return_attention_scores", true}});
+    return ops::concatenate({ops::reshape(out[0], {-1, 12}), ops::reshape(out[1], {-1, 40})}, -1);
+  });
+  check_gradients({rnd({-1, 4, 3}, 82)}, {tokens}, [&](auto& x, auto& f) {
+    set_keras_mask(x[0], ops::not_equal(ops::cast(f[0], DType::float32), 0.f));
+    return MultiHeadAttention(3, 2, {.use_bias = false, .output_shape = 4}).apply({x[0], x[0]}, {{"use_causal_mask", true}})[0];
+  });
+  check_gradients({rnd({-1, 4, 3}, 83)}, {tokens}, [&](auto& x, auto& f) {
+    set_keras_mask(x[0], ops::not_equal(ops::cast(f[0], DType::float32), 0.f));
+    return Attention({.use_scale = true}).apply({x[0], x[0]}, {{"use_causal_mask", true}})[0];
   });
 }
 

@@ -94,7 +94,8 @@ for y, e in zip(ys, case["outputs"]):
   EXPECT_EQ(test::run_python(python, script), 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, KerasSequenceModels, ::testing::Values("seq_embedding_mask", "seq_states", "seq_bidirectional"));
+INSTANTIATE_TEST_SUITE_P(Fixtures, KerasSequenceModels,
+                         ::testing::Values("seq_embedding_mask", "seq_states", "seq_bidirectional", "seq_attention"));
 
 // SimpleRNN (tanh) over a masked batch, written out: a masked step keeps h and repeats the previous
 // output, h, so masked leading steps output the initial state (as Keras 3.15.1's eager
