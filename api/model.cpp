@@ -1,4 +1,5 @@
 #include "api/model.h"
+#include "api/model_layer.h"
 
 #include <fmt/format.h>
 
@@ -179,6 +180,17 @@ std::vector<DType> Model::input_dtypes() const {
 }
 
 Model::~Model() = default;
+
+LayerPtr Model::as_layer() {
+  if (!as_layer_) as_layer_ = std::make_shared<ModelLayer>(*this);
+  return as_layer_;
+}
+
+Tensor Model::operator()(const Tensor& inputs) { return (*this)(std::vector<Tensor>{inputs}); }
+
+Tensor Model::operator()(const std::vector<Tensor>& inputs) { return (*as_layer())(inputs); }
+
+std::vector<Tensor> Model::apply(const std::vector<Tensor>& inputs) { return as_layer()->apply(inputs); }
 
 void Model::ensure_graph(const std::vector<Array>*) {}
 

@@ -117,6 +117,14 @@ class Model {
   // Keras's model.output_names: the name of the layer that makes each output.
   std::vector<std::string> output_names();
 
+  // The model called on tensors of another graph, as a layer (Keras's model(x)): its layers and weights
+  // are shared. operator() is for models of one output; apply() returns every output.
+  Tensor operator()(const Tensor& inputs);
+  Tensor operator()(const std::vector<Tensor>& inputs);
+  std::vector<Tensor> apply(const std::vector<Tensor>& inputs);
+  // The layer that stands for this model inside others (made on first use).
+  LayerPtr as_layer();
+
   // Every weight of every layer, in layer order; trainable ones; non-trainable ones.
   std::vector<VariablePtr> weights() const;
   std::vector<VariablePtr> trainable_weights() const;
@@ -230,6 +238,7 @@ class Model {
   std::uint64_t seed_ = 0;
   std::vector<std::unique_ptr<Step>> steps_;
   std::unique_ptr<Program> predict_;
+  LayerPtr as_layer_;
 };
 
 // A layer (moved or shared) or a keras.Input tensor, as Sequential's list takes them.

@@ -18,8 +18,13 @@ namespace strata {
 namespace {
 
 Json serialize_layer(const Layer& layer) {
-  return {{"module", "keras.layers"}, {"class_name", layer.class_name()}, {"config", layer.get_config()}, {"registered_name", nullptr}};
+  // Keras registers Functional under its own name; every other class is found through its module.
+  const Json registered = layer.class_name() == "Functional" ? Json("Functional") : Json(nullptr);
+  return {{"module", layer.keras_module()}, {"class_name", layer.class_name()}, {"config", layer.get_config()}, {"registered_name", registered}};
 }
+
+// A nested functional model's node 0 is the one its own construction made: Keras counts its calls from 1.
+int node_offset(const Layer& layer) { return layer.class_name() == "Functional" || layer.class_name() == "Model" ? 1 : 0; }
 
 // (layer name, node index, tensor index): how Keras names a tensor in a functional config.
 using TensorKey = std::tuple<std::string, int, int>;
@@ -203,7 +208,7 @@ std::unique_ptr<Model> functional_from_config(const Json& c) {
         if (args.size() != inbound.tensors.size()) break;
         if (args.empty()) throw std::invalid_argument(fmt::format("model config: layer '{}': an inbound node with no inputs", p.layer->name()));
         const std::vector<Tensor> outs = p.layer->apply(args, inbound.arguments);
-        const int node = calls[p.layer->name()]++;
+        const int node = calls[p.layer->name()]++ + node_offset(*p.layer);
         for (std::size_t i = 0; i < outs.size(); ++i) tensors[{p.layer->name(), node, int(i)}] = outs[i];
         ++p.next_node;
         progress = true;
@@ -260,7 +265,7 @@ Json Model::get_config() {
       }
       nodes[layer].push_back(layer->call_node(args, call.arguments.empty() ? Json::object() : Json::parse(call.arguments)));
     }
-    const int node = node_count[layer]++;
+    const int node = node_count[layer]++ + node_offset(*layer);
     for (std::size_t i = 0; i < call.outputs.size(); ++i) produced[call.outputs[i]] = {layer->name(), node, int(i)};
   }
   Json layers = Json::array();

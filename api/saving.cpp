@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "api/model.h"
+#include "api/model_layer.h"
 #include "layers/bidirectional.h"
 #include "layers/time_distributed.h"
 #include "io/atomic_file.h"
@@ -66,20 +67,6 @@ std::string to_snake_case(const std::string& name) {
   s = std::regex_replace(s, lower_upper, "$1_$2");
   for (char& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
   return s;
-}
-
-// Keras 3's key for each layer in a .weights.h5 file: its snake_case class name, numbered from the second
-// occurrence on (dense, dense_1, ...), in model.layers order.
-std::vector<std::string> keras3_layer_keys(const std::vector<LayerPtr>& layers) {
-  std::map<std::string, int> used;
-  std::vector<std::string> keys;
-  for (const auto& layer : layers) {
-    std::string key = to_snake_case(layer->class_name());
-    auto [it, fresh] = used.emplace(key, 0);
-    if (!fresh) key = fmt::format("{}_{}", key, ++it->second);
-    keys.push_back(key);
-  }
-  return keys;
 }
 
 std::string shape_string(const Shape& s) { return s.to_string(); }
@@ -142,6 +129,18 @@ void Model::save_weights(const std::string& path, const std::map<std::string, st
   out.commit();
 }
 
+std::vector<std::string> keras3_layer_keys(const std::vector<LayerPtr>& layers) {
+  std::map<std::string, int> used;
+  std::vector<std::string> keys;
+  for (const auto& layer : layers) {
+    std::string key = to_snake_case(layer->class_name());
+    auto [it, fresh] = used.emplace(key, 0);
+    if (!fresh) key = fmt::format("{}_{}", key, ++it->second);
+    keys.push_back(key);
+  }
+  return keys;
+}
+
 void Model::write_keras3_weights(io::h5::Group& root, const std::vector<LayerPtr>& layers) const {
   const auto keys = keras3_layer_keys(layers);
   io::h5::Group layers_group = root.create_group("layers");
@@ -174,7 +173,7 @@ void Model::write_legacy_weights(io::h5::Group& group, const std::vector<LayerPt
   for (const auto& layer : layers) {
     io::h5::Group g = group.create_group(layer->name());
     std::vector<std::string> weight_names;
-    for (const auto& w : layer->weights()) weight_names.push_back(prefix + w->name());
+    for (const auto& w : layer->weights()) weight_names.push_back(prefix + layer->saved_weight_name(*w));
     g.set_attribute("weight_names", weight_names);
     for (std::size_t i = 0; i < weight_names.size(); ++i) {
       const auto values = layer->weights()[i]->to_vector();

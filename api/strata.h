@@ -8,6 +8,7 @@
 #include "api/metrics.h"
 #include "api/backup_and_restore.h"
 #include "api/model.h"
+#include "api/model_layer.h"
 #include "api/model_checkpoint.h"
 #include "graph/ops.h"
 #include "layers/activation.h"

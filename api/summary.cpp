@@ -153,7 +153,9 @@ std::string Model::summary_string(int line_length) {
               const auto out = std::find(producer.outputs.begin(), producer.outputs.end(), v);
               if (out == producer.outputs.end()) continue;
               const auto* inbound = static_cast<const Layer*>(producer.module.get());
-              connections += fmt::format("{}{}[{}][{}]", connections.empty() ? "" : ", ", inbound->name(), node,
+              // A nested functional model's calls count from 1, as in Keras's configs.
+              const int shown = node + (inbound->class_name() == "Functional" ? 1 : 0);
+              connections += fmt::format("{}{}[{}][{}]", connections.empty() ? "" : ", ", inbound->name(), shown,
                                          out - producer.outputs.begin());
             }
           }

@@ -70,6 +70,10 @@ class Layer : public std::enable_shared_from_this<Layer> {
   virtual std::vector<std::string> tensor_keywords() const { return {}; }
   // Keras 3's layout of this layer's variables in .weights.h5 files; by default every weight under "vars".
   virtual SavedVariableGroups saved_variable_groups() const { return {{"vars", weights_}}; }
+  // A weight's name in legacy .h5 files ("dense/kernel"; a nested model prefixes its own name).
+  virtual std::string saved_weight_name(const Variable& weight) const { return weight.name(); }
+  // The module Keras serializes the class under.
+  virtual std::string keras_module() const { return "keras.layers"; }
 
   // Weights in creation order (Keras's layer.weights), and the trainable / non-trainable subsets.
   const std::vector<VariablePtr>& weights() const { return weights_; }

@@ -6,6 +6,7 @@
 #include <map>
 #include <stdexcept>
 
+#include "api/model_layer.h"
 #include "layers/activation.h"
 #include "layers/attention.h"
 #include "layers/batch_normalization.h"
@@ -102,6 +103,8 @@ std::vector<std::string> registered_layers() {
 }
 
 LayerPtr layer_from_config(const std::string& class_name, const Json& config) {
+  // A nested model, a layer of the model around it.
+  if (class_name == "Sequential" || class_name == "Functional" || class_name == "Model") return ModelLayer::from_config(class_name, config);
   const auto it = factories().find(class_name);
   if (it == factories().end()) {
     const std::string suggestion = closest_match(class_name, registered_layers());

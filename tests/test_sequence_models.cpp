@@ -54,6 +54,10 @@ TEST_P(KerasSequenceModels, PredictAsKerasDid) {
   const Case c = load_case(name);
   auto model = load_model(kFixtures + name + ".keras");
   expect_outputs(model->predict(c.inputs, {.verbose = 0}), c.outputs);
+  // Keras's .weights.h5 file, into a model rebuilt from the config.
+  auto rebuilt = model_from_json(model->to_json());
+  rebuilt->load_weights(kFixtures + name + ".weights.h5");
+  expect_outputs(rebuilt->predict(c.inputs, {.verbose = 0}), c.outputs);
 }
 
 TEST_P(KerasSequenceModels, SavedFilesRoundTrip) {
@@ -95,7 +99,7 @@ for y, e in zip(ys, case["outputs"]):
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, KerasSequenceModels,
-                         ::testing::Values("seq_embedding_mask", "seq_states", "seq_bidirectional", "seq_attention"));
+                         ::testing::Values("seq_embedding_mask", "seq_states", "seq_bidirectional", "seq_attention", "seq_nested"));
 
 // SimpleRNN (tanh) over a masked batch, written out: a masked step keeps h and repeats the previous
 // output, h, so masked leading steps output the initial state (as Keras 3.15.1's eager
@@ -156,6 +160,38 @@ TEST(Masking, LayersPassOrDropTheMask) {
   EXPECT_FALSE(get_keras_mask(Flatten()(e)).valid());                     // Flatten drops it, as in Keras
   EXPECT_FALSE(get_keras_mask(GlobalAveragePooling1D()(e)).valid());
   EXPECT_FALSE(get_keras_mask(Embedding(5, 3)(tokens)).valid());
+}
+
+// A model used as a layer: one set of weights however often it is called, trained through the outer
+// model, and listed in the outer summary as one layer.
+TEST(NestedModels, SharedWeightsTrainThroughTheOuterModel) {
+  clear_session();
+  set_random_seed(12);
+  Sequential inner({Input({4}), Dense(3, {.activation = "tanh", .name = "d1"}), Dense(2, {.name = "d2"})}, "inner");
+  const Tensor x = Input({4});
+  const Tensor pre = Dense(4, {.name = "pre"})(x);
+  const Tensor y = Add()({inner(pre), inner(x)});
+  Model outer(x, y, "outer");
+  EXPECT_EQ(outer.layers().size(), 4u);  // input, pre, inner, add
+  EXPECT_EQ(outer.count_params(), 20 + 23);
+  const std::string summary = outer.summary_string(100);
+  EXPECT_NE(summary.find("inner (Sequential)"), std::string::npos) << summary;
+  EXPECT_NE(summary.find("inner[0][0]"), std::string::npos) << summary;
+  EXPECT_NE(summary.find("inner[1][0]"), std::string::npos) << summary;
+
+  const Array data = Array::from_floats(test::random_vector(64 * 4, -1, 1, 13), {64, 4});
+  const Array target = Array::from_floats(test::random_vector(64 * 2, -1, 1, 14), {64, 2});
+  const auto before = inner.get_weights()[0].to_floats();
+  outer.compile("adam", "mse");
+  const auto history = outer.fit(data, target, {.epochs = 5, .batch_size = 16, .verbose = 0});
+  EXPECT_LT(history.history.at("loss").back(), history.history.at("loss").front());
+  EXPECT_NE(inner.get_weights()[0].to_floats(), before);  // the inner model's own weights trained
+  // The outer output is the inner model (alone, with the trained weights) applied twice and summed.
+  Model pre_model(x, pre);
+  const auto direct = inner.predict(data, {.verbose = 0}).to_floats();
+  const auto through = inner.predict(pre_model.predict(data, {.verbose = 0}), {.verbose = 0}).to_floats();
+  const auto got = outer.predict(data, {.verbose = 0}).to_floats();
+  for (std::size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], direct[i] + through[i], 1e-5);
 }
 
 TEST(Recurrent, StatesAndErrors) {
