@@ -44,15 +44,15 @@ class OptimizerRef {
 
 struct CompileOptions {
   OptimizerRef optimizer = "rmsprop";
-  LossRef loss;  // every output's, unless output_losses names another
-  std::vector<MetricRef> metrics;
+  LossRef loss = {};  // every output's, unless output_losses names another
+  std::vector<MetricRef> metrics = {};
   std::string backend = "cpu";  // "cuda" runs the same model on the GPU
   // Models of several outputs, as Keras's dict forms, by output name (the name of the layer that makes
   // the output): each output's loss, its weight in the total loss (1 when not named) and its metrics.
   // Logs then hold "loss" (the weighted sum), "<output>_loss" and "<output>_<metric>".
-  std::map<std::string, LossRef> output_losses;
-  std::map<std::string, float> loss_weights;
-  std::map<std::string, std::vector<MetricRef>> output_metrics;
+  std::map<std::string, LossRef> output_losses = {};
+  std::map<std::string, float> loss_weights = {};
+  std::map<std::string, std::vector<MetricRef>> output_metrics = {};
 };
 
 struct ValidationData {

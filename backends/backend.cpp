@@ -90,6 +90,19 @@ std::string_view reduce_op_name(ReduceOp op) {
   return "unknown";
 }
 
+std::string_view rnn_cell_op_name(RnnCellOp op) {
+  switch (op) {
+    case RnnCellOp::lstm: return "lstm_cell";
+    case RnnCellOp::lstm_grad_z: return "lstm_cell_grad_z";
+    case RnnCellOp::lstm_grad_c: return "lstm_cell_grad_c";
+    case RnnCellOp::gru: return "gru_cell";
+    case RnnCellOp::gru_grad_x: return "gru_cell_grad_x";
+    case RnnCellOp::gru_grad_r: return "gru_cell_grad_r";
+    case RnnCellOp::gru_grad_h: return "gru_cell_grad_h";
+  }
+  return "unknown";
+}
+
 AllocationStats Backend::stats() const {
   return AllocationStats{allocations_.load(), live_bytes_.load(), peak_bytes_.load()};
 }

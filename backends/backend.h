@@ -62,6 +62,19 @@ std::string_view reduce_op_name(ReduceOp op);
 
 enum class PoolKind : std::uint8_t { max, average };
 
+// Fused recurrent cells (Keras's defaults: sigmoid gates, tanh activation), one batch of one step. Rows
+// are samples; u is the number of units. Inputs and outputs, in order:
+//   lstm            z (4u: i f c o pre-activations), c_prev (u)        -> h (u), c (u)
+//   lstm_grad_z     z, c_prev, c, dh, dc                               -> dz (4u)
+//   lstm_grad_c     z, c, dh, dc                                       -> dc_prev (u)
+//   gru             x (3u: z r h input projections), r (3u: recurrent products with their bias),
+//                   h_prev (u)                                         -> h (u)   (reset after the product)
+//   gru_grad_x      x, r, h_prev, dh                                   -> dx (3u)
+//   gru_grad_r      x, r, h_prev, dh                                   -> dr (3u)
+//   gru_grad_h      x, r, h_prev, dh                                   -> dh_prev (u)
+enum class RnnCellOp : std::uint8_t { lstm, lstm_grad_z, lstm_grad_c, gru, gru_grad_x, gru_grad_r, gru_grad_h };
+std::string_view rnn_cell_op_name(RnnCellOp op);
+
 enum class RandomKind : std::uint8_t {
   uniform,       // a <= x < b
   normal,        // mean a, standard deviation b
@@ -196,6 +209,10 @@ class Backend {
   // dx (overwritten) from dy; max pooling routes each gradient to the first maximum of its window.
   virtual void pool2d_backward(PoolKind kind, const TensorView& x, const TensorView& y, const TensorView& dy,
                                const TensorView& dx, const Window2D& w) = 0;
+
+  // ---- recurrent cells ----
+  // One fused step of a recurrent cell (see RnnCellOp); float32, rows of contiguous features.
+  virtual void rnn_cell(RnnCellOp op, std::span<const TensorView> inputs, std::span<const TensorView> outputs) = 0;
 
   // ---- random numbers ----
   // Philox-4x32-10 keyed by seed; element i uses counter (offset, i / 4). The same (seed, offset) gives the

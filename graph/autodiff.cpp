@@ -180,6 +180,29 @@ std::vector<Tensor> rule(const Node& node, const std::vector<Tensor>& in, const 
     case OpKind::in_train_phase:
       // Gradients exist only in training, where the first branch is the one computed.
       return {dy, Tensor()};
+    case OpKind::split: {
+      NodeAttrs a;
+      a.axis = at.axis;
+      std::vector<ValueId> pieces;
+      for (const Tensor& d : dout) pieces.push_back(d.id());
+      return {Tensor(dy.graph_ptr(), dy.graph().add_node(OpKind::concat, std::move(a), pieces))};
+    }
+    case OpKind::rnn_cell: {
+      auto cell = [&](RnnCellOp op, std::vector<ValueId> operands) {
+        NodeAttrs a;
+        a.cell = op;
+        return Tensor(dy.graph_ptr(), dy.graph().add_node(OpKind::rnn_cell, std::move(a), std::move(operands)));
+      };
+      if (at.cell == RnnCellOp::lstm) {
+        const ValueId z = in[0].id(), c_prev = in[1].id(), c = out[1].id(), dh = dout[0].id(), dc = dout[1].id();
+        return {cell(RnnCellOp::lstm_grad_z, {z, c_prev, c, dh, dc}), cell(RnnCellOp::lstm_grad_c, {z, c, dh, dc})};
+      }
+      if (at.cell == RnnCellOp::gru) {
+        const std::vector<ValueId> operands = {in[0].id(), in[1].id(), in[2].id(), dy.id()};
+        return {cell(RnnCellOp::gru_grad_x, operands), cell(RnnCellOp::gru_grad_r, operands), cell(RnnCellOp::gru_grad_h, operands)};
+      }
+      break;  // the gradient kernels themselves
+    }
     case OpKind::unary_backward:
     case OpKind::softmax_backward:
     case OpKind::slice_backward:

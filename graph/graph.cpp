@@ -31,6 +31,8 @@ std::string_view op_kind_name(OpKind kind) {
     case OpKind::slice_backward: return "slice_backward";
     case OpKind::pad: return "pad";
     case OpKind::concat: return "concatenate";
+    case OpKind::split: return "split";
+    case OpKind::rnn_cell: return "rnn_cell";
     case OpKind::gather: return "gather";
     case OpKind::scatter_add: return "scatter_add";
     case OpKind::cast: return "cast";
@@ -295,6 +297,32 @@ std::vector<ShapeAndType> infer_outputs(OpKind kind, const NodeAttrs& a, std::sp
         }
       }
       return {{out, in[0].dtype}};
+    }
+    case OpKind::split: {
+      const Shape& x = in[0].shape;
+      const int axis = x.normalize_axis(a.axis);
+      if (a.count <= 0 || x[axis] < 0 || x[axis] % a.count != 0)
+        fail(op, fmt::format("cannot split {} into {} equal pieces along axis {}", x.to_string(), a.count, axis));
+      Shape piece = x;
+      piece[axis] = x[axis] / a.count;
+      return std::vector<ShapeAndType>(std::size_t(a.count), ShapeAndType{piece, in[0].dtype});
+    }
+    case OpKind::rnn_cell: {
+      const std::size_t operands[] = {2, 5, 4, 3, 4, 4, 4};
+      if (in.size() != operands[int(a.cell)]) fail(op, fmt::format("{} takes {} operands", rnn_cell_op_name(a.cell), operands[int(a.cell)]));
+      for (const auto& t : in)
+        if (t.dtype != DType::float32 || t.shape.rank() != 2) fail(op, fmt::format("{} takes (batch, features) float32 operands", rnn_cell_op_name(a.cell)));
+      const Shape& z = in[0].shape;
+      const bool lstm = a.cell == RnnCellOp::lstm || a.cell == RnnCellOp::lstm_grad_z || a.cell == RnnCellOp::lstm_grad_c;
+      if (z[1] <= 0 || z[1] % (lstm ? 4 : 3) != 0) fail(op, fmt::format("{}: gate width {} is not a multiple of {}", rnn_cell_op_name(a.cell), z[1], lstm ? 4 : 3));
+      const Shape units{z[0], z[1] / (lstm ? 4 : 3)};
+      switch (a.cell) {
+        case RnnCellOp::lstm: return {{units, DType::float32}, {units, DType::float32}};
+        case RnnCellOp::lstm_grad_z:
+        case RnnCellOp::gru_grad_x:
+        case RnnCellOp::gru_grad_r: return {{z, DType::float32}};
+        default: return {{units, DType::float32}};
+      }
     }
     case OpKind::gather: {
       const Shape &t = in[0].shape, &idx = in[1].shape;

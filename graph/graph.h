@@ -33,6 +33,7 @@ enum class OpKind : std::uint8_t {
   slice_backward,  // zeros shaped like input 1 (shape only), input 0 copied into the slice
   pad,             // zeros around input 0: attrs.begin before and attrs.size after each dimension
   concat,
+  split,        // attrs.count equal pieces along attrs.axis: one output per piece
   gather,       // table, indices; attrs.axis, attrs.batch_dims
   scatter_add,  // updates, indices, table (shape only): zeros shaped like table plus the scattered updates
   cast,
@@ -46,6 +47,7 @@ enum class OpKind : std::uint8_t {
   in_train_phase,   // input 0 when training, input 1 otherwise (a view)
   stop_gradient,    // a view that autodiff does not cross
   assign,           // training side effect: attrs.variable <- input 0 at the end of the step
+  rnn_cell,         // a fused recurrent cell step or its gradient: attrs.cell (operands as RnnCellOp says)
 };
 std::string_view op_kind_name(OpKind kind);
 
@@ -59,6 +61,8 @@ struct NodeAttrs {
   float alpha = 0.f, beta = 0.f;  // unary parameter; random a, b
   int axis = 0;
   int batch_dims = 0;
+  int count = 0;  // split
+  RnnCellOp cell = RnnCellOp::lstm;
   bool transpose_a = false, transpose_b = false;
   bool log = false;       // softmax
   bool keepdims = false;  // reduce

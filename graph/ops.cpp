@@ -322,6 +322,30 @@ Tensor concatenate(const std::vector<Tensor>& xs, int axis) {
   return make(OpKind::concat, std::move(a), xs);
 }
 
+std::vector<Tensor> split(const Tensor& x, int count, int axis) {
+  NodeAttrs a;
+  a.axis = x.shape().normalize_axis(axis);
+  a.count = count;
+  const ValueId first = make(OpKind::split, std::move(a), {x}).id();
+  const Node& node = x.graph().node(x.graph().value(first).producer);
+  std::vector<Tensor> pieces;
+  for (ValueId v : node.outputs) pieces.emplace_back(x.graph_ptr(), v);
+  return pieces;
+}
+
+std::array<Tensor, 2> lstm_cell(const Tensor& z, const Tensor& c_prev) {
+  NodeAttrs a;
+  a.cell = RnnCellOp::lstm;
+  const Tensor h = make(OpKind::rnn_cell, std::move(a), {z, c_prev});
+  return {h, Tensor(z.graph_ptr(), h.id() + 1)};
+}
+
+Tensor gru_cell(const Tensor& x, const Tensor& r, const Tensor& h_prev) {
+  NodeAttrs a;
+  a.cell = RnnCellOp::gru;
+  return make(OpKind::rnn_cell, std::move(a), {x, r, h_prev});
+}
+
 Tensor slice(const Tensor& x, std::vector<std::int64_t> start, std::vector<std::int64_t> shape) {
   NodeAttrs a;
   a.begin = Shape(std::span<const std::int64_t>(start));

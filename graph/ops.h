@@ -92,6 +92,13 @@ Tensor log_softmax(const Tensor& x, int axis = -1);
 // (..., m, k) x (k, n) folds the leading dimensions; (b..., m, k) x (b..., k, n) is a batched product.
 Tensor matmul(const Operand& a, const Operand& b);
 
+// ---- fused recurrent cells (sigmoid gates, tanh activation; see RnnCellOp) ----
+// LSTM: z (batch, 4u) pre-activations of gates i, f, c, o and c_prev (batch, u) -> {h, c}.
+std::array<Tensor, 2> lstm_cell(const Tensor& z, const Tensor& c_prev);
+// GRU with the reset gate after the recurrent product: x (batch, 3u) input projections, r (batch, 3u)
+// recurrent products with their bias, h_prev (batch, u) -> h.
+Tensor gru_cell(const Tensor& x, const Tensor& r, const Tensor& h_prev);
+
 // ---- reductions (axes empty: all) ----
 Tensor sum(const Tensor& x, std::vector<int> axes = {}, bool keepdims = false);
 Tensor mean(const Tensor& x, std::vector<int> axes = {}, bool keepdims = false);
@@ -108,6 +115,9 @@ Tensor squeeze(const Tensor& x, int axis);
 Tensor concatenate(const std::vector<Tensor>& xs, int axis = 0);
 // Static slice; a size of -1 runs to the end of that dimension.
 Tensor slice(const Tensor& x, std::vector<std::int64_t> start_indices, std::vector<std::int64_t> shape);
+// `count` equal pieces along `axis` (keras.ops.split with a number of sections): one node, whose gradient is
+// one concatenation (slicing a tensor piece by piece would accumulate a full-size gradient per piece).
+std::vector<Tensor> split(const Tensor& x, int count, int axis = 0);
 // Zeros around x: pad_width[i] = {before, after} for dimension i (keras.ops.pad, constant mode).
 Tensor pad(const Tensor& x, const std::vector<std::array<std::int64_t, 2>>& pad_width);
 // keras.ops.take along one axis: table[..., indices, ...].

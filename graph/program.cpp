@@ -44,13 +44,15 @@ struct Program::Plan {
     TensorView a, b, c, out;
     StridedView src, dst;
     GemmArgs gemm;
-    std::size_t copies_begin = 0, copies_end = 0;  // concatenation pieces
+    std::size_t copies_begin = 0, copies_end = 0;      // concatenation and split pieces
+    std::size_t operands_begin = 0, operands_inputs = 0, operands_end = 0;  // rnn_cell: inputs, then outputs
     std::uint64_t seed = 0;
     int axis = 0;
     int node = -1;  // for error messages
   };
   std::vector<Step> steps;
   std::vector<std::pair<StridedView, StridedView>> copies;
+  std::vector<TensorView> operands;
 
   DeviceBuffer arena;
   std::vector<TensorView> views;  // per value of the graph (empty where not part of this plan)
@@ -217,6 +219,9 @@ std::unique_ptr<Program::Plan> Program::make_plan(Mode mode, std::span<const Sha
       run = run || exec[std::size_t(o)];
       shaped = shaped || shape_only[std::size_t(o)];
     }
+    // A node that runs writes every output (a split's pieces, a cell's h and c), so each needs a buffer.
+    if (run)
+      for (ValueId o : node.outputs) exec[std::size_t(o)] = 1;
     for (std::size_t k = 0; k < node.inputs.size(); ++k) {
       const ValueId v = node.inputs[k];
       if (node.kind == OpKind::in_train_phase && int(k) != (training ? 0 : 1)) continue;
@@ -501,6 +506,32 @@ std::unique_ptr<Program::Plan> Program::make_plan(Mode mode, std::span<const Sha
         st.copies_end = plan->copies.size();
         break;
       }
+      case OpKind::split: {
+        // Each piece is a region of the input, seen through the input's strides.
+        const TensorView x = view(in[0]);
+        const auto xs = contiguous_strides(x.shape);
+        st.copies_begin = plan->copies.size();
+        std::int64_t offset = 0;
+        for (ValueId o : node.outputs) {
+          const TensorView piece = view(o);
+          StridedView src;
+          src.data = static_cast<char*>(x.data) + offset * xs[std::size_t(node.attrs.axis)] * std::int64_t(dtype_size(x.dtype));
+          src.dtype = x.dtype;
+          src.shape = piece.shape;
+          src.strides = xs;
+          plan->copies.emplace_back(src, StridedView::contiguous(piece));
+          offset += piece.shape[node.attrs.axis];
+        }
+        st.copies_end = plan->copies.size();
+        break;
+      }
+      case OpKind::rnn_cell:
+        st.operands_begin = plan->operands.size();
+        for (ValueId v : in) plan->operands.push_back(view(v));
+        st.operands_inputs = in.size();
+        for (ValueId o : node.outputs) plan->operands.push_back(view(o));
+        st.operands_end = plan->operands.size();
+        break;
       case OpKind::random_like:
         st.seed = splitmix64(options_.seed ^ splitmix64(node.attrs.seed ^ splitmix64(std::uint64_t(ni))));
         break;
@@ -552,9 +583,15 @@ void Program::execute(Plan& plan) {
         be.copy_strided(st.src, st.dst, false);
         break;
       case OpKind::concat:
+      case OpKind::split:
         for (std::size_t i = st.copies_begin; i < st.copies_end; ++i)
           be.copy_strided(plan.copies[i].first, plan.copies[i].second, false);
         break;
+      case OpKind::rnn_cell: {
+        const std::span<const TensorView> operands(plan.operands.data() + st.operands_begin, st.operands_end - st.operands_begin);
+        be.rnn_cell(st.attrs->cell, operands.first(st.operands_inputs), operands.subspan(st.operands_inputs));
+        break;
+      }
       case OpKind::gather: be.gather(st.a, st.b, st.out, at.axis, at.batch_dims); break;
       case OpKind::scatter_add:
         be.fill(st.out, 0.f);

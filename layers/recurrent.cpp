@@ -53,6 +53,12 @@ void Recurrent::build_multi(const std::vector<Shape>& shapes) {
   }
 }
 
+bool Recurrent::fused_cell() const {
+  // The fused kernels compute Keras's defaults: sigmoid gates and tanh, GRU with the reset after.
+  if (options_.activation != "tanh" || options_.recurrent_activation != "sigmoid") return false;
+  return kind_ == RecurrentKind::lstm || (kind_ == RecurrentKind::gru && options_.reset_after);
+}
+
 Tensor Recurrent::step(const StepWeights& w, const Tensor& x_proj, Tensor& h, Tensor& c, const Tensor& h_in) {
   const int u = units_;
   const auto& act = options_.activation;
@@ -64,6 +70,12 @@ Tensor Recurrent::step(const StepWeights& w, const Tensor& x_proj, Tensor& h, Te
       break;
     case RecurrentKind::lstm: {
       const Tensor z = ops::add(x_proj, ops::matmul(h_in, rk));
+      if (fused_cell()) {
+        const auto hc = ops::lstm_cell(z, c);
+        h = hc[0];
+        c = hc[1];
+        break;
+      }
       const Tensor i = apply_activation(ract, gate(z, 0, u)), f = apply_activation(ract, gate(z, 1, u));
       const Tensor candidate = apply_activation(act, gate(z, 2, u)), o = apply_activation(ract, gate(z, 3, u));
       c = ops::add(ops::multiply(f, c), ops::multiply(i, candidate));
@@ -76,6 +88,10 @@ Tensor Recurrent::step(const StepWeights& w, const Tensor& x_proj, Tensor& h, Te
       if (options_.reset_after) {
         Tensor inner = ops::matmul(h_in, rk);
         if (w.recurrent_bias.valid()) inner = ops::add(inner, w.recurrent_bias);
+        if (fused_cell()) {
+          h = ops::gru_cell(x_proj, inner, h);
+          break;
+        }
         z = apply_activation(ract, ops::add(gate(x_proj, 0, u), gate(inner, 0, u)));
         r = apply_activation(ract, ops::add(gate(x_proj, 1, u), gate(inner, 1, u)));
         hh = apply_activation(act, ops::add(gate(x_proj, 2, u), ops::multiply(r, gate(inner, 2, u))));
@@ -120,8 +136,12 @@ std::vector<Tensor> Recurrent::call_all(const std::vector<Tensor>& inputs, const
     w.kernel_zr = ops::slice(w.recurrent_kernel, {0, 0}, {-1, 2 * u});
     w.kernel_h = ops::slice(w.recurrent_kernel, {0, 2 * u}, {-1, u});
   }
-  // Zero initial states of shape (1, units) broadcast against the batch, or the given ones.
-  const Tensor zero = ops::constant(0.f, x, Shape{1, u});
+  // Every step's slice of the projection, by one split (whose gradient is one concatenation).
+  std::vector<Tensor> step_inputs = ops::split(proj, int(steps), 1);
+  for (Tensor& t : step_inputs) t = ops::reshape(t, {-1, g * u});
+  // Zero initial states, or the given ones. A fused cell reads whole rows, so its zeros take the batch
+  // size; the composite path broadcasts a (1, units) zero against the batch.
+  const Tensor zero = fused_cell() ? ops::full_like(ops::slice(step_inputs[0], {0, 0}, {-1, u}), 0.f) : ops::constant(0.f, x, Shape{1, u});
   const bool given_states = inputs.size() > 1;
   Tensor h = given_states ? inputs[1] : zero;
   Tensor c = kind_ == RecurrentKind::lstm && given_states ? inputs[2] : zero;
@@ -133,7 +153,7 @@ std::vector<Tensor> Recurrent::call_all(const std::vector<Tensor>& inputs, const
   Tensor last_output;
   for (std::int64_t i = 0; i < steps; ++i) {
     const std::int64_t t = options_.go_backwards ? steps - 1 - i : i;
-    const Tensor x_t = ops::reshape(ops::slice(proj, {0, t, 0}, {-1, 1, -1}), {-1, g * u});
+    const Tensor& x_t = step_inputs[std::size_t(t)];
     // The same seed on every step gives every step the same recurrent mask (the draw depends on the seed,
     // the shape and the training step only); the first step's state is zero and needs none.
     const Tensor h_in = options_.recurrent_dropout > 0.f && (i > 0 || given_states) ? ops::dropout(h, options_.recurrent_dropout, seed_ + 1) : h;

@@ -5,7 +5,8 @@
 //   GRU        kernel (in, 3u), recurrent_kernel (u, 3u); gates z, r, h; bias (2, 3u) when reset_after
 //              (the default: the recurrent bias and the reset gate apply after the recurrent product),
 //              (3u) otherwise
-// Recurrent kernels start orthogonal. The output is the last state, or every step's with
+// Recurrent kernels start orthogonal. With Keras's default activations an LSTM or GRU (reset_after) step is
+// one fused cell primitive (ops::lstm_cell, ops::gru_cell) after the recurrent product. The output is the last state, or every step's with
 // return_sequences; go_backwards reads the steps in reverse (and returns them in that order, as Keras).
 // dropout drops input features and recurrent_dropout state units, each with one mask per sequence.
 // return_state adds the final states as outputs (h, and c for LSTM); initial states come as extra inputs
@@ -79,6 +80,9 @@ class Recurrent : public Layer {
   // One step: the new state(s) from this step's input projection (with the input bias); h_in is h as the
   // recurrent product sees it (after recurrent dropout).
   Tensor step(const StepWeights& w, const Tensor& x_proj, Tensor& h, Tensor& c, const Tensor& h_in);
+  // Whether a step is one fused cell primitive (LSTM, GRU with reset_after, Keras's default activations)
+  // rather than a dozen element-wise nodes.
+  bool fused_cell() const;
 
   RecurrentKind kind_;
   int units_;

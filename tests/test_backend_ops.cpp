@@ -333,6 +333,91 @@ TEST_P(BackendOps, ArgmaxSoftmaxAndBackward) {
   }
 }
 
+// The fused recurrent cells: forward against the definition in double, each gradient kernel against
+// central differences of that definition (so the closed-form derivatives are checked independently).
+TEST_P(BackendOps, RecurrentCells) {
+  const std::int64_t rows = 3, u = 5;
+  auto sig = [](double v) { return 1.0 / (1.0 + std::exp(-v)); };
+  // LSTM: z (4u), c_prev (u) -> h, c; the loss sum(dh * h + dc * c) differentiated.
+  const auto z = random_vector(std::size_t(rows * 4 * u), -2, 2, 31), c_prev = random_vector(std::size_t(rows * u), -1, 1, 32);
+  const auto dh = random_vector(std::size_t(rows * u), -1, 1, 33), dc = random_vector(std::size_t(rows * u), -1, 1, 34);
+  auto lstm = [&](std::vector<double> zz, std::vector<double> cp, std::vector<double>& h, std::vector<double>& c) {
+    h.assign(std::size_t(rows * u), 0), c.assign(std::size_t(rows * u), 0);
+    for (std::int64_t b = 0; b < rows; ++b)
+      for (std::int64_t j = 0; j < u; ++j) {
+        const double* zr = zz.data() + b * 4 * u;
+        const std::size_t o = std::size_t(b * u + j);
+        c[o] = sig(zr[u + j]) * cp[o] + sig(zr[j]) * std::tanh(zr[2 * u + j]);
+        h[o] = sig(zr[3 * u + j]) * std::tanh(c[o]);
+      }
+  };
+  auto lstm_loss = [&](const std::vector<double>& zz, const std::vector<double>& cp) {
+    std::vector<double> h, c;
+    lstm(zz, cp, h, c);
+    double l = 0;
+    for (std::size_t i = 0; i < h.size(); ++i) l += dh[i] * h[i] + dc[i] * c[i];
+    return l;
+  };
+  auto numeric = [](auto&& loss, std::vector<double> x) {
+    std::vector<double> g(x.size());
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      const double orig = x[i], eps = 1e-6;
+      x[i] = orig + eps;
+      const double up = loss(x);
+      x[i] = orig - eps;
+      const double down = loss(x);
+      x[i] = orig;
+      g[i] = (up - down) / (2 * eps);
+    }
+    return g;
+  };
+  const std::vector<double> zd(z.begin(), z.end()), cd(c_prev.begin(), c_prev.end());
+  std::vector<double> eh, ec;
+  lstm(zd, cd, eh, ec);
+  DeviceTensor tz(be(), {rows, 4 * u}, z), tcp(be(), {rows, u}, c_prev), th(be(), {rows, u}), tc(be(), {rows, u});
+  DeviceTensor tdh(be(), {rows, u}, dh), tdc(be(), {rows, u}, dc), tdz(be(), {rows, 4 * u}), tdcp(be(), {rows, u});
+  be().rnn_cell(RnnCellOp::lstm, std::vector<TensorView>{tz.view, tcp.view}, std::vector<TensorView>{th.view, tc.view});
+  expect_close(th.read(), eh, 1e-6, 1e-5, "lstm h");
+  expect_close(tc.read(), ec, 1e-6, 1e-5, "lstm c");
+  be().rnn_cell(RnnCellOp::lstm_grad_z, std::vector<TensorView>{tz.view, tcp.view, tc.view, tdh.view, tdc.view}, std::vector<TensorView>{tdz.view});
+  be().rnn_cell(RnnCellOp::lstm_grad_c, std::vector<TensorView>{tz.view, tc.view, tdh.view, tdc.view}, std::vector<TensorView>{tdcp.view});
+  expect_close(tdz.read(), numeric([&](const std::vector<double>& v) { return lstm_loss(v, cd); }, zd), 1e-5, 1e-4, "lstm dz");
+  expect_close(tdcp.read(), numeric([&](const std::vector<double>& v) { return lstm_loss(zd, v); }, cd), 1e-5, 1e-4, "lstm dc_prev");
+
+  // GRU (reset after): x (3u), r (3u), h_prev (u) -> h; the loss sum(dh * h).
+  const auto x = random_vector(std::size_t(rows * 3 * u), -2, 2, 35), r = random_vector(std::size_t(rows * 3 * u), -2, 2, 36);
+  const auto hp = random_vector(std::size_t(rows * u), -1, 1, 37);
+  auto gru_loss = [&](const std::vector<double>& xx, const std::vector<double>& rr, const std::vector<double>& hh, std::vector<double>* out) {
+    double l = 0;
+    for (std::int64_t b = 0; b < rows; ++b)
+      for (std::int64_t j = 0; j < u; ++j) {
+        const double* xr = xx.data() + b * 3 * u;
+        const double* rg = rr.data() + b * 3 * u;
+        const std::size_t o = std::size_t(b * u + j);
+        const double zg = sig(xr[j] + rg[j]), reset = sig(xr[u + j] + rg[u + j]);
+        const double cand = std::tanh(xr[2 * u + j] + reset * rg[2 * u + j]);
+        const double h = zg * hh[o] + (1 - zg) * cand;
+        if (out) (*out)[o] = h;
+        l += dh[o] * h;
+      }
+    return l;
+  };
+  const std::vector<double> xd(x.begin(), x.end()), rd(r.begin(), r.end()), hd(hp.begin(), hp.end());
+  std::vector<double> egh(std::size_t(rows * u));
+  gru_loss(xd, rd, hd, &egh);
+  DeviceTensor gx(be(), {rows, 3 * u}, x), gr(be(), {rows, 3 * u}, r), ghp(be(), {rows, u}, hp), gh(be(), {rows, u});
+  DeviceTensor gdx(be(), {rows, 3 * u}), gdr(be(), {rows, 3 * u}), gdh(be(), {rows, u});
+  be().rnn_cell(RnnCellOp::gru, std::vector<TensorView>{gx.view, gr.view, ghp.view}, std::vector<TensorView>{gh.view});
+  expect_close(gh.read(), egh, 1e-6, 1e-5, "gru h");
+  const std::vector<TensorView> operands{gx.view, gr.view, ghp.view, tdh.view};
+  be().rnn_cell(RnnCellOp::gru_grad_x, operands, std::vector<TensorView>{gdx.view});
+  be().rnn_cell(RnnCellOp::gru_grad_r, operands, std::vector<TensorView>{gdr.view});
+  be().rnn_cell(RnnCellOp::gru_grad_h, operands, std::vector<TensorView>{gdh.view});
+  expect_close(gdx.read(), numeric([&](const std::vector<double>& v) { return gru_loss(v, rd, hd, nullptr); }, xd), 1e-5, 1e-4, "gru dx");
+  expect_close(gdr.read(), numeric([&](const std::vector<double>& v) { return gru_loss(xd, v, hd, nullptr); }, rd), 1e-5, 1e-4, "gru dr");
+  expect_close(gdh.read(), numeric([&](const std::vector<double>& v) { return gru_loss(xd, rd, v, nullptr); }, hd), 1e-5, 1e-4, "gru dh_prev");
+}
+
 TEST_P(BackendOps, GatherAndScatterAdd) {
   // axis 0 (embedding lookup): table (6, 3), indices (2, 4).
   const auto table = random_vector(18, -1, 1, 13);

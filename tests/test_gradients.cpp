@@ -252,6 +252,19 @@ TEST(Gradients, BatchNormalizationLayerWhileTraining) {
                   [](auto& x, auto&) { return BatchNormalization({.axis = 1, .scale = false})(x[0]); }, 3, Mode::training);
 }
 
+TEST(Gradients, SplitAndFusedCells) {
+  check_gradients({rnd({-1, 6, 2}, 90)}, {}, [](auto& x, auto&) {
+    const auto pieces = ops::split(x[0], 3, 1);  // the middle piece unused: its gradient is zero
+    return ops::concatenate({ops::multiply(pieces[2], 2.f), pieces[0]}, 1);
+  });
+  check_gradients({rnd({-1, 8}, 91, 3, -2.f, 2.f), rnd({-1, 2}, 92)}, {}, [](auto& x, auto&) {
+    const auto hc = ops::lstm_cell(x[0], x[1]);
+    return ops::concatenate({hc[0], ops::multiply(hc[1], 0.5f)}, -1);
+  });
+  check_gradients({rnd({-1, 6}, 93, 3, -2.f, 2.f), rnd({-1, 6}, 94, 3, -2.f, 2.f), rnd({-1, 2}, 95)}, {},
+                  [](auto& x, auto&) { return ops::gru_cell(x[0], x[1], x[2]); });
+}
+
 TEST(Gradients, RecurrentLayersThroughTime) {
   // Backpropagation through every step, for each recurrent layer and GRU's two bias layouts.
   check_gradients({rnd({-1, 4, 3}, 64)}, {}, [](auto& x, auto&) { return SimpleRNN(3, {.return_sequences = true})(x[0]); });

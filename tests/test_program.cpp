@@ -163,6 +163,23 @@ TEST(Program, ConvnetTrainingStepsAllocateNothingAfterWarmup) {
   expect_steps_allocate_nothing(p, feeds);
 }
 
+TEST(Program, RecurrentTrainingStepsAllocateNothingAfterWarmup) {
+  // Backpropagation through time over fused LSTM and GRU cells, masked steps and a bidirectional layer.
+  clear_session();
+  const Tensor x = ops::placeholder({-1, 7, 3}, DType::float32, "x");
+  const Tensor labels = ops::placeholder({-1}, DType::int32, "labels");
+  Tensor h = LSTM(6, {.recurrent_dropout = 0.2f, .return_sequences = true})(Masking()(x));
+  h = Bidirectional(GRU(4))(h);
+  const Tensor loss = ops::negative(ops::mean(ops::gather(ops::log_softmax(Dense(5)(h)), labels, 1, 1)));
+  Program p({x, labels}, {loss}, loss, std::make_shared<Optimizer>(OptimizerUpdate{.kind = OptimizerKind::adam, .learning_rate = 1e-3f}));
+  auto sequences = random_vector(16 * 7 * 3, -1, 1, 6);
+  for (int f = 0; f < 3; ++f) sequences[std::size_t(6 * 3 + f)] = 0.f;  // a masked last step
+  std::vector<std::int32_t> y(16);
+  for (std::size_t i = 0; i < y.size(); ++i) y[i] = std::int32_t(i % 5);
+  const TensorView feeds[] = {{sequences.data(), DType::float32, {16, 7, 3}}, {y.data(), DType::int32, {16}}};
+  expect_steps_allocate_nothing(p, feeds);
+}
+
 TEST(Program, LearnsASeparableProblem) {
   Mlp m = build_mlp({8, 32, 4});
   auto opt = std::make_shared<Optimizer>(OptimizerUpdate{.kind = OptimizerKind::adam, .learning_rate = 1e-2f});

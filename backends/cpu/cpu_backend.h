@@ -43,6 +43,7 @@ class CpuBackend final : public Backend {
   void conv2d_backward_filter(const TensorView& x, const TensorView& dy, const TensorView& dkernel,
                               const Window2D& w) override;
   void pool2d(PoolKind kind, const TensorView& x, const TensorView& y, const Window2D& w) override;
+  void rnn_cell(RnnCellOp op, std::span<const TensorView> inputs, std::span<const TensorView> outputs) override;
   void pool2d_backward(PoolKind kind, const TensorView& x, const TensorView& y, const TensorView& dy,
                        const TensorView& dx, const Window2D& w) override;
   void random(RandomKind kind, const TensorView& out, std::uint64_t seed, std::uint64_t offset, float a,
