@@ -1,5 +1,6 @@
 // Model::summary: Keras 3's table, drawn as rich draws it (heavy head, a rule between rows).
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -135,7 +136,13 @@ std::string Model::summary_string(int line_length) {
     if (std::find(shown.begin(), shown.end(), l) == shown.end()) shown.push_back(l);
   for (const auto& layer : shown) {
     const auto input = std::dynamic_pointer_cast<InputLayer>(layer);
-    const std::string shape = input ? input->batch_shape().to_string() : layer->built() ? layer->output_shape().to_string() : "?";
+    std::string shape = input ? input->batch_shape().to_string() : layer->built() ? layer->output_shape().to_string() : "?";
+    if (!input && layer->built() && layer->output_shapes().size() > 1) {
+      // A layer of several outputs: Keras lists every shape.
+      std::vector<std::string> shapes;
+      for (const Shape& s : layer->output_shapes()) shapes.push_back(s.to_string());
+      shape = fmt::format("[{}]", fmt::join(shapes, ", "));
+    }
     const std::string params = input || layer->built() ? thousands(layer->count_params()) : std::string("0 (unbuilt)");
     std::vector<std::string> row = {fmt::format("{} ({})", layer->name(), layer->class_name()), shape, params};
     if (!sequential) {

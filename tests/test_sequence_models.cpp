@@ -211,6 +211,9 @@ TEST(Recurrent, StatesAndErrors) {
     return std::string("no error");
   };
   EXPECT_NE(error_of([&] { LSTM(2, {.return_state = true})(x); }).find("returns 3 tensors; call apply()"), std::string::npos);
+  // Keras's summary lists every output shape of such a layer.
+  const std::string summary = Model(x, {out[0], out[1]}).summary_string(100);
+  EXPECT_NE(summary.find("[(None, 2), (None, 2),"), std::string::npos) << summary;
   const Tensor h = Input({2});
   EXPECT_NE(error_of([&] { LSTM(2).apply({x, h}); }).find("takes 2 initial state(s), got 1"), std::string::npos);
   EXPECT_NE(error_of([&] { GRU(2).apply({x, Input({3})}); }).find("initial state 0 must be (batch, 2), got (None, 3)"), std::string::npos);
