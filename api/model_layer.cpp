@@ -30,9 +30,7 @@ void ModelLayer::build_multi(const std::vector<Shape>& shapes) {
 }
 
 std::vector<Tensor> ModelLayer::call_all(const std::vector<Tensor>& inputs, const Json& call_arguments) {
-  for (const auto& [key, value] : call_arguments.items())
-    if (!value.is_null() && key != "training" && key != "mask")
-      throw std::invalid_argument(fmt::format("model '{}' takes no call argument '{}'", name(), key));
+  call_flags(call_arguments);
   if (inputs.size() != inputs_.size())
     throw std::invalid_argument(fmt::format("model '{}' takes {} inputs, got {}", name(), inputs_.size(), inputs.size()));
   if (class_name_ == "Sequential") {

@@ -1,5 +1,5 @@
 // A sequence classifier on Fashion-MNIST: each image read as 28 rows of 28 features by an LSTM(128),
-// then Dense(10, softmax); Adam, batch 128, as Keras would write it.
+// then Dense(10, softmax); Adam, batch 64, as Keras would write it.
 //   fashion_lstm [EPOCHS]     (data: /usr/share/datasets/fashion-mnist, or $STRATA_FASHION_MNIST)
 #include <fmt/format.h>
 
@@ -14,7 +14,7 @@ int main(int argc, char** argv) try {
   Sequential model({Input({28, 28}), LSTM(128), Dense(10, {.activation = "softmax"})});
   model.summary();
   model.compile(Adam(), "sparse_categorical_crossentropy", {"accuracy"});
-  model.fit(x_train / 255.f, y_train, {.epochs = argc > 1 ? std::atoi(argv[1]) : 10, .batch_size = 128, .validation_split = 0.1});
+  model.fit(x_train / 255.f, y_train, {.epochs = argc > 1 ? std::atoi(argv[1]) : 10, .batch_size = 64, .validation_split = 0.1});
   const Logs test = model.evaluate(x_test / 255.f, y_test, {.verbose = 0});
   fmt::print("test accuracy: {:.4f} - test loss: {:.4f}\n", test.at("accuracy"), test.at("loss"));
 } catch (const std::exception& e) {

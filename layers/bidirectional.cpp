@@ -52,9 +52,7 @@ void Bidirectional::build_multi(const std::vector<Shape>& shapes) {
 }
 
 std::vector<Tensor> Bidirectional::call_all(const std::vector<Tensor>& inputs, const Json& call_arguments) {
-  for (const auto& [key, value] : call_arguments.items())
-    if (!value.is_null() && key != "training" && key != "mask")
-      throw std::invalid_argument(fmt::format("layer '{}' (Bidirectional) takes no call argument '{}'", name(), key));
+  call_flags(call_arguments);
   std::vector<Tensor> forward_inputs = {inputs[0]}, backward_inputs = {inputs[0]};
   const std::size_t states = std::size_t(forward_->state_count());
   if (inputs.size() > 1) {

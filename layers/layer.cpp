@@ -48,10 +48,22 @@ std::shared_ptr<Layer> Layer::shared() {
 }
 
 std::vector<Tensor> Layer::call_all(const std::vector<Tensor>& inputs, const Json& call_arguments) {
-  for (const auto& [key, value] : call_arguments.items())
-    if (!value.is_null() && key != "training" && key != "mask")
-      throw std::invalid_argument(fmt::format("layer '{}' ({}) takes no call argument '{}'", name_, class_name(), key));
+  call_flags(call_arguments);
   return {call_multi(inputs)};
+}
+
+std::map<std::string, bool> Layer::call_flags(const Json& call_arguments, std::initializer_list<const char*> flags) const {
+  std::map<std::string, bool> out;
+  for (const char* f : flags) out[f] = false;
+  for (const auto& [key, value] : call_arguments.items()) {
+    if (value.is_null() || key == "training" || key == "mask") continue;
+    auto it = out.find(key);
+    if (it == out.end()) throw std::invalid_argument(fmt::format("layer '{}' ({}) takes no call argument '{}'", name_, class_name(), key));
+    if (!value.is_boolean())
+      throw std::invalid_argument(fmt::format("layer '{}' ({}): call argument '{}' must be true or false, got {}", name_, class_name(), key, value.dump()));
+    it->second = value.get<bool>();
+  }
+  return out;
 }
 
 std::vector<Tensor> Layer::compute_mask(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs) {

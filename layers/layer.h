@@ -6,6 +6,7 @@
 
 #include <concepts>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -105,6 +106,9 @@ class Layer : public std::enable_shared_from_this<Layer> {
   // The full call: every output, with the call's non-tensor arguments. By default call_multi's one output;
   // arguments other than Keras's "training" and "mask" are refused.
   virtual std::vector<Tensor> call_all(const std::vector<Tensor>& inputs, const Json& call_arguments);
+  // The call's boolean arguments named in `flags` (false when absent); any other argument but Keras's
+  // "training" and "mask" (and nulls) is refused, naming the layer.
+  std::map<std::string, bool> call_flags(const Json& call_arguments, std::initializer_list<const char*> flags = {}) const;
   // Masks: a layer that supports masking passes its first input's mask to its outputs (Dense, Dropout,
   // ...); others drop it, as Keras does. compute_mask() gives each output's mask (an invalid Tensor for
   // none); call() reads its inputs' masks with get_keras_mask().

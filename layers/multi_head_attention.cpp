@@ -48,13 +48,8 @@ void MultiHeadAttention::build_multi(const std::vector<Shape>& shapes) {
 }
 
 std::vector<Tensor> MultiHeadAttention::call_all(const std::vector<Tensor>& inputs, const Json& call_arguments) {
-  bool return_scores = false, causal = false;
-  for (const auto& [key, value] : call_arguments.items()) {
-    if (value.is_null() || key == "training" || key == "mask") continue;
-    if (key == "return_attention_scores" && value.is_boolean()) return_scores = value.get<bool>();
-    else if (key == "use_causal_mask" && value.is_boolean()) causal = value.get<bool>();
-    else throw std::invalid_argument(fmt::format("layer '{}' (MultiHeadAttention): unsupported call argument '{}': {}", name(), key, value.dump()));
-  }
+  const auto flags = call_flags(call_arguments, {"return_attention_scores", "use_causal_mask"});
+  const bool return_scores = flags.at("return_attention_scores"), causal = flags.at("use_causal_mask");
   if (inputs.size() != 2 && inputs.size() != 3)
     throw std::invalid_argument(fmt::format("layer '{}' (MultiHeadAttention) takes query and value, or query, value and key", name()));
   const Tensor& query = inputs[0];

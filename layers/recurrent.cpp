@@ -110,9 +110,7 @@ Tensor Recurrent::step(const StepWeights& w, const Tensor& x_proj, Tensor& h, Te
 }
 
 std::vector<Tensor> Recurrent::call_all(const std::vector<Tensor>& inputs, const Json& call_arguments) {
-  for (const auto& [key, value] : call_arguments.items())
-    if (!value.is_null() && key != "training" && key != "mask")
-      throw std::invalid_argument(fmt::format("layer '{}' ({}) takes no call argument '{}'", name(), class_name(), key));
+  call_flags(call_arguments);
   const Tensor& x = inputs[0];
   const Shape s = x.shape();
   if (s.rank() != 3) throw std::invalid_argument(fmt::format("{} expects (batch, steps, features), got {}", class_name(), s.to_string()));
