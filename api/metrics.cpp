@@ -26,6 +26,7 @@ namespace metrics {
 std::vector<Tensor> MeanMetric::statistics(const Tensor& y_true, const Tensor& y_pred, const Tensor& w) const {
   NameScope scope(y_pred.graph(), name());
   const Tensor v = values(y_true, y_pred);
+  if (v.rank() > 1 && w.rank() == v.rank()) return {ops::sum(ops::multiply(v, w)), ops::sum(w)};
   std::int64_t per_sample = 1;
   for (int i = 1; i < v.rank(); ++i) per_sample *= v.shape()[i];
   const Tensor weighted = ops::sum(ops::multiply(v, weights_like(w, v)));

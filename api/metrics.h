@@ -36,7 +36,8 @@ class Metric {
 
 namespace metrics {
 
-// The weighted mean of a per-sample value: statistics sum(value * w) and sum(w).
+// The weighted mean of a per-sample value: statistics sum(value * w) and sum(w). The weights are per
+// sample (batch,), or per value when shaped like the values (a masked sequence output's steps).
 class MeanMetric : public Metric {
  public:
   using Metric::Metric;

@@ -392,8 +392,16 @@ Model::Step& Model::step_for(const std::vector<Array>& x, const std::vector<Arra
                                                   name_, outputs_.size()));
         metric->set_name(fmt::format("{}_{}", names[o], metric->name()));
       }
+      // As Keras, a masked output's mask weights the steps of mean metrics (accuracy, MAE, ...).
+      Tensor metric_weights = weights;
+      const Tensor mask = get_keras_mask(outputs_[o]);
+      if (mask.valid() && mask.rank() >= 2 && std::dynamic_pointer_cast<metrics::MeanMetric>(metric)) {
+        std::vector<std::int64_t> column(std::size_t(mask.rank()), 1);
+        column[0] = -1;
+        metric_weights = ops::multiply(ops::reshape(weights, column), mask);
+      }
       Step::MetricOut mo{metric, int(program_outputs.size()), {}};
-      for (const Tensor& s : metric->statistics(y_true[o], outputs_[o], weights)) {
+      for (const Tensor& s : metric->statistics(y_true[o], outputs_[o], metric_weights)) {
         if (!s.shape().is_fully_known())
           throw std::invalid_argument(fmt::format("metric {}: statistics must have a fixed shape", metric->name()));
         mo.sizes.push_back(std::size_t(std::max<std::int64_t>(s.shape().numel(), 1)));

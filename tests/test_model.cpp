@@ -266,22 +266,24 @@ TEST(Model, PerOutputLossesWeightsAndMetrics) {
   }
 }
 
-// A sequence output with a mask: the loss averages over the unmasked steps only, as Keras's.
+// A sequence output with a mask: the loss and mean metrics average over the unmasked steps only, as Keras's.
 TEST(Model, LossIgnoresMaskedSteps) {
   clear_session();
   set_random_seed(9);
   const Tensor tokens = Input({4});
   const Tensor y = TimeDistributed(Dense(1))(Embedding(6, 3, {.mask_zero = true})(tokens));
   Model model(tokens, y);
-  model.compile("sgd", "mse");
+  model.compile("sgd", "mse", {"mae"});
   const Array ids = Array::from_floats({1, 2, 0, 0, 3, 4, 5, 1, 0, 0, 0, 0}, {3, 4});
   const Array target = Array::from_floats(test::random_vector(12, -1, 1, 4), {3, 4, 1});
   const auto pred = model.predict(ids, {.verbose = 0}).to_floats();
   const auto t = target.to_floats(), id = ids.to_floats();
-  double sum = 0, valid = 0;
+  double sum = 0, absolute = 0, valid = 0;
   for (std::size_t i = 0; i < 12; ++i)
-    if (id[i] != 0) sum += std::pow(double(pred[i] - t[i]), 2), valid += 1;
-  EXPECT_NEAR(model.evaluate(ids, target, {.verbose = 0}).at("loss"), sum / valid, 1e-6);
+    if (id[i] != 0) sum += std::pow(double(pred[i] - t[i]), 2), absolute += std::fabs(double(pred[i] - t[i])), valid += 1;
+  const Logs logs = model.evaluate(ids, target, {.verbose = 0});
+  EXPECT_NEAR(logs.at("loss"), sum / valid, 1e-6);
+  EXPECT_NEAR(logs.at("mae"), absolute / valid, 1e-6);  // metrics weight the steps by the mask too
 }
 
 TEST(Model, CallbacksSeeEveryBatchAndCanStopTraining) {
