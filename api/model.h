@@ -56,34 +56,34 @@ struct CompileOptions {
 };
 
 struct ValidationData {
-  std::vector<Array> x, y;
-  Array sample_weight;
+  std::vector<Array> x = {}, y = {};
+  Array sample_weight = {};
 };
 
 struct FitOptions {
   int epochs = 1;
   int batch_size = 32;
   int verbose = 1;  // 0 silent, 1 progress bar, 2 one line per epoch
-  std::vector<CallbackPtr> callbacks;
+  std::vector<CallbackPtr> callbacks = {};
   double validation_split = 0.0;  // the last fraction of the samples, taken before shuffling
-  std::optional<ValidationData> validation_data;
+  std::optional<ValidationData> validation_data = {};
   bool shuffle = true;
-  std::map<int, float> class_weight;
-  Array sample_weight;  // (samples,)
+  std::map<int, float> class_weight = {};
+  Array sample_weight = {};  // (samples,)
   int initial_epoch = 0;
 };
 
 struct EvaluateOptions {
   int batch_size = 32;
   int verbose = 1;
-  Array sample_weight;
-  std::vector<CallbackPtr> callbacks;
+  Array sample_weight = {};
+  std::vector<CallbackPtr> callbacks = {};
 };
 
 struct PredictOptions {
   int batch_size = 32;
   int verbose = 1;
-  std::vector<CallbackPtr> callbacks;
+  std::vector<CallbackPtr> callbacks = {};
 };
 
 namespace io::h5 {

@@ -41,7 +41,8 @@ const std::map<std::string, Factory>& factories() {
   static const std::map<std::string, Factory> f = {
       {"Activation", &Activation::from_config}, {"Dense", &Dense::from_config},
       {"Dropout", &Dropout::from_config},       {"Flatten", &Flatten::from_config},
-      {"InputLayer", &InputLayer::from_config}, {"Rescaling", &Rescaling::from_config},
+      {"InputLayer", &InputLayer::from_config}, {"Input", &InputLayer::from_config},  // keras.Input, for YAML
+      {"Rescaling", &Rescaling::from_config},
       {"Reshape", &Reshape::from_config},
       {"Conv1D", &Conv1D::from_config},         {"Conv2D", &Conv2D::from_config},
       {"MaxPooling1D", &MaxPooling1D::from_config}, {"MaxPooling2D", &MaxPooling2D::from_config},

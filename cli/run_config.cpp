@@ -1,0 +1,272 @@
+#include "cli/run_config.h"
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include <filesystem>
+#include <map>
+
+#include "cli/arrays.h"
+#include "layers/registry.h"
+
+namespace strata::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+class Reader {
+ public:
+  explicit Reader(std::string path) : path_(std::move(path)), dir_(fs::path(path_).parent_path()) {}
+
+  [[noreturn]] void fail(const YAML::Node& at, const std::string& message) const {
+    const YAML::Mark m = at.Mark();
+    if (m.is_null() || m.line < 0) throw ConfigError(fmt::format("{}: {}", path_, message));
+    throw ConfigError(fmt::format("{}:{}:{}: {}", path_, m.line + 1, m.column + 1, message));
+  }
+
+  void check_keys(const YAML::Node& map, const char* what, const std::vector<std::string>& known) const {
+    if (!map.IsMap()) fail(map, fmt::format("{} must be a mapping of keys to values", what));
+    for (const auto& kv : map) {
+      const std::string key = kv.first.as<std::string>();
+      if (std::find(known.begin(), known.end(), key) != known.end()) continue;
+      const std::string near = closest_match(key, known);
+      fail(kv.first, near.empty() ? fmt::format("unknown key '{}' in {} (known: {})", key, what, fmt::join(known, ", "))
+                                  : fmt::format("unknown key '{}' in {}; did you mean '{}'?", key, what, near));
+    }
+  }
+
+  template <class T>
+  T get(const YAML::Node& node, const char* what, const char* type) const {
+    try {
+      return node.as<T>();
+    } catch (const YAML::Exception&) {
+      fail(node, fmt::format("'{}' must be {}", what, type));
+    }
+  }
+
+  // A YAML value as JSON, for Keras configs: numbers, booleans and null typed as YAML 1.2 reads them.
+  Json to_json(const YAML::Node& node) const {
+    switch (node.Type()) {
+      case YAML::NodeType::Null:
+      case YAML::NodeType::Undefined: return nullptr;
+      case YAML::NodeType::Sequence: {
+        Json a = Json::array();
+        for (const auto& e : node) a.push_back(to_json(e));
+        return a;
+      }
+      case YAML::NodeType::Map: {
+        Json o = Json::object();
+        for (const auto& kv : node) o[kv.first.as<std::string>()] = to_json(kv.second);
+        return o;
+      }
+      case YAML::NodeType::Scalar: break;
+    }
+    const std::string s = node.Scalar();
+    if (node.Tag() == "!") return s;  // quoted: a string
+    if (s == "true" || s == "True") return true;
+    if (s == "false" || s == "False") return false;
+    if (s == "null" || s == "~" || s == "None") return nullptr;
+    try {
+      std::size_t used = 0;
+      const long long i = std::stoll(s, &used);
+      if (used == s.size()) return i;
+      const double d = std::stod(s, &used);
+      if (used == s.size()) return d;
+    } catch (const std::exception&) {
+    }
+    return s;
+  }
+
+  std::string file(const YAML::Node& node, const char* what) const {
+    const std::string name = get<std::string>(node, what, "a file name");
+    const fs::path p = fs::path(name).is_absolute() ? fs::path(name) : dir_ / name;
+    if (!fs::exists(p)) fail(node, fmt::format("{}: no such file '{}'", what, p.string()));
+    return p.string();
+  }
+
+  // "1/255" or a number.
+  float scale(const YAML::Node& node) const {
+    const std::string s = node.Scalar();
+    const auto slash = s.find('/');
+    try {
+      if (slash != std::string::npos) return std::stof(s.substr(0, slash)) / std::stof(s.substr(slash + 1));
+      return std::stof(s);
+    } catch (const std::exception&) {
+      fail(node, fmt::format("scale must be a number or a fraction such as 1/255, got '{}'", s));
+    }
+  }
+
+  Dataset dataset(const YAML::Node& node, const char* what) const {
+    check_keys(node, what, {"x", "y", "csv", "features", "labels", "scale"});
+    Dataset d;
+    auto names = [&](const char* key) {
+      std::vector<std::string> out;
+      if (!node[key]) return out;
+      if (node[key].IsSequence()) out = get<std::vector<std::string>>(node[key], key, "a list of column names");
+      else out.push_back(get<std::string>(node[key], key, "a column name"));
+      return out;
+    };
+    try {
+      if (node["csv"]) {
+        if (node["x"] || node["y"]) fail(node, fmt::format("{}: give either csv or x and y", what));
+        if (!node["labels"]) fail(node, fmt::format("{}: 'labels' names the CSV column(s) to predict", what));
+        const std::string csv = file(node["csv"], "csv");
+        const auto labels = names("labels");
+        d.x = read_csv_columns(csv, names("features"), labels);
+        d.y = read_csv_columns(csv, labels);
+        if (labels.size() == 1) d.y = d.y.reshaped({d.y.rows()});
+      } else {
+        if (!node["x"] || !node["y"]) fail(node, fmt::format("{} needs x and y (IDX or .npy files), or csv", what));
+        d.x = read_array_file(file(node["x"], "x"));
+        d.y = read_array_file(file(node["y"], "y"));
+      }
+    } catch (const ConfigError&) {
+      throw;
+    } catch (const std::exception& e) {
+      fail(node, e.what());
+    }
+    if (node["scale"]) d.x = d.x.scaled(d.x.scale() * scale(node["scale"]));
+    if (d.x.rows() != d.y.rows()) fail(node, fmt::format("{}: {} samples of x but {} of y", what, d.x.rows(), d.y.rows()));
+    return d;
+  }
+
+  // A Keras object by name ("adam"), {ClassName: {config}} or {class_name: ..., config: ...}.
+  Json keras_object(const YAML::Node& node) const {
+    if (node.IsScalar()) return node.Scalar();
+    if (node.IsMap() && node["class_name"]) return to_json(node);
+    if (node.IsMap() && node.size() == 1) {
+      const auto kv = *node.begin();
+      return Json{{"class_name", kv.first.as<std::string>()}, {"config", kv.second.IsNull() ? Json::object() : to_json(kv.second)}};
+    }
+    fail(node, "expected a name, {ClassName: {config}} or {class_name: ..., config: ...}");
+  }
+
+  std::unique_ptr<Model> model(const YAML::Node& node) const {
+    if (!node.IsSequence()) fail(node, "model must be a list of layers, each {ClassName: {config}}");
+    auto model = std::make_unique<Sequential>();
+    for (const auto& entry : node) {
+      const Json layer = keras_object(entry);
+      if (!layer.is_object()) fail(entry, fmt::format("layer '{}' needs its config: {{{}: {{...}}}}", layer.get<std::string>(), layer.get<std::string>()));
+      try {
+        model->add(layer_from_json(layer));
+      } catch (const std::exception& e) {
+        fail(entry, e.what());
+      }
+    }
+    return model;
+  }
+
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  fs::path dir_;
+};
+
+void apply_override(YAML::Node root, const std::string& assignment, const std::string& path) {
+  const auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0) throw ConfigError(fmt::format("--set {}: expected key.path=value", assignment));
+  std::vector<std::string> keys;
+  std::stringstream ss(assignment.substr(0, eq));
+  for (std::string k; std::getline(ss, k, '.');) keys.push_back(k);
+  YAML::Node value;
+  try {
+    value = YAML::Load(assignment.substr(eq + 1));
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(fmt::format("--set {}: {}", assignment, e.msg));
+  }
+  std::vector<YAML::Node> chain{root};
+  for (std::size_t i = 0; i + 1 < keys.size(); ++i) {
+    YAML::Node next = chain.back()[keys[i]];
+    if (next && !next.IsMap()) throw ConfigError(fmt::format("{}: --set {}: '{}' is not a mapping", path, assignment, keys[i]));
+    chain.push_back(next);
+  }
+  chain.back()[keys.back()] = value;
+}
+
+}  // namespace
+
+RunConfig read_run_config(const std::string& path, const std::vector<std::string>& overrides, bool load_data) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    throw ConfigError(fmt::format("{}: cannot open the file", path));
+  } catch (const YAML::ParserException& e) {
+    throw ConfigError(fmt::format("{}:{}:{}: {}", path, e.mark.line + 1, e.mark.column + 1, e.msg));
+  }
+  for (const auto& o : overrides) apply_override(root, o, path);
+  Reader r(path);
+  if (!root.IsMap()) r.fail(root, "the file must be a mapping with data, model, optimizer, loss, ...");
+  r.check_keys(root, "the config", {"data", "model", "optimizer", "loss", "metrics", "training"});
+  for (const char* required : {"model", "loss"})
+    if (!root[required]) r.fail(root, fmt::format("'{}' is missing", required));
+
+  RunConfig c;
+  c.path = path;
+  if (const YAML::Node t = root["training"]) {
+    r.check_keys(t, "training", {"epochs", "batch_size", "shuffle", "seed", "verbose"});
+    if (t["epochs"]) c.fit.epochs = r.get<int>(t["epochs"], "epochs", "an integer");
+    if (t["batch_size"]) c.fit.batch_size = r.get<int>(t["batch_size"], "batch_size", "an integer");
+    if (t["shuffle"]) c.fit.shuffle = r.get<bool>(t["shuffle"], "shuffle", "true or false");
+    if (t["seed"]) c.seed = r.get<std::uint64_t>(t["seed"], "seed", "a non-negative integer");
+    if (t["verbose"]) c.fit.verbose = r.get<int>(t["verbose"], "verbose", "0, 1 or 2");
+    if (c.fit.epochs < 1) r.fail(t["epochs"], "epochs must be at least 1");
+    if (c.fit.batch_size < 1) r.fail(t["batch_size"], "batch_size must be at least 1");
+  }
+  if (c.seed) set_random_seed(*c.seed);
+  c.model = r.model(root["model"]);
+  CompileOptions options;
+  if (root["optimizer"]) {
+    try {
+      const Json o = r.keras_object(root["optimizer"]);
+      options.optimizer = o.is_string() ? get_optimizer(o.get<std::string>()) : get_optimizer(o);
+    } catch (const ConfigError&) {
+      throw;
+    } catch (const std::exception& e) {
+      r.fail(root["optimizer"], e.what());
+    }
+  }
+  try {
+    const Json l = r.keras_object(root["loss"]);
+    options.loss = l.is_string() ? get_loss(l.get<std::string>()) : get_loss(l);
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const std::exception& e) {
+    r.fail(root["loss"], e.what());
+  }
+  if (const YAML::Node m = root["metrics"]) {
+    if (!m.IsSequence()) r.fail(m, "metrics must be a list");
+    for (const auto& e : m) {
+      const Json metric = r.keras_object(e);
+      try {
+        if (metric.is_string()) {
+          if (metric != "accuracy" && metric != "acc") get_metric(metric.get<std::string>());
+          options.metrics.emplace_back(metric.get<std::string>());
+        } else {
+          options.metrics.emplace_back(get_metric(metric));
+        }
+      } catch (const std::exception& ex) {
+        r.fail(e, ex.what());
+      }
+    }
+  }
+  c.model->compile(std::move(options));
+
+  if (const YAML::Node d = root["data"]) {
+    r.check_keys(d, "data", {"train", "test", "validation", "validation_split"});
+    if (d["validation_split"]) c.validation_split = r.get<double>(d["validation_split"], "validation_split", "a number");
+    if (!(c.validation_split >= 0.0 && c.validation_split < 1.0)) r.fail(d["validation_split"], "validation_split must be in [0, 1)");
+    if (load_data) {
+      if (d["train"]) c.train = r.dataset(d["train"], "data.train");
+      if (d["test"]) c.test = r.dataset(d["test"], "data.test");
+      if (d["validation"]) c.validation = r.dataset(d["validation"], "data.validation");
+    }
+  }
+  c.fit.validation_split = c.validation_split;
+  if (c.validation) c.fit.validation_data = ValidationData{{c.validation->x}, {c.validation->y}, {}};
+  return c;
+}
+
+}  // namespace strata::cli
