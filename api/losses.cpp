@@ -30,6 +30,20 @@ std::optional<Tensor> logits_before(const Tensor& y, bool softmax) {
   return std::nullopt;
 }
 
+// The targets in y_pred's rank, as Keras's squeeze_or_expand_to_same_rank: (batch,) targets meet
+// (batch, 1) predictions. Other shapes must match.
+Tensor matched_targets(const Tensor& y_true, const Tensor& y_pred, const char* loss) {
+  const Shape a = y_true.shape(), b = y_pred.shape();
+  if (a.rank() + 1 == b.rank() && b[b.rank() - 1] == 1) return ops::expand_dims(y_true, -1);
+  if (a.rank() == b.rank() + 1 && a[a.rank() - 1] == 1) return ops::squeeze(y_true, -1);
+  bool ok = a.rank() == b.rank();
+  for (int i = 1; ok && i < a.rank(); ++i) ok = a[i] == b[i] || a[i] < 0 || b[i] < 0;
+  if (!ok)
+    throw std::invalid_argument(fmt::format("{}: targets of shape {} do not match predictions of shape {}", loss,
+                                            a.to_string(), b.to_string()));
+  return y_true;
+}
+
 void require_same_shape(const Tensor& y_true, const Tensor& y_pred, const char* loss) {
   const Shape& a = y_true.shape();
   const Shape& b = y_pred.shape();
@@ -58,20 +72,20 @@ Tensor Loss::operator()(const Tensor& y_true, const Tensor& y_pred, const Tensor
 
 namespace losses {
 
-Tensor MeanSquaredError::per_sample(const Tensor& y_true, const Tensor& y_pred) const {
-  require_same_shape(y_true, y_pred, "mean_squared_error");
+Tensor MeanSquaredError::per_sample(const Tensor& targets, const Tensor& y_pred) const {
+  const Tensor y_true = matched_targets(targets, y_pred, "mean_squared_error");
   return ops::mean(ops::square(ops::subtract(y_pred, as_float(y_true))), {-1});
 }
 
-Tensor MeanAbsoluteError::per_sample(const Tensor& y_true, const Tensor& y_pred) const {
-  require_same_shape(y_true, y_pred, "mean_absolute_error");
+Tensor MeanAbsoluteError::per_sample(const Tensor& targets, const Tensor& y_pred) const {
+  const Tensor y_true = matched_targets(targets, y_pred, "mean_absolute_error");
   return ops::mean(ops::abs(ops::subtract(y_pred, as_float(y_true))), {-1});
 }
 
 Json Huber::get_config() const { return {{"name", name()}, {"reduction", "sum_over_batch_size"}, {"delta", delta}}; }
 
-Tensor Huber::per_sample(const Tensor& y_true, const Tensor& y_pred) const {
-  require_same_shape(y_true, y_pred, "huber_loss");
+Tensor Huber::per_sample(const Tensor& targets, const Tensor& y_pred) const {
+  const Tensor y_true = matched_targets(targets, y_pred, "huber_loss");
   // 0.5 e^2 where |e| <= delta, delta |e| - 0.5 delta^2 elsewhere, written as 0.5 q^2 + delta (|e| - q)
   // with q = min(|e|, delta) so that no select is needed.
   const Tensor e = ops::abs(ops::subtract(y_pred, as_float(y_true)));
@@ -81,9 +95,8 @@ Tensor Huber::per_sample(const Tensor& y_true, const Tensor& y_pred) const {
 
 Json BinaryCrossentropy::get_config() const { return crossentropy_config(*this, options); }
 
-Tensor BinaryCrossentropy::per_sample(const Tensor& y_true_in, const Tensor& y_pred) const {
-  require_same_shape(y_true_in, y_pred, "binary_crossentropy");
-  Tensor y_true = as_float(y_true_in);
+Tensor BinaryCrossentropy::per_sample(const Tensor& targets, const Tensor& y_pred) const {
+  Tensor y_true = as_float(matched_targets(targets, y_pred, "binary_crossentropy"));
   if (options.label_smoothing > 0.f)
     y_true = ops::add(ops::multiply(y_true, 1.f - options.label_smoothing), 0.5f * options.label_smoothing);
   std::optional<Tensor> logits = options.from_logits ? std::optional<Tensor>(y_pred) : logits_before(y_pred, false);

@@ -1,0 +1,180 @@
+// The strata command, run as a user runs it: every subcommand on a small CSV problem and the files it
+// writes; one test per class of bad input, asserting the message, the exit status and that the output
+// directory keeps what an earlier run wrote.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "api/strata.h"
+
+namespace strata {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct CliRun {
+  int status;
+  std::string output;  // stdout and stderr
+};
+
+CliRun strata(const std::string& arguments) {
+  const std::string log = ::testing::TempDir() + "strata_cli.log";
+  const int rc = std::system((std::string(STRATA_CLI) + " " + arguments + " > " + log + " 2>&1").c_str());
+  std::ifstream in(log);
+  std::stringstream text;
+  text << in.rdbuf();
+  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, text.str()};
+}
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// A directory with a CSV regression problem and a config for it.
+class Cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::path(::testing::TempDir()) / ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    std::mt19937 rng(4);
+    std::uniform_real_distribution<float> u(0.f, 1.f);
+    std::ofstream csv(dir_ / "data.csv");
+    csv << "a,b,noise,y\n";
+    for (int i = 0; i < 120; ++i) {
+      const float a = u(rng), b = u(rng), n = u(rng);
+      csv << a << "," << b << "," << n << "," << 2 * a - b << "\n";
+    }
+    write_config("config.yaml", "");
+  }
+
+  void write_config(const std::string& name, const std::string& replace_model) {
+    std::ofstream(dir_ / name) << "data:\n"
+                                  "  train: {csv: data.csv, features: [a, b], labels: y}\n"
+                                  "  test: {csv: data.csv, features: [a, b], labels: y}\n"
+                                  "  validation_split: 0.25\n"
+                               << (replace_model.empty() ? "model:\n  - Input: {shape: [2]}\n  - Dense: {units: 8, activation: tanh}\n  - Dense: {units: 1}\n"
+                                                         : replace_model)
+                               << "optimizer: {Adam: {learning_rate: 0.02}}\n"
+                                  "loss: mse\n"
+                                  "metrics: [mae]\n"
+                                  "training: {epochs: 4, batch_size: 16, seed: 2}\n";
+  }
+
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  fs::path dir_;
+};
+
+TEST_F(Cli, TrainWritesTheModelAndItsHistory) {
+  const CliRun r = strata("train " + path("config.yaml") + " --output-dir " + path("out") + " --epochs 3");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("test_loss"), std::string::npos) << r.output;
+  const std::string history = read_file(dir_ / "out" / "history.csv");
+  EXPECT_EQ(history.substr(0, history.find('\n')), "epoch,loss,mae,val_loss,val_mae");
+  EXPECT_EQ(std::count(history.begin(), history.end(), '\n'), 4);  // header and --epochs 3
+  const std::string svg = read_file(dir_ / "out" / "history.svg");
+  EXPECT_EQ(svg.rfind("<svg", 0), 0u);
+  EXPECT_NE(svg.find("val_mae"), std::string::npos);
+  // The model file is Keras's legacy HDF5 model: it loads, compiled, and predicts.
+  auto model = load_model(path("out/model.h5"));
+  EXPECT_TRUE(model->compiled());
+  EXPECT_EQ(model->predict(Array::from_floats({0.5f, 0.5f}, {1, 2}), {.verbose = 0}).shape(), (Shape{1, 1}));
+  // --set reaches any key.
+  const CliRun more = strata("train " + path("config.yaml") + " --output-dir " + path("out2") + " --set training.epochs=2");
+  ASSERT_EQ(more.status, 0) << more.output;
+  const std::string two = read_file(dir_ / "out2" / "history.csv");
+  EXPECT_EQ(std::count(two.begin(), two.end(), '\n'), 3);
+}
+
+TEST_F(Cli, EvaluatePredictSummaryAndConvert) {
+  ASSERT_EQ(strata("train " + path("config.yaml") + " --output-dir " + path("out")).status, 0);
+  const CliRun e = strata("evaluate " + path("out/model.h5") + " " + path("config.yaml"));
+  ASSERT_EQ(e.status, 0) << e.output;
+  EXPECT_NE(e.output.find("loss: "), std::string::npos);
+  EXPECT_NE(e.output.find("mae: "), std::string::npos);
+
+  std::ofstream(dir_ / "x.csv") << "a,b\n0.1,0.2\n0.9,0.3\n";
+  const CliRun p = strata("predict " + path("out/model.h5") + " --input " + path("x.csv") + " --output " + path("y.csv"));
+  ASSERT_EQ(p.status, 0) << p.output;
+  auto model = load_model(path("out/model.h5"));
+  const auto want = model->predict(Array::from_floats({0.1f, 0.2f, 0.9f, 0.3f}, {2, 2}), {.verbose = 0}).to_floats();
+  std::ifstream y(dir_ / "y.csv");
+  std::string header, row;
+  std::getline(y, header);
+  EXPECT_EQ(header, "column_0");
+  for (float w : want) {
+    std::getline(y, row);
+    EXPECT_NEAR(std::stof(row), w, 1e-5);
+  }
+  const CliRun npy = strata("predict " + path("out/model.h5") + " --input " + path("x.csv") + " --output " + path("y.npy"));
+  ASSERT_EQ(npy.status, 0) << npy.output;
+  EXPECT_EQ(read_file(dir_ / "y.npy").substr(1, 5), "NUMPY");
+
+  const CliRun s = strata("summary " + path("config.yaml"));
+  ASSERT_EQ(s.status, 0) << s.output;
+  EXPECT_NE(s.output.find("Total params: 33"), std::string::npos) << s.output;
+  for (const char* target : {"m.keras", "m.weights.h5", "m2.h5"}) {
+    const CliRun c = strata("convert " + path("out/model.h5") + " " + path(target));
+    ASSERT_EQ(c.status, 0) << c.output;
+    EXPECT_TRUE(fs::exists(dir_ / target));
+  }
+  auto converted = load_model(path("m.keras"));
+  EXPECT_EQ(converted->predict(Array::from_floats({0.1f, 0.2f, 0.9f, 0.3f}, {2, 2}), {.verbose = 0}).to_floats(), want);
+}
+
+// Each class of error: its message, exit status 2 (bad input) or 1 (failed run), and an untouched output.
+TEST_F(Cli, ErrorsNameTheFileLineAndColumnAndClobberNothing) {
+  ASSERT_EQ(strata("train " + path("config.yaml") + " --output-dir " + path("out")).status, 0);
+  const std::string model_before = read_file(dir_ / "out" / "model.h5"), history_before = read_file(dir_ / "out" / "history.csv");
+  struct Case {
+    std::string model_yaml, extra, expected;
+    int status;
+  };
+  const Case cases[] = {
+      {"model:\n  - Input: {shape: [2]}\n  - Dence: {units: 1}\n", "", "bad.yaml:7:5: unknown layer 'Dence'; did you mean 'Dense'?", 2},
+      {"model:\n  - Input: {shape: [2]}\n  - Dense: {units: 1, activaton: relu}\n", "", "bad.yaml:7:5: Dense: unknown or unsupported config key 'activaton'", 2},
+      {"model:\n  - Input: {shape: [2]}\n  - Dense: {units: 1}\n", "--set training.epochs=many", "'epochs' must be an integer", 2},
+      {"model:\n  - Input: {shape: [5]}\n  - Dense: {units: 1}\n", "", "expects shape (None, 5), got data of shape (120, 2)", 1},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.expected);
+    write_config("bad.yaml", c.model_yaml);
+    const CliRun r = strata("train " + path("bad.yaml") + " --output-dir " + path("out") + " " + c.extra);
+    EXPECT_EQ(r.status, c.status) << r.output;
+    EXPECT_NE(r.output.find(c.expected), std::string::npos) << r.output;
+  }
+  // An unknown top-level key, with a suggestion.
+  std::ofstream(dir_ / "typo.yaml") << read_file(dir_ / "config.yaml") << "trainig: {epochs: 2}\n";
+  const CliRun typo = strata("train " + path("typo.yaml") + " --output-dir " + path("out"));
+  EXPECT_EQ(typo.status, 2);
+  EXPECT_NE(typo.output.find("typo.yaml:13:1: unknown key 'trainig' in the config; did you mean 'training'?"), std::string::npos) << typo.output;
+  // A missing data file.
+  std::string text = read_file(dir_ / "config.yaml");
+  text.replace(text.find("csv: data.csv"), 13, "csv: nowhere.csv");
+  std::ofstream(dir_ / "missing.yaml") << text;
+  const CliRun missing = strata("train " + path("missing.yaml") + " --output-dir " + path("out"));
+  EXPECT_EQ(missing.status, 2);
+  EXPECT_NE(missing.output.find("missing.yaml:2:16: csv: no such file"), std::string::npos) << missing.output;
+  // A file that is not YAML, and a config that does not exist.
+  std::ofstream(dir_ / "broken.yaml") << "model: [\n";
+  EXPECT_EQ(strata("train " + path("broken.yaml")).status, 2);
+  EXPECT_NE(strata("train " + path("absent.yaml")).output.find("absent.yaml: cannot open the file"), std::string::npos);
+  // The earlier run's files are as they were.
+  EXPECT_EQ(read_file(dir_ / "out" / "model.h5"), model_before);
+  EXPECT_EQ(read_file(dir_ / "out" / "history.csv"), history_before);
+  // The command line itself.
+  EXPECT_EQ(strata("train").status, 2);
+  EXPECT_EQ(strata("frobnicate").status, 2);
+  EXPECT_NE(strata("--help").output.find("Exit status"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace strata
