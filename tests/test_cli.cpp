@@ -176,5 +176,17 @@ TEST_F(Cli, ErrorsNameTheFileLineAndColumnAndClobberNothing) {
   EXPECT_NE(strata("--help").output.find("Exit status"), std::string::npos);
 }
 
+TEST(CliConfigs, EveryShippedConfigReads) {
+  int seen = 0;
+  for (const auto& entry : fs::directory_iterator(STRATA_CONFIGS_DIR)) {
+    if (entry.path().extension() != ".yaml") continue;
+    ++seen;
+    const CliRun r = strata("summary " + entry.path().string());
+    EXPECT_EQ(r.status, 0) << entry.path() << ": " << r.output;
+    EXPECT_NE(r.output.find("Total params"), std::string::npos) << r.output;
+  }
+  EXPECT_GE(seen, 4);
+}
+
 }  // namespace
 }  // namespace strata
