@@ -10,6 +10,7 @@
 #include "api/model.h"
 #include "api/model_layer.h"
 #include "api/model_checkpoint.h"
+#include "api/training_callbacks.h"
 #include "graph/ops.h"
 #include "layers/activation.h"
 #include "layers/attention.h"

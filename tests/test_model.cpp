@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <fstream>
 #include <regex>
 
 #include "api/strata.h"
@@ -284,6 +285,40 @@ TEST(Model, LossIgnoresMaskedSteps) {
   const Logs logs = model.evaluate(ids, target, {.verbose = 0});
   EXPECT_NEAR(logs.at("loss"), sum / valid, 1e-6);
   EXPECT_NEAR(logs.at("mae"), absolute / valid, 1e-6);  // metrics weight the steps by the mask too
+}
+
+TEST(Model, EarlyStoppingTerminateOnNaNAndCSVLogger) {
+  Blobs data(64);
+  clear_session();
+  set_random_seed(6);
+  {
+    // A learning rate of zero and no shuffling keep the loss exactly flat: no improvement after the first
+    // epoch, so patience 2 stops after epoch 3, and the best weights are the (unchanged) first ones.
+    Sequential model = small_mlp();
+    model.compile(SGD(SGDOptions{.learning_rate = 0.0}), "sparse_categorical_crossentropy");
+    auto stop = std::make_shared<EarlyStopping>(EarlyStoppingOptions{.monitor = "loss", .patience = 2, .restore_best_weights = true});
+    const std::string csv = ::testing::TempDir() + "log.csv";
+    auto logger = std::make_shared<CSVLogger>(csv);
+    const History h = model.fit(data.x, data.y, {.epochs = 10, .verbose = 0, .callbacks = {stop, logger}, .shuffle = false});
+    EXPECT_EQ(h.history.at("loss").size(), 3u);
+    EXPECT_EQ(stop->stopped_epoch(), 2);
+    std::ifstream in(csv);
+    std::string header, row;
+    std::getline(in, header);
+    EXPECT_EQ(header, "epoch,loss");
+    int rows = 0;
+    while (std::getline(in, row)) ++rows;
+    EXPECT_EQ(rows, 3);
+  }
+  {
+    // A diverging learning rate: the loss overflows and training stops at that batch.
+    Sequential model = small_mlp();
+    model.compile(SGD(SGDOptions{.learning_rate = 1e30}), "mse");
+    const Array target = Array::from_floats(std::vector<float>(64 * 3, 1e10f), {64, 3});
+    const History h = model.fit(data.x, target, {.epochs = 5, .batch_size = 4, .verbose = 0, .callbacks = {std::make_shared<TerminateOnNaN>()}});
+    EXPECT_EQ(h.history.at("loss").size(), 1u);
+    EXPECT_FALSE(std::isfinite(h.history.at("loss")[0]));
+  }
 }
 
 TEST(Model, CallbacksSeeEveryBatchAndCanStopTraining) {
