@@ -2,6 +2,8 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <atomic>
+#include <csignal>
 #include <filesystem>
 
 #include "api/strata.h"
@@ -15,24 +17,58 @@ namespace fs = std::filesystem;
 using namespace strata;
 using namespace strata::cli;
 
-constexpr int kFailed = 1;    // data, model or training failed while running
-constexpr int kBadInput = 2;  // bad command line or config file
+constexpr int kFailed = 1;         // data, model or training failed while running
+constexpr int kBadInput = 2;       // bad command line or config file
+constexpr int kInterrupted = 130;  // Ctrl-C: the last epoch's checkpoint is kept for --resume
+
+std::atomic<bool> g_interrupted{false};
+extern "C" void on_interrupt(int) { g_interrupted = true; }
+
+struct Interrupted : std::runtime_error {
+  Interrupted() : std::runtime_error("interrupted") {}
+};
+
+// Ends fit() at the batch during which Ctrl-C came; the epoch checkpoint before it stays.
+class StopOnInterrupt : public Callback {
+ public:
+  void on_train_batch_end(std::int64_t, const Logs&) override {
+    if (g_interrupted) throw Interrupted();
+  }
+};
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 int train(const std::string& config_path, std::vector<std::string> overrides, std::optional<int> epochs, std::optional<int> batch_size,
-          std::optional<std::uint64_t> seed, const std::string& backend, std::string output_dir) {
+          std::optional<std::uint64_t> seed, const std::string& backend, std::string output_dir, bool resume) {
   if (epochs) overrides.push_back(fmt::format("training.epochs={}", *epochs));
   if (batch_size) overrides.push_back(fmt::format("training.batch_size={}", *batch_size));
   if (seed) overrides.push_back(fmt::format("training.seed={}", *seed));
-  RunConfig c = read_run_config(config_path, overrides);
+  RunConfig c = read_run_config(config_path, overrides, true, output_dir);
+  // Every epoch ends with a checkpoint in DIR/backup (removed when training completes), which --resume
+  // continues from after Ctrl-C or a crash.
+  const fs::path backup = fs::path(output_dir) / "backup";
+  const bool has_backup = fs::exists(backup / "latest.weights.h5");
+  if (has_backup && !resume)
+    throw ConfigError(fmt::format("{}: an interrupted run's checkpoint is there; pass --resume to continue it, or remove it to start again",
+                                  backup.string()));
+  if (resume && !has_backup) throw ConfigError(fmt::format("--resume: no checkpoint in {}", backup.string()));
+  fs::create_directories(output_dir);  // callbacks (CSVLogger, ModelCheckpoint) write there while training
+  c.fit.callbacks.push_back(std::make_shared<BackupAndRestore>(backup.string()));
+  c.fit.callbacks.push_back(std::make_shared<StopOnInterrupt>());
+  std::signal(SIGINT, on_interrupt);
   if (!c.train) throw ConfigError(fmt::format("{}: data.train is missing: nothing to train on", config_path));
   if (backend != "cpu") c.model->compile(CompileOptions{.optimizer = c.model->optimizer(), .loss = c.model->compile_options().loss,
                                                         .metrics = c.model->compile_options().metrics, .backend = backend});
   c.model->summary();
-  const History history = c.model->fit(c.train->x, c.train->y, c.fit);
+  History history;
+  try {
+    history = c.model->fit(c.train->x, c.train->y, c.fit);
+  } catch (const Interrupted&) {
+    fmt::print(stderr, "\nstrata: interrupted; {} keeps the last completed epoch: rerun with --resume to continue\n", backup.string());
+    return kInterrupted;
+  }
   if (c.test) {
     const Logs logs = c.model->evaluate(c.test->x, c.test->y, {.batch_size = c.fit.batch_size, .verbose = 0});
     std::string line;
@@ -113,7 +149,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.footer(
       "Exit status: 0 success; 1 the run failed (data, model or training error); 2 bad command line or config file "
-      "(the message names the file, line and column).");
+      "(the message names the file, line and column); 130 interrupted by Ctrl-C (train keeps a checkpoint for --resume).");
 
   std::string config, output_dir = "strata-output", backend = "cpu";
   std::vector<std::string> overrides;
@@ -127,6 +163,8 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--backend", backend, "cpu (default) or cuda");
   train_cmd->add_option("--output-dir", output_dir, "where the results go (default strata-output)");
   train_cmd->add_option("--set", overrides, "override any key: --set training.epochs=3 --set data.validation_split=0.2");
+  bool resume = false;
+  train_cmd->add_flag("--resume", resume, "continue an interrupted run from DIR/backup");
 
   std::string model_path, data_path;
   int eval_batch = 32;
@@ -160,7 +198,7 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : kBadInput;
   }
   try {
-    if (*train_cmd) return train(config, overrides, epochs, batch_size, seed, backend, output_dir);
+    if (*train_cmd) return train(config, overrides, epochs, batch_size, seed, backend, output_dir, resume);
     if (*eval_cmd) {
       if (config.empty() == data_path.empty()) throw ConfigError("evaluate takes CONFIG.yaml or --data FILE.csv");
       return evaluate(model_path, config, data_path, eval_batch);

@@ -157,6 +157,65 @@ class Reader {
     return model;
   }
 
+  CallbackPtr callback(const YAML::Node& entry, const fs::path& output_dir) const {
+    const Json spec = keras_object(entry);
+    const std::string cls = spec.is_string() ? spec.get<std::string>() : spec.value("class_name", std::string());
+    const Json c = spec.is_object() ? spec.value("config", Json::object()) : Json::object();
+    const YAML::Node config = entry.IsMap() && entry.size() == 1 ? entry.begin()->second : entry;
+    auto keys = [&](const std::vector<std::string>& known) {
+      if (config.IsMap()) check_keys(config, cls.c_str(), known);
+    };
+    auto in_output = [&](const char* key) {
+      if (!c.contains(key) || !c.at(key).is_string()) fail(entry, fmt::format("{}: '{}' (a file name) is required", cls, key));
+      const fs::path p = c.at(key).get<std::string>();
+      return (p.is_absolute() ? p : output_dir / p).string();
+    };
+    try {
+      if (cls == "EarlyStopping") {
+        keys({"monitor", "min_delta", "patience", "verbose", "mode", "baseline", "restore_best_weights", "start_from_epoch"});
+        EarlyStoppingOptions o;
+        o.monitor = c.value("monitor", o.monitor);
+        o.min_delta = c.value("min_delta", o.min_delta);
+        o.patience = c.value("patience", o.patience);
+        o.verbose = c.value("verbose", o.verbose);
+        o.mode = c.value("mode", o.mode);
+        if (c.contains("baseline") && !c.at("baseline").is_null()) o.baseline = c.at("baseline").get<double>();
+        o.restore_best_weights = c.value("restore_best_weights", o.restore_best_weights);
+        o.start_from_epoch = c.value("start_from_epoch", o.start_from_epoch);
+        return std::make_shared<EarlyStopping>(o);
+      }
+      if (cls == "ModelCheckpoint") {
+        keys({"filepath", "monitor", "verbose", "save_best_only", "save_weights_only", "mode", "save_freq", "initial_value_threshold"});
+        ModelCheckpointOptions o;
+        o.monitor = c.value("monitor", o.monitor);
+        o.verbose = c.value("verbose", o.verbose);
+        o.save_best_only = c.value("save_best_only", o.save_best_only);
+        o.save_weights_only = c.value("save_weights_only", o.save_weights_only);
+        o.mode = c.value("mode", o.mode);
+        if (c.contains("save_freq") && c.at("save_freq").is_number_integer()) o.save_freq = c.at("save_freq").get<int>();
+        if (c.contains("initial_value_threshold") && !c.at("initial_value_threshold").is_null())
+          o.initial_value_threshold = c.at("initial_value_threshold").get<double>();
+        return std::make_shared<ModelCheckpoint>(in_output("filepath"), o);
+      }
+      if (cls == "CSVLogger") {
+        keys({"filename", "separator", "append"});
+        return std::make_shared<CSVLogger>(in_output("filename"), c.value("separator", std::string(",")), c.value("append", false));
+      }
+      if (cls == "TerminateOnNaN") {
+        keys({});
+        return std::make_shared<TerminateOnNaN>();
+      }
+    } catch (const ConfigError&) {
+      throw;
+    } catch (const std::exception& e) {
+      fail(entry, fmt::format("{}: {}", cls, e.what()));
+    }
+    const std::vector<std::string> supported = {"EarlyStopping", "ModelCheckpoint", "CSVLogger", "TerminateOnNaN"};
+    const std::string near = closest_match(cls, supported);
+    fail(entry, near.empty() || near == cls ? fmt::format("callback '{}' is not available in strata (available: {})", cls, fmt::join(supported, ", "))
+                                            : fmt::format("unknown callback '{}'; did you mean '{}'?", cls, near));
+  }
+
   const std::string& path() const { return path_; }
 
  private:
@@ -187,7 +246,7 @@ void apply_override(YAML::Node root, const std::string& assignment, const std::s
 
 }  // namespace
 
-RunConfig read_run_config(const std::string& path, const std::vector<std::string>& overrides, bool load_data) {
+RunConfig read_run_config(const std::string& path, const std::vector<std::string>& overrides, bool load_data, const std::string& output_dir) {
   YAML::Node root;
   try {
     root = YAML::LoadFile(path);
@@ -199,7 +258,7 @@ RunConfig read_run_config(const std::string& path, const std::vector<std::string
   for (const auto& o : overrides) apply_override(root, o, path);
   Reader r(path);
   if (!root.IsMap()) r.fail(root, "the file must be a mapping with data, model, optimizer, loss, ...");
-  r.check_keys(root, "the config", {"data", "model", "optimizer", "loss", "metrics", "training"});
+  r.check_keys(root, "the config", {"data", "model", "optimizer", "loss", "metrics", "training", "callbacks"});
   for (const char* required : {"model", "loss"})
     if (!root[required]) r.fail(root, fmt::format("'{}' is missing", required));
 
@@ -265,6 +324,10 @@ RunConfig read_run_config(const std::string& path, const std::vector<std::string
     }
   }
   c.fit.validation_split = c.validation_split;
+  if (const YAML::Node cbs = root["callbacks"]) {
+    if (!cbs.IsSequence()) r.fail(cbs, "callbacks must be a list, each {ClassName: {config}}");
+    for (const auto& entry : cbs) c.fit.callbacks.push_back(r.callback(entry, output_dir));
+  }
   if (c.validation) c.fit.validation_data = ValidationData{{c.validation->x}, {c.validation->y}, {}};
   return c;
 }

@@ -12,6 +12,11 @@
 //   loss: sparse_categorical_crossentropy
 //   metrics: [accuracy]
 //   training: {epochs: 10, batch_size: 128, shuffle: true, seed: 1}
+//   callbacks:                                                        # Keras's, by class name
+//     - EarlyStopping: {monitor: val_loss, patience: 2}
+//     - ModelCheckpoint: {filepath: "ckpt-{epoch:02d}.keras"}         # paths relative to the output
+//     - CSVLogger: {filename: log.csv}                                #   directory
+//     - TerminateOnNaN: {}
 #pragma once
 
 #include <memory>
@@ -43,7 +48,8 @@ struct RunConfig {
 };
 
 // Reads `path` after applying `overrides` ("training.epochs=3": a dotted key path and a YAML value).
-// With build_model false the model, optimizer and loss are still checked but no model is made.
-RunConfig read_run_config(const std::string& path, const std::vector<std::string>& overrides, bool load_data = true);
+// Without load_data the data files are not read; callbacks write under output_dir.
+RunConfig read_run_config(const std::string& path, const std::vector<std::string>& overrides, bool load_data = true,
+                          const std::string& output_dir = ".");
 
 }  // namespace strata::cli

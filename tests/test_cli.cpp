@@ -176,6 +176,46 @@ TEST_F(Cli, ErrorsNameTheFileLineAndColumnAndClobberNothing) {
   EXPECT_NE(strata("--help").output.find("Exit status"), std::string::npos);
 }
 
+TEST_F(Cli, CallbacksFromTheConfig) {
+  std::ofstream(dir_ / "callbacks.yaml") << read_file(dir_ / "config.yaml")
+                                        << "callbacks:\n"
+                                           "  - EarlyStopping: {monitor: loss, patience: 1, min_delta: 1000}\n"
+                                           "  - CSVLogger: {filename: log.csv}\n"
+                                           "  - ModelCheckpoint: {filepath: \"ckpt-{epoch:02d}.keras\"}\n"
+                                           "  - TerminateOnNaN\n";
+  const CliRun r = strata("train " + path("callbacks.yaml") + " --output-dir " + path("out") + " --epochs 10");
+  ASSERT_EQ(r.status, 0) << r.output;
+  // No improvement of 1000 is possible: patience 1 stops after the second epoch.
+  const std::string log = read_file(dir_ / "out" / "log.csv");
+  EXPECT_EQ(std::count(log.begin(), log.end(), '\n'), 3) << log;
+  EXPECT_TRUE(fs::exists(dir_ / "out" / "ckpt-01.keras"));
+  EXPECT_TRUE(fs::exists(dir_ / "out" / "ckpt-02.keras"));
+  std::ofstream(dir_ / "unknown.yaml") << read_file(dir_ / "config.yaml") << "callbacks:\n  - EarlyStoping: {}\n";
+  const CliRun bad = strata("train " + path("unknown.yaml"));
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_NE(bad.output.find("unknown.yaml:14:5: unknown callback 'EarlyStoping'; did you mean 'EarlyStopping'?"), std::string::npos) << bad.output;
+}
+
+// Ctrl-C keeps the last epoch's checkpoint; --resume then ends with the weights of an uninterrupted run.
+TEST_F(Cli, InterruptedRunsResumeToTheSameWeights) {
+  const std::string config = path("config.yaml") + " --epochs 2500 --set training.verbose=0";
+  ASSERT_EQ(strata("train " + config + " --output-dir " + path("whole")).status, 0);
+  const std::string cmd = "timeout --preserve-status -s INT 1 " + std::string(STRATA_CLI) + " train " + config + " --output-dir " + path("parts") +
+                          " > /dev/null 2>&1";
+  const int rc = std::system(cmd.c_str());
+  if (!WIFEXITED(rc) || WEXITSTATUS(rc) != 130) GTEST_SKIP() << "the run ended before the interrupt (status " << rc << "): nothing to resume";
+  ASSERT_TRUE(fs::exists(dir_ / "parts" / "backup" / "latest.weights.h5"));
+  EXPECT_FALSE(fs::exists(dir_ / "parts" / "model.h5"));
+  const CliRun again = strata("train " + config + " --output-dir " + path("parts"));
+  EXPECT_EQ(again.status, 2);
+  EXPECT_NE(again.output.find("pass --resume to continue it"), std::string::npos) << again.output;
+  const CliRun resumed = strata("train " + config + " --output-dir " + path("parts") + " --resume");
+  ASSERT_EQ(resumed.status, 0) << resumed.output;
+  auto whole = load_model(path("whole/model.h5")), parts = load_model(path("parts/model.h5"));
+  const Array x = Array::from_floats({0.1f, 0.2f, 0.9f, 0.3f, 0.5f, 0.5f}, {3, 2});
+  EXPECT_EQ(parts->predict(x, {.verbose = 0}).to_floats(), whole->predict(x, {.verbose = 0}).to_floats());
+}
+
 TEST(CliConfigs, EveryShippedConfigReads) {
   int seen = 0;
   for (const auto& entry : fs::directory_iterator(STRATA_CONFIGS_DIR)) {
