@@ -10,6 +10,8 @@
 #include <random>
 #include <sstream>
 
+#include <unistd.h>
+
 #include "api/strata.h"
 
 namespace strata {
@@ -23,7 +25,8 @@ struct CliRun {
 };
 
 CliRun strata(const std::string& arguments) {
-  const std::string log = ::testing::TempDir() + "strata_cli.log";
+  // One log per test process: ctest runs the tests of this file side by side.
+  const std::string log = ::testing::TempDir() + "strata_cli_" + std::to_string(::getpid()) + ".log";
   const int rc = std::system((std::string(STRATA_CLI) + " " + arguments + " > " + log + " 2>&1").c_str());
   std::ifstream in(log);
   std::stringstream text;
