@@ -59,8 +59,11 @@ int train(const std::string& config_path, std::vector<std::string> overrides, st
   c.fit.callbacks.push_back(std::make_shared<StopOnInterrupt>());
   std::signal(SIGINT, on_interrupt);
   if (!c.train) throw ConfigError(fmt::format("{}: data.train is missing: nothing to train on", config_path));
-  if (backend != "cpu") c.model->compile(CompileOptions{.optimizer = c.model->optimizer(), .loss = c.model->compile_options().loss,
-                                                        .metrics = c.model->compile_options().metrics, .backend = backend});
+  if (backend != "cpu") {
+    CompileOptions options = c.model->compile_options();
+    options.backend = backend;
+    c.model->compile(std::move(options));
+  }
   c.model->summary();
   History history;
   try {
@@ -98,7 +101,7 @@ int evaluate(const std::string& model_path, const std::string& config_path, cons
     RunConfig c = read_run_config(config_path, {});
     if (!c.test) throw ConfigError(fmt::format("{}: data.test is missing: nothing to evaluate on", config_path));
     data = std::move(*c.test);
-    if (!model->compiled()) model->compile(std::move(const_cast<CompileOptions&>(c.model->compile_options())));
+    if (!model->compiled()) model->compile(c.model->compile_options());  // a weights-and-architecture file: the config's loss
   } else {
     if (!ends_with(data_path, ".csv")) throw ConfigError("--data takes a CSV file whose last column is the label");
     Array all = read_csv_columns(data_path, {});
