@@ -116,4 +116,60 @@ void CSVLogger::on_train_end(const Logs&) {
   file_ = nullptr;
 }
 
+ReduceLROnPlateau::ReduceLROnPlateau(ReduceLROnPlateauOptions options) : options_(std::move(options)) {
+  if (options_.factor >= 1.0) throw std::invalid_argument("ReduceLROnPlateau does not support a factor >= 1.0");
+  if (options_.mode != "auto" && options_.mode != "min" && options_.mode != "max")
+    throw std::invalid_argument(fmt::format("ReduceLROnPlateau: mode must be \"auto\", \"min\" or \"max\", got \"{}\"", options_.mode));
+  maximize_ = options_.mode == "max" || (options_.mode == "auto" && larger_is_better(options_.monitor));
+}
+
+void ReduceLROnPlateau::on_train_begin(const Logs&) {
+  wait_ = cooldown_counter_ = 0;
+  best_ = maximize_ ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::infinity();
+}
+
+void ReduceLROnPlateau::on_epoch_end(int epoch, const Logs& logs) {
+  auto it = logs.find(options_.monitor);
+  if (it == logs.end()) {
+    fmt::print(stderr, "ReduceLROnPlateau: '{}' is not in the logs; not changing the learning rate\n", options_.monitor);
+    return;
+  }
+  const double current = it->second;
+  if (cooldown_counter_ > 0) {
+    --cooldown_counter_;
+    wait_ = 0;
+  }
+  const bool better = maximize_ ? current > best_ + options_.min_delta : current < best_ - options_.min_delta;
+  if (better) {
+    best_ = current;
+    wait_ = 0;
+  } else if (cooldown_counter_ <= 0 && ++wait_ >= options_.patience) {
+    Optimizer& optimizer = *model()->optimizer();
+    const double old_lr = optimizer.learning_rate();
+    if (old_lr > options_.min_lr) {
+      const double new_lr = std::max(old_lr * options_.factor, options_.min_lr);
+      optimizer.set_learning_rate(float(new_lr));
+      if (options_.verbose > 0) fmt::print("\nEpoch {}: ReduceLROnPlateau reducing learning rate to {}.\n", epoch + 1, new_lr);
+      cooldown_counter_ = options_.cooldown;
+      wait_ = 0;
+    }
+  }
+}
+
+LearningRateScheduler::LearningRateScheduler(std::function<double(int, double)> schedule, int verbose)
+    : schedule_(std::move(schedule)), verbose_(verbose) {}
+
+LearningRateScheduler::LearningRateScheduler(std::shared_ptr<LearningRateSchedule> schedule, int verbose)
+    : schedule_([schedule](int epoch, double) { return double((*schedule)(epoch)); }), verbose_(verbose) {
+  if (!schedule) throw std::invalid_argument("LearningRateScheduler: no schedule");
+}
+
+void LearningRateScheduler::on_epoch_begin(int epoch, const Logs&) {
+  Optimizer& optimizer = *model()->optimizer();
+  const double lr = schedule_(epoch, optimizer.learning_rate());
+  if (!std::isfinite(lr)) throw std::invalid_argument(fmt::format("LearningRateScheduler: the schedule gave {} for epoch {}", lr, epoch));
+  optimizer.set_learning_rate(float(lr));
+  if (verbose_ > 0) fmt::print("\nEpoch {}: LearningRateScheduler setting learning rate to {}.\n", epoch + 1, lr);
+}
+
 }  // namespace strata

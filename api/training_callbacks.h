@@ -1,7 +1,10 @@
-// Keras's training callbacks EarlyStopping, TerminateOnNaN and CSVLogger, with Keras's defaults.
+// Keras's training callbacks EarlyStopping, TerminateOnNaN, CSVLogger, ReduceLROnPlateau and
+// LearningRateScheduler, with Keras's defaults.
 #pragma once
 
 #include <cstdio>
+#include <functional>
+#include <memory>
 #include <limits>
 #include <optional>
 #include <string>
@@ -9,6 +12,7 @@
 
 #include "api/array.h"
 #include "api/callbacks.h"
+#include "optimizers/schedules.h"
 
 namespace strata {
 
@@ -61,6 +65,44 @@ class CSVLogger : public Callback {
   bool append_;
   std::FILE* file_ = nullptr;
   std::vector<std::string> keys_;
+};
+
+struct ReduceLROnPlateauOptions {
+  std::string monitor = "val_loss";
+  double factor = 0.1;
+  int patience = 10;
+  int verbose = 0;
+  std::string mode = "auto";
+  double min_delta = 1e-4;
+  int cooldown = 0;
+  double min_lr = 0.0;
+};
+
+// Multiplies the learning rate by `factor` once `monitor` has not improved for `patience` epochs.
+class ReduceLROnPlateau : public Callback {
+ public:
+  explicit ReduceLROnPlateau(ReduceLROnPlateauOptions options = {});
+  void on_train_begin(const Logs& logs) override;
+  void on_epoch_end(int epoch, const Logs& logs) override;
+
+ private:
+  ReduceLROnPlateauOptions options_;
+  bool maximize_ = false;
+  int wait_ = 0, cooldown_counter_ = 0;
+  double best_ = 0;
+};
+
+// Sets the learning rate at the start of each epoch to schedule(epoch, current rate), as Keras's.
+class LearningRateScheduler : public Callback {
+ public:
+  explicit LearningRateScheduler(std::function<double(int epoch, double lr)> schedule, int verbose = 0);
+  // A Keras schedule object (ExponentialDecay, ...) evaluated at the epoch index.
+  explicit LearningRateScheduler(std::shared_ptr<LearningRateSchedule> schedule, int verbose = 0);
+  void on_epoch_begin(int epoch, const Logs& logs) override;
+
+ private:
+  std::function<double(int, double)> schedule_;
+  int verbose_;
 };
 
 }  // namespace strata

@@ -201,6 +201,27 @@ class Reader {
         keys({"filename", "separator", "append"});
         return std::make_shared<CSVLogger>(in_output("filename"), c.value("separator", std::string(",")), c.value("append", false));
       }
+      if (cls == "ReduceLROnPlateau") {
+        keys({"monitor", "factor", "patience", "verbose", "mode", "min_delta", "cooldown", "min_lr"});
+        ReduceLROnPlateauOptions o;
+        o.monitor = c.value("monitor", o.monitor);
+        o.factor = c.value("factor", o.factor);
+        o.patience = c.value("patience", o.patience);
+        o.verbose = c.value("verbose", o.verbose);
+        o.mode = c.value("mode", o.mode);
+        o.min_delta = c.value("min_delta", o.min_delta);
+        o.cooldown = c.value("cooldown", o.cooldown);
+        o.min_lr = c.value("min_lr", o.min_lr);
+        return std::make_shared<ReduceLROnPlateau>(o);
+      }
+      if (cls == "LearningRateScheduler") {
+        // The schedule by Keras's class name and arguments, evaluated at the epoch index.
+        keys({"schedule", "verbose"});
+        if (!config["schedule"]) fail(entry, "LearningRateScheduler: 'schedule' is required, e.g. {ExponentialDecay: {initial_learning_rate: 0.01, decay_steps: 1, decay_rate: 0.9}}");
+        const Json schedule = keras_object(config["schedule"]);
+        if (!schedule.is_object()) fail(config["schedule"], "LearningRateScheduler: the schedule needs its arguments: {ClassName: {...}}");
+        return std::make_shared<LearningRateScheduler>(schedule_from_json(schedule), c.value("verbose", 0));
+      }
       if (cls == "TerminateOnNaN") {
         keys({});
         return std::make_shared<TerminateOnNaN>();
@@ -210,7 +231,8 @@ class Reader {
     } catch (const std::exception& e) {
       fail(entry, fmt::format("{}: {}", cls, e.what()));
     }
-    const std::vector<std::string> supported = {"EarlyStopping", "ModelCheckpoint", "CSVLogger", "TerminateOnNaN"};
+    const std::vector<std::string> supported = {"EarlyStopping", "ModelCheckpoint", "CSVLogger", "TerminateOnNaN", "ReduceLROnPlateau",
+                                                "LearningRateScheduler"};
     const std::string near = closest_match(cls, supported);
     fail(entry, near.empty() || near == cls ? fmt::format("callback '{}' is not available in strata (available: {})", cls, fmt::join(supported, ", "))
                                             : fmt::format("unknown callback '{}'; did you mean '{}'?", cls, near));

@@ -185,7 +185,10 @@ TEST_F(Cli, CallbacksFromTheConfig) {
                                            "  - EarlyStopping: {monitor: loss, patience: 1, min_delta: 1000}\n"
                                            "  - CSVLogger: {filename: log.csv}\n"
                                            "  - ModelCheckpoint: {filepath: \"ckpt-{epoch:02d}.keras\"}\n"
-                                           "  - TerminateOnNaN\n";
+                                           "  - TerminateOnNaN\n"
+                                           "  - ReduceLROnPlateau: {monitor: loss, patience: 1}\n"
+                                           "  - LearningRateScheduler: {schedule: {ExponentialDecay: {initial_learning_rate: 0.02, decay_steps: 1, "
+                                           "decay_rate: 0.9}}}\n";
   const CliRun r = strata("train " + path("callbacks.yaml") + " --output-dir " + path("out") + " --epochs 10");
   ASSERT_EQ(r.status, 0) << r.output;
   // No improvement of 1000 is possible: patience 1 stops after the second epoch.

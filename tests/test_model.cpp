@@ -321,6 +321,25 @@ TEST(Model, EarlyStoppingTerminateOnNaNAndCSVLogger) {
   }
 }
 
+TEST(Model, LearningRateCallbacks) {
+  Blobs data(64);
+  clear_session();
+  set_random_seed(7);
+  Sequential model = small_mlp();
+  model.compile(SGD(SGDOptions{.learning_rate = 0.1}), "sparse_categorical_crossentropy");
+  // min_delta so large that no epoch after the first improves: patience 1 divides the rate by 10 twice.
+  auto plateau = std::make_shared<ReduceLROnPlateau>(ReduceLROnPlateauOptions{.monitor = "loss", .patience = 1, .min_delta = 1e9});
+  model.fit(data.x, data.y, {.epochs = 3, .verbose = 0, .callbacks = {plateau}});
+  EXPECT_NEAR(model.optimizer()->learning_rate(), 0.001, 1e-9);
+  // A schedule per epoch: set at the start of epochs 0, 1, 2.
+  auto scheduler = std::make_shared<LearningRateScheduler>([](int epoch, double) { return 0.1 * std::pow(0.5, epoch); });
+  model.fit(data.x, data.y, {.epochs = 3, .verbose = 0, .callbacks = {scheduler}});
+  EXPECT_NEAR(model.optimizer()->learning_rate(), 0.025, 1e-9);
+  auto decay = std::make_shared<LearningRateScheduler>(std::make_shared<schedules::ExponentialDecay>(0.2, 1, 0.5));
+  model.fit(data.x, data.y, {.epochs = 2, .verbose = 0, .callbacks = {decay}});
+  EXPECT_NEAR(model.optimizer()->learning_rate(), 0.1, 1e-7);
+}
+
 TEST(Model, CallbacksSeeEveryBatchAndCanStopTraining) {
   clear_session();
   Blobs data(64);
