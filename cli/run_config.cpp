@@ -7,6 +7,7 @@
 #include <map>
 
 #include "cli/arrays.h"
+#include "layers/input_layer.h"
 #include "layers/registry.h"
 
 namespace strata::cli {
@@ -143,18 +144,90 @@ class Reader {
   }
 
   std::unique_ptr<Model> model(const YAML::Node& node) const {
-    if (!node.IsSequence()) fail(node, "model must be a list of layers, each {ClassName: {config}}");
+    if (node.IsMap()) return functional(node);
+    if (!node.IsSequence()) fail(node, "model must be a list of layers (a Sequential) or {inputs, outputs, layers} (a functional graph)");
     auto model = std::make_unique<Sequential>();
-    for (const auto& entry : node) {
-      const Json layer = keras_object(entry);
-      if (!layer.is_object()) fail(entry, fmt::format("layer '{}' needs its config: {{{}: {{...}}}}", layer.get<std::string>(), layer.get<std::string>()));
+    for (const auto& entry : node) model->add(layer(entry, {}));
+    return model;
+  }
+
+  // One layer entry, {ClassName: {config}}; `extra` keys (name, inputs) are the graph's, not the layer's.
+  LayerPtr layer(const YAML::Node& entry, const std::vector<std::string>& extra) const {
+    // yaml-cpp nodes are references: the layer's own part is a fresh node, so that entry stays as it is.
+    const bool graph_entry = entry.IsMap() && !extra.empty();
+    YAML::Node own(YAML::NodeType::Map);
+    if (graph_entry) {
+      for (const auto& kv : entry) {
+        const std::string key = kv.first.as<std::string>();
+        if (std::find(extra.begin(), extra.end(), key) == extra.end()) own[key] = kv.second;
+      }
+      if (own.size() != 1) fail(entry, "a layer entry is {ClassName: {config}}, with optional name and inputs");
+    }
+    Json spec = keras_object(graph_entry ? own : entry);
+    if (!spec.is_object()) fail(entry, fmt::format("layer '{}' needs its config: {{{}: {{...}}}}", spec.get<std::string>(), spec.get<std::string>()));
+    if (entry.IsMap() && entry["name"]) spec["config"]["name"] = get<std::string>(entry["name"], "name", "a string");
+    try {
+      return layer_from_json(spec);
+    } catch (const std::exception& e) {
+      fail(entry, e.what());
+    }
+  }
+
+  // model: {inputs: [names], outputs: [names], layers: [{name: n, ClassName: {config}, inputs: [names]}]}:
+  // each layer is called on the outputs of the layers it names ("name:1" for a layer's second output).
+  std::unique_ptr<Model> functional(const YAML::Node& node) const {
+    check_keys(node, "model", {"inputs", "outputs", "layers", "name"});
+    for (const char* key : {"inputs", "outputs", "layers"})
+      if (!node[key]) fail(node, fmt::format("a functional model needs '{}'", key));
+    if (!node["layers"].IsSequence()) fail(node["layers"], "layers must be a list");
+    GraphScope scope(std::make_shared<Graph>());
+    std::map<std::string, std::vector<Tensor>> produced;
+    auto names = [&](const YAML::Node& n, const char* what) {
+      std::vector<std::string> out;
+      if (n.IsSequence()) out = get<std::vector<std::string>>(n, what, "a list of layer names");
+      else out.push_back(get<std::string>(n, what, "a layer name"));
+      return out;
+    };
+    auto tensor = [&](const std::string& ref, const YAML::Node& at) {
+      const auto colon = ref.rfind(':');
+      const std::string layer = colon == std::string::npos ? ref : ref.substr(0, colon);
+      std::size_t index = 0;
+      if (colon != std::string::npos) index = std::size_t(std::stoul(ref.substr(colon + 1)));
+      auto it = produced.find(layer);
+      if (it == produced.end()) {
+        std::vector<std::string> known;
+        for (const auto& [k, v] : produced) known.push_back(k);
+        const std::string near = closest_match(layer, known);
+        fail(at, near.empty() ? fmt::format("no layer named '{}' before this point", layer)
+                              : fmt::format("no layer named '{}' before this point; did you mean '{}'?", layer, near));
+      }
+      if (index >= it->second.size()) fail(at, fmt::format("layer '{}' has {} output(s), not {}", layer, it->second.size(), index + 1));
+      return it->second[index];
+    };
+    for (const auto& entry : node["layers"]) {
+      if (!entry.IsMap()) fail(entry, "a layer entry is {ClassName: {config}, name: ..., inputs: [...]}");
+      const LayerPtr l = layer(entry, {"name", "inputs"});
+      if (auto input = std::dynamic_pointer_cast<InputLayer>(l)) {
+        produced[l->name()] = {input->output()};
+        continue;
+      }
+      if (!entry["inputs"]) fail(entry, fmt::format("layer '{}' needs inputs: the names of the layers it is called on", l->name()));
+      std::vector<Tensor> args;
+      for (const auto& ref : names(entry["inputs"], "inputs")) args.push_back(tensor(ref, entry["inputs"]));
       try {
-        model->add(layer_from_json(layer));
+        produced[l->name()] = l->apply(args);
       } catch (const std::exception& e) {
         fail(entry, e.what());
       }
     }
-    return model;
+    std::vector<Tensor> inputs, outputs;
+    for (const auto& ref : names(node["inputs"], "inputs")) inputs.push_back(tensor(ref, node["inputs"]));
+    for (const auto& ref : names(node["outputs"], "outputs")) outputs.push_back(tensor(ref, node["outputs"]));
+    try {
+      return std::make_unique<Model>(inputs, outputs, node["name"] ? get<std::string>(node["name"], "name", "a string") : std::string());
+    } catch (const std::exception& e) {
+      fail(node, e.what());
+    }
   }
 
   CallbackPtr callback(const YAML::Node& entry, const fs::path& output_dir) const {
@@ -280,7 +353,7 @@ RunConfig read_run_config(const std::string& path, const std::vector<std::string
   for (const auto& o : overrides) apply_override(root, o, path);
   Reader r(path);
   if (!root.IsMap()) r.fail(root, "the file must be a mapping with data, model, optimizer, loss, ...");
-  r.check_keys(root, "the config", {"data", "model", "optimizer", "loss", "metrics", "training", "callbacks"});
+  r.check_keys(root, "the config", {"data", "model", "optimizer", "loss", "loss_weights", "metrics", "training", "callbacks"});
   for (const char* required : {"model", "loss"})
     if (!root[required]) r.fail(root, fmt::format("'{}' is missing", required));
 
@@ -310,8 +383,23 @@ RunConfig read_run_config(const std::string& path, const std::vector<std::string
     }
   }
   try {
-    const Json l = r.keras_object(root["loss"]);
-    options.loss = l.is_string() ? get_loss(l.get<std::string>()) : get_loss(l);
+    // One loss for every output, or {output name: loss} for a model of several outputs.
+    const YAML::Node loss = root["loss"];
+    const std::vector<std::string> outputs = c.model->output_names();
+    bool per_output = loss.IsMap() && !loss["class_name"];
+    if (per_output)
+      for (const auto& kv : loss) per_output = per_output && std::find(outputs.begin(), outputs.end(), kv.first.as<std::string>()) != outputs.end();
+    if (per_output) {
+      for (const auto& kv : loss) {
+        const Json l = r.keras_object(kv.second);
+        options.output_losses[kv.first.as<std::string>()] = l.is_string() ? get_loss(l.get<std::string>()) : get_loss(l);
+      }
+    } else {
+      const Json l = r.keras_object(loss);
+      options.loss = l.is_string() ? get_loss(l.get<std::string>()) : get_loss(l);
+    }
+    if (const YAML::Node w = root["loss_weights"])
+      for (const auto& kv : w) options.loss_weights[kv.first.as<std::string>()] = r.get<float>(kv.second, "loss_weights", "a number");
   } catch (const ConfigError&) {
     throw;
   } catch (const std::exception& e) {

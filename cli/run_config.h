@@ -8,6 +8,8 @@
 //   model:                                                            # a Sequential's layers, by
 //     - Input: {shape: [28, 28]}                                      # Keras class name and config
 //     - Dense: {units: 10, activation: softmax}
+//   (or a functional graph: {inputs: [x], outputs: [y], layers: [{name: x, Input: {...}},
+//    {name: y, Dense: {...}, inputs: [x]}]}, and loss: {y: mse} per output with loss_weights)
 //   optimizer: adam                                                   # or {Adam: {learning_rate: 1e-3}}
 //   loss: sparse_categorical_crossentropy
 //   metrics: [accuracy]

@@ -222,6 +222,39 @@ TEST_F(Cli, InterruptedRunsResumeToTheSameWeights) {
   EXPECT_EQ(parts->predict(x, {.verbose = 0}).to_floats(), whole->predict(x, {.verbose = 0}).to_floats());
 }
 
+// A functional graph in YAML: layers called on named layers' outputs, per-output losses and weights.
+TEST_F(Cli, FunctionalGraphWithTwoOutputs) {
+  std::ofstream(dir_ / "graph.yaml") << "data:\n"
+                                        "  train: {csv: data.csv, features: [a, b], labels: y}\n"
+                                        "model:\n"
+                                        "  inputs: x\n"
+                                        "  outputs: [main, aux]\n"
+                                        "  layers:\n"
+                                        "    - {name: x, Input: {shape: [2]}}\n"
+                                        "    - {name: left, Dense: {units: 4, activation: tanh}, inputs: x}\n"
+                                        "    - {name: right, Dense: {units: 4}, inputs: x}\n"
+                                        "    - {name: both, Concatenate: {}, inputs: [left, right]}\n"
+                                        "    - {name: main, Dense: {units: 1}, inputs: both}\n"
+                                        "    - {name: aux, Dense: {units: 1}, inputs: left}\n"
+                                        "loss: {main: mse, aux: mae}\n"
+                                        "loss_weights: {aux: 0.5}\n"
+                                        "training: {epochs: 2, seed: 1}\n";
+  const CliRun s = strata("summary " + path("graph.yaml"));
+  ASSERT_EQ(s.status, 0) << s.output;
+  EXPECT_NE(s.output.find("both (Concatenate)"), std::string::npos) << s.output;
+  EXPECT_NE(s.output.find("right[0][0]"), std::string::npos) << s.output;
+  // Two outputs need two target arrays: the single CSV label is refused with the counts.
+  const CliRun r = strata("train " + path("graph.yaml") + " --output-dir " + path("out"));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("has 2 outputs, got 1 target arrays"), std::string::npos) << r.output;
+  std::string text = read_file(dir_ / "graph.yaml");
+  text.replace(text.find("inputs: [left, right]"), 21, "inputs: [left, rigth]");
+  std::ofstream(dir_ / "typo.yaml") << text;
+  const CliRun typo = strata("summary " + path("typo.yaml"));
+  EXPECT_EQ(typo.status, 2);
+  EXPECT_NE(typo.output.find("typo.yaml:10:45: no layer named 'rigth' before this point; did you mean 'right'?"), std::string::npos) << typo.output;
+}
+
 TEST(CliConfigs, EveryShippedConfigReads) {
   int seen = 0;
   for (const auto& entry : fs::directory_iterator(STRATA_CONFIGS_DIR)) {
