@@ -7,6 +7,7 @@
 #include <map>
 
 #include "cli/arrays.h"
+#include "io/hdf5.h"
 #include "layers/input_layer.h"
 #include "layers/registry.h"
 
@@ -99,7 +100,7 @@ class Reader {
   }
 
   Dataset dataset(const YAML::Node& node, const char* what) const {
-    check_keys(node, what, {"x", "y", "csv", "features", "labels", "scale"});
+    check_keys(node, what, {"x", "y", "csv", "features", "labels", "scale", "h5"});
     Dataset d;
     auto names = [&](const char* key) {
       std::vector<std::string> out;
@@ -117,8 +118,20 @@ class Reader {
         d.x = read_csv_columns(csv, names("features"), labels);
         d.y = read_csv_columns(csv, labels);
         if (labels.size() == 1) d.y = d.y.reshaped({d.y.rows()});
+      } else if (node["h5"]) {
+        // Datasets of an HDF5 file by path (x: /train/images), read as float32.
+        if (!node["x"] || !node["y"]) fail(node, fmt::format("{}: h5 needs x and y, the datasets' paths in the file", what));
+        const io::h5::File h5 = io::h5::File::open(file(node["h5"], "h5"));
+        auto dataset = [&](const char* key) {
+          std::string name = get<std::string>(node[key], key, "a dataset path");
+          name.erase(0, name.find_first_not_of('/'));  // paths from the root, with or without the leading slash
+          io::h5::FloatArray a = h5.read_floats(name);
+          return Array::from_floats(std::move(a.values), a.shape);
+        };
+        d.x = dataset("x");
+        d.y = dataset("y");
       } else {
-        if (!node["x"] || !node["y"]) fail(node, fmt::format("{} needs x and y (IDX or .npy files), or csv", what));
+        if (!node["x"] || !node["y"]) fail(node, fmt::format("{} needs x and y (IDX or .npy files), h5 with x and y, or csv", what));
         d.x = read_array_file(file(node["x"], "x"));
         d.y = read_array_file(file(node["y"], "y"));
       }

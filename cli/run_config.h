@@ -3,7 +3,8 @@
 //
 //   data:
 //     train: {x: train-images.gz, y: train-labels.gz, scale: 1/255}   # IDX or .npy files, or
-//     test:  {csv: test.csv, features: [a, b], labels: [y]}           # CSV columns by name
+//     test:  {csv: test.csv, features: [a, b], labels: [y]}           # CSV columns by name, or
+//     validation: {h5: data.h5, x: /val/x, y: /val/y}                 # HDF5 datasets by path
 //     validation_split: 0.1                                           # or validation: {...}
 //   model:                                                            # a Sequential's layers, by
 //     - Input: {shape: [28, 28]}                                      # Keras class name and config

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "api/strata.h"
+#include "io/hdf5.h"
 
 namespace strata {
 namespace {
@@ -253,6 +254,31 @@ TEST_F(Cli, FunctionalGraphWithTwoOutputs) {
   const CliRun typo = strata("summary " + path("typo.yaml"));
   EXPECT_EQ(typo.status, 2);
   EXPECT_NE(typo.output.find("typo.yaml:10:45: no layer named 'rigth' before this point; did you mean 'right'?"), std::string::npos) << typo.output;
+}
+
+// Data from datasets of an HDF5 file, by path.
+TEST_F(Cli, DataFromAnHdf5File) {
+  {
+    io::h5::File f = io::h5::File::create(path("data.h5"));
+    std::vector<float> x(40 * 2), y(40);
+    for (int i = 0; i < 40; ++i) x[std::size_t(2 * i)] = float(i) / 40.f, x[std::size_t(2 * i + 1)] = 1.f - float(i) / 40.f, y[std::size_t(i)] = float(i % 2);
+    f.write_floats("train/x", {40, 2}, x.data());
+    f.write_floats("train/y", {40}, y.data());
+    f.close();
+  }
+  std::ofstream(dir_ / "h5.yaml") << "data:\n  train: {h5: data.h5, x: /train/x, y: /train/y}\n"
+                                     "model:\n  - Input: {shape: [2]}\n  - Dense: {units: 1, activation: sigmoid}\n"
+                                     "loss: binary_crossentropy\nmetrics: [accuracy]\ntraining: {epochs: 2}\n";
+  const CliRun r = strata("train " + path("h5.yaml") + " --output-dir " + path("out"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  const std::string history = read_file(dir_ / "out" / "history.csv");
+  EXPECT_EQ(history.substr(0, history.find('\n')), "epoch,accuracy,loss");
+  std::ofstream(dir_ / "h5bad.yaml") << "data:\n  train: {h5: data.h5, x: /train/nothing, y: /train/y}\n"
+                                        "model:\n  - Input: {shape: [2]}\n  - Dense: {units: 1}\nloss: mse\n";
+  const CliRun bad = strata("train " + path("h5bad.yaml") + " --output-dir " + path("out"));
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_NE(bad.output.find("h5bad.yaml:2:10:"), std::string::npos) << bad.output;
+  EXPECT_NE(bad.output.find("nothing"), std::string::npos) << bad.output;
 }
 
 TEST(CliConfigs, EveryShippedConfigReads) {
