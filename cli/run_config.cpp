@@ -7,6 +7,7 @@
 #include <map>
 
 #include "cli/arrays.h"
+#include "cli/tensorboard.h"
 #include "io/hdf5.h"
 #include "layers/input_layer.h"
 #include "layers/registry.h"
@@ -308,6 +309,15 @@ class Reader {
         if (!schedule.is_object()) fail(config["schedule"], "LearningRateScheduler: the schedule needs its arguments: {ClassName: {...}}");
         return std::make_shared<LearningRateScheduler>(schedule_from_json(schedule), c.value("verbose", 0));
       }
+      if (cls == "TensorBoard") {
+        keys({"log_dir", "histogram_freq", "write_graph", "write_images", "write_steps_per_second", "update_freq", "profile_batch",
+              "embeddings_freq", "embeddings_metadata"});
+        if (c.value("histogram_freq", 0) != 0 || c.value("write_images", false) || c.value("embeddings_freq", 0) != 0 ||
+            (c.contains("update_freq") && c.at("update_freq") != "epoch"))
+          fail(entry, "TensorBoard: strata writes the epoch scalars only (histogram_freq 0, update_freq epoch, no images or embeddings)");
+        const fs::path log_dir = c.value("log_dir", std::string("logs"));
+        return std::make_shared<TensorBoard>((log_dir.is_absolute() ? log_dir : output_dir / log_dir).string());
+      }
       if (cls == "TerminateOnNaN") {
         keys({});
         return std::make_shared<TerminateOnNaN>();
@@ -318,7 +328,7 @@ class Reader {
       fail(entry, fmt::format("{}: {}", cls, e.what()));
     }
     const std::vector<std::string> supported = {"EarlyStopping", "ModelCheckpoint", "CSVLogger", "TerminateOnNaN", "ReduceLROnPlateau",
-                                                "LearningRateScheduler"};
+                                                "LearningRateScheduler", "TensorBoard"};
     const std::string near = closest_match(cls, supported);
     fail(entry, near.empty() || near == cls ? fmt::format("callback '{}' is not available in strata (available: {})", cls, fmt::join(supported, ", "))
                                             : fmt::format("unknown callback '{}'; did you mean '{}'?", cls, near));

@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(build-essential cmake ninja-build ccache libeigen3-dev libfmt-dev zlib1g-dev nlohmann-json3-dev libhdf5-dev libgtest-dev libyaml-cpp-dev libcli11-dev
+packages=(build-essential cmake ninja-build ccache libeigen3-dev libfmt-dev zlib1g-dev nlohmann-json3-dev libhdf5-dev libgtest-dev libyaml-cpp-dev libcli11-dev libprotobuf-dev protobuf-compiler
           dataset-fashion-mnist)
 missing=()
 for p in "${packages[@]}"; do
