@@ -538,7 +538,8 @@ History Model::fit(const std::vector<Array>& x, const std::vector<Array>& y, Fit
   std::vector<CallbackPtr> quiet_callbacks = options.callbacks;  // validation reports to the user's callbacks only
 
   BatchFeeds feeds(x, input_dtypes(), y, step.y_dtypes, options.batch_size);
-  shuffle_rng_.seed(next_random_seed());
+  const std::uint64_t drawn = next_random_seed();  // drawn either way, so that later seeds do not shift
+  shuffle_rng_.seed(options.shuffle_seed ? *options.shuffle_seed : drawn);
   stop_training = false;
   fit_program_ = step.program.get();
   struct ForgetProgram {  // also when a callback or a step throws

@@ -68,6 +68,7 @@ struct FitOptions {
   double validation_split = 0.0;  // the last fraction of the samples, taken before shuffling
   std::optional<ValidationData> validation_data = {};
   bool shuffle = true;
+  std::optional<std::uint64_t> shuffle_seed = {};  // unset: drawn from the global seed, as everything else
   std::map<int, float> class_weight = {};
   Array sample_weight = {};  // (samples,)
   int initial_epoch = 0;

@@ -67,13 +67,13 @@ int train(const std::string& config_path, std::vector<std::string> overrides, st
   c.model->summary();
   History history;
   try {
-    history = c.model->fit(c.train->x, c.train->y, c.fit);
+    history = c.model->fit(std::vector<Array>{c.train->x}, c.train->y, c.fit);
   } catch (const Interrupted&) {
     fmt::print(stderr, "\nstrata: interrupted; {} keeps the last completed epoch: rerun with --resume to continue\n", backup.string());
     return kInterrupted;
   }
   if (c.test) {
-    const Logs logs = c.model->evaluate(c.test->x, c.test->y, {.batch_size = c.fit.batch_size, .verbose = 0});
+    const Logs logs = c.model->evaluate(std::vector<Array>{c.test->x}, c.test->y, {.batch_size = c.fit.batch_size, .verbose = 0});
     std::string line;
     for (const auto& [k, v] : logs) line += fmt::format("{}test_{}: {:.4f}", line.empty() ? "" : " - ", k, v);
     fmt::print("{}\n", line);
@@ -113,10 +113,10 @@ int evaluate(const std::string& model_path, const std::string& config_path, cons
       y.push_back(v[std::size_t((r + 1) * cols - 1)]);
     }
     data.x = Array::from_floats(x, {all.rows(), cols - 1});
-    data.y = Array::from_floats(y, {all.rows()});
+    data.y = {Array::from_floats(y, {all.rows()})};
   }
   if (!model->compiled()) throw std::invalid_argument(fmt::format("{}: the model file has no training config (loss); give CONFIG.yaml", model_path));
-  const Logs logs = model->evaluate(data.x, data.y, {.batch_size = batch_size, .verbose = 0});
+  const Logs logs = model->evaluate(std::vector<Array>{data.x}, data.y, {.batch_size = batch_size, .verbose = 0});
   for (const auto& [k, v] : logs) fmt::print("{}: {:.6f}\n", k, v);
   return 0;
 }

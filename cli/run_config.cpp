@@ -100,7 +100,8 @@ class Reader {
     }
   }
 
-  Dataset dataset(const YAML::Node& node, const char* what) const {
+  // outputs: the model's output names, which a CSV `labels` mapping is keyed by.
+  Dataset dataset(const YAML::Node& node, const char* what, const std::vector<std::string>& outputs) const {
     check_keys(node, what, {"x", "y", "csv", "features", "labels", "scale", "h5"});
     Dataset d;
     auto names = [&](const char* key) {
@@ -115,10 +116,28 @@ class Reader {
         if (node["x"] || node["y"]) fail(node, fmt::format("{}: give either csv or x and y", what));
         if (!node["labels"]) fail(node, fmt::format("{}: 'labels' names the CSV column(s) to predict", what));
         const std::string csv = file(node["csv"], "csv");
-        const auto labels = names("labels");
-        d.x = read_csv_columns(csv, names("features"), labels);
-        d.y = read_csv_columns(csv, labels);
-        if (labels.size() == 1) d.y = d.y.reshaped({d.y.rows()});
+        // labels: column(s) of the one output, or {output name: column(s)} for several.
+        std::vector<std::vector<std::string>> per_output;
+        if (node["labels"].IsMap()) {
+          for (const auto& kv : node["labels"])
+            if (std::find(outputs.begin(), outputs.end(), kv.first.as<std::string>()) == outputs.end())
+              fail(kv.first, fmt::format("'{}' is not an output of the model (outputs: {})", kv.first.as<std::string>(), fmt::join(outputs, ", ")));
+          for (const auto& out : outputs) {
+            if (!node["labels"][out]) fail(node["labels"], fmt::format("labels: no column for output '{}'", out));
+            const YAML::Node cols = node["labels"][out];
+            per_output.push_back(cols.IsSequence() ? get<std::vector<std::string>>(cols, "labels", "column names")
+                                                   : std::vector<std::string>{get<std::string>(cols, "labels", "a column name")});
+          }
+        } else {
+          per_output.push_back(names("labels"));
+        }
+        std::vector<std::string> all_labels;
+        for (const auto& cols : per_output) all_labels.insert(all_labels.end(), cols.begin(), cols.end());
+        d.x = read_csv_columns(csv, names("features"), all_labels);
+        for (const auto& cols : per_output) {
+          Array y = read_csv_columns(csv, cols);
+          d.y.push_back(cols.size() == 1 ? y.reshaped({y.rows()}) : y);
+        }
       } else if (node["h5"]) {
         // Datasets of an HDF5 file by path (x: /train/images), read as float32.
         if (!node["x"] || !node["y"]) fail(node, fmt::format("{}: h5 needs x and y, the datasets' paths in the file", what));
@@ -130,11 +149,23 @@ class Reader {
           return Array::from_floats(std::move(a.values), a.shape);
         };
         d.x = dataset("x");
-        d.y = dataset("y");
+        if (node["y"].IsSequence()) {
+          for (const auto& e : node["y"]) {
+            std::string name = get<std::string>(e, "y", "a dataset path");
+            name.erase(0, name.find_first_not_of('/'));
+            io::h5::FloatArray a = h5.read_floats(name);
+            d.y.push_back(Array::from_floats(std::move(a.values), a.shape));
+          }
+        } else {
+          d.y.push_back(dataset("y"));
+        }
       } else {
         if (!node["x"] || !node["y"]) fail(node, fmt::format("{} needs x and y (IDX or .npy files), h5 with x and y, or csv", what));
         d.x = read_array_file(file(node["x"], "x"));
-        d.y = read_array_file(file(node["y"], "y"));
+        if (node["y"].IsSequence())  // one file per output
+          for (const auto& e : node["y"]) d.y.push_back(read_array_file(file(e, "y")));
+        else
+          d.y.push_back(read_array_file(file(node["y"], "y")));
       }
     } catch (const ConfigError&) {
       throw;
@@ -142,7 +173,8 @@ class Reader {
       fail(node, e.what());
     }
     if (node["scale"]) d.x = d.x.scaled(d.x.scale() * scale(node["scale"]));
-    if (d.x.rows() != d.y.rows()) fail(node, fmt::format("{}: {} samples of x but {} of y", what, d.x.rows(), d.y.rows()));
+    for (const Array& y : d.y)
+      if (d.x.rows() != y.rows()) fail(node, fmt::format("{}: {} samples of x but {} of y", what, d.x.rows(), y.rows()));
     return d;
   }
 
@@ -447,13 +479,15 @@ RunConfig read_run_config(const std::string& path, const std::vector<std::string
   c.model->compile(std::move(options));
 
   if (const YAML::Node d = root["data"]) {
-    r.check_keys(d, "data", {"train", "test", "validation", "validation_split"});
+    r.check_keys(d, "data", {"train", "test", "validation", "validation_split", "shuffle_seed"});
+    if (d["shuffle_seed"]) c.fit.shuffle_seed = r.get<std::uint64_t>(d["shuffle_seed"], "shuffle_seed", "a non-negative integer");
     if (d["validation_split"]) c.validation_split = r.get<double>(d["validation_split"], "validation_split", "a number");
     if (!(c.validation_split >= 0.0 && c.validation_split < 1.0)) r.fail(d["validation_split"], "validation_split must be in [0, 1)");
     if (load_data) {
-      if (d["train"]) c.train = r.dataset(d["train"], "data.train");
-      if (d["test"]) c.test = r.dataset(d["test"], "data.test");
-      if (d["validation"]) c.validation = r.dataset(d["validation"], "data.validation");
+      const std::vector<std::string> outputs = c.model->output_names();
+      if (d["train"]) c.train = r.dataset(d["train"], "data.train", outputs);
+      if (d["test"]) c.test = r.dataset(d["test"], "data.test", outputs);
+      if (d["validation"]) c.validation = r.dataset(d["validation"], "data.validation", outputs);
     }
   }
   c.fit.validation_split = c.validation_split;
@@ -461,7 +495,7 @@ RunConfig read_run_config(const std::string& path, const std::vector<std::string
     if (!cbs.IsSequence()) r.fail(cbs, "callbacks must be a list, each {ClassName: {config}}");
     for (const auto& entry : cbs) c.fit.callbacks.push_back(r.callback(entry, output_dir));
   }
-  if (c.validation) c.fit.validation_data = ValidationData{{c.validation->x}, {c.validation->y}, {}};
+  if (c.validation) c.fit.validation_data = ValidationData{{c.validation->x}, c.validation->y, {}};
   return c;
 }
 

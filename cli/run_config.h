@@ -6,6 +6,7 @@
 //     test:  {csv: test.csv, features: [a, b], labels: [y]}           # CSV columns by name, or
 //     validation: {h5: data.h5, x: /val/x, y: /val/y}                 # HDF5 datasets by path
 //     validation_split: 0.1                                           # or validation: {...}
+//     shuffle_seed: 7                                                 # the epochs' order alone
 //   model:                                                            # a Sequential's layers, by
 //     - Input: {shape: [28, 28]}                                      # Keras class name and config
 //     - Dense: {units: 10, activation: softmax}
@@ -38,7 +39,8 @@ struct ConfigError : std::runtime_error {
 };
 
 struct Dataset {
-  Array x, y;
+  Array x;
+  std::vector<Array> y;  // one target array per model output
 };
 
 struct RunConfig {

@@ -246,10 +246,18 @@ TEST_F(Cli, FunctionalGraphWithTwoOutputs) {
   ASSERT_EQ(s.status, 0) << s.output;
   EXPECT_NE(s.output.find("both (Concatenate)"), std::string::npos) << s.output;
   EXPECT_NE(s.output.find("right[0][0]"), std::string::npos) << s.output;
-  // Two outputs need two target arrays: the single CSV label is refused with the counts.
+  // Two outputs need two target arrays: one label column is refused with the counts; a column per output
+  // ({output: column}) trains, logging each output's loss.
   const CliRun r = strata("train " + path("graph.yaml") + " --output-dir " + path("out"));
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("has 2 outputs, got 1 target arrays"), std::string::npos) << r.output;
+  std::string two = read_file(dir_ / "graph.yaml");
+  two.replace(two.find("labels: y"), 9, "labels: {main: y, aux: noise}");
+  std::ofstream(dir_ / "two.yaml") << two;
+  const CliRun ok = strata("train " + path("two.yaml") + " --output-dir " + path("out"));
+  ASSERT_EQ(ok.status, 0) << ok.output;
+  const std::string history = read_file(dir_ / "out" / "history.csv");
+  EXPECT_EQ(history.substr(0, history.find('\n')), "epoch,aux_loss,loss,main_loss");
   std::string text = read_file(dir_ / "graph.yaml");
   text.replace(text.find("inputs: [left, right]"), 21, "inputs: [left, rigth]");
   std::ofstream(dir_ / "typo.yaml") << text;

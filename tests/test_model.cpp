@@ -321,6 +321,23 @@ TEST(Model, EarlyStoppingTerminateOnNaNAndCSVLogger) {
   }
 }
 
+TEST(Model, ShuffleSeedFixesTheOrderAlone) {
+  Blobs data(64);
+  auto train = [&](std::uint64_t global_seed, std::optional<std::uint64_t> shuffle_seed) {
+    clear_session();
+    set_random_seed(3);
+    Sequential model = small_mlp();
+    model.compile(SGD(SGDOptions{.learning_rate = 0.1}), "sparse_categorical_crossentropy");
+    (void)model.get_weights();
+    set_random_seed(global_seed);  // only the shuffling draws from it from here on
+    model.fit(data.x, data.y, {.epochs = 2, .batch_size = 8, .verbose = 0, .shuffle_seed = shuffle_seed});
+    return model.get_weights()[0].to_floats();
+  };
+  EXPECT_EQ(train(10, 5), train(20, 5));
+  EXPECT_NE(train(10, 5), train(10, 6));
+  EXPECT_NE(train(10, std::nullopt), train(20, std::nullopt));
+}
+
 TEST(Model, LearningRateCallbacks) {
   Blobs data(64);
   clear_session();
