@@ -289,28 +289,32 @@ class Reader {
       const fs::path p = c.at(key).get<std::string>();
       return (p.is_absolute() ? p : output_dir / p).string();
     };
+    // A config key into an option of the same name and type, kept at its default when absent.
+    auto read = [&](auto& field, const char* key) {
+      if (c.contains(key) && !c.at(key).is_null()) field = c.at(key).get<std::remove_reference_t<decltype(field)>>();
+    };
     try {
       if (cls == "EarlyStopping") {
         keys({"monitor", "min_delta", "patience", "verbose", "mode", "baseline", "restore_best_weights", "start_from_epoch"});
         EarlyStoppingOptions o;
-        o.monitor = c.value("monitor", o.monitor);
-        o.min_delta = c.value("min_delta", o.min_delta);
-        o.patience = c.value("patience", o.patience);
-        o.verbose = c.value("verbose", o.verbose);
-        o.mode = c.value("mode", o.mode);
+        read(o.monitor, "monitor");
+        read(o.min_delta, "min_delta");
+        read(o.patience, "patience");
+        read(o.verbose, "verbose");
+        read(o.mode, "mode");
         if (c.contains("baseline") && !c.at("baseline").is_null()) o.baseline = c.at("baseline").get<double>();
-        o.restore_best_weights = c.value("restore_best_weights", o.restore_best_weights);
-        o.start_from_epoch = c.value("start_from_epoch", o.start_from_epoch);
+        read(o.restore_best_weights, "restore_best_weights");
+        read(o.start_from_epoch, "start_from_epoch");
         return std::make_shared<EarlyStopping>(o);
       }
       if (cls == "ModelCheckpoint") {
         keys({"filepath", "monitor", "verbose", "save_best_only", "save_weights_only", "mode", "save_freq", "initial_value_threshold"});
         ModelCheckpointOptions o;
-        o.monitor = c.value("monitor", o.monitor);
-        o.verbose = c.value("verbose", o.verbose);
-        o.save_best_only = c.value("save_best_only", o.save_best_only);
-        o.save_weights_only = c.value("save_weights_only", o.save_weights_only);
-        o.mode = c.value("mode", o.mode);
+        read(o.monitor, "monitor");
+        read(o.verbose, "verbose");
+        read(o.save_best_only, "save_best_only");
+        read(o.save_weights_only, "save_weights_only");
+        read(o.mode, "mode");
         if (c.contains("save_freq") && c.at("save_freq").is_number_integer()) o.save_freq = c.at("save_freq").get<int>();
         if (c.contains("initial_value_threshold") && !c.at("initial_value_threshold").is_null())
           o.initial_value_threshold = c.at("initial_value_threshold").get<double>();
@@ -323,14 +327,14 @@ class Reader {
       if (cls == "ReduceLROnPlateau") {
         keys({"monitor", "factor", "patience", "verbose", "mode", "min_delta", "cooldown", "min_lr"});
         ReduceLROnPlateauOptions o;
-        o.monitor = c.value("monitor", o.monitor);
-        o.factor = c.value("factor", o.factor);
-        o.patience = c.value("patience", o.patience);
-        o.verbose = c.value("verbose", o.verbose);
-        o.mode = c.value("mode", o.mode);
-        o.min_delta = c.value("min_delta", o.min_delta);
-        o.cooldown = c.value("cooldown", o.cooldown);
-        o.min_lr = c.value("min_lr", o.min_lr);
+        read(o.monitor, "monitor");
+        read(o.factor, "factor");
+        read(o.patience, "patience");
+        read(o.verbose, "verbose");
+        read(o.mode, "mode");
+        read(o.min_delta, "min_delta");
+        read(o.cooldown, "cooldown");
+        read(o.min_lr, "min_lr");
         return std::make_shared<ReduceLROnPlateau>(o);
       }
       if (cls == "LearningRateScheduler") {
