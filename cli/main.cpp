@@ -46,6 +46,7 @@ int train(const std::string& config_path, std::vector<std::string> overrides, st
   if (batch_size) overrides.push_back(fmt::format("training.batch_size={}", *batch_size));
   if (seed) overrides.push_back(fmt::format("training.seed={}", *seed));
   RunConfig c = read_run_config(config_path, overrides, true, output_dir);
+  if (!c.train) throw ConfigError(fmt::format("{}: data.train is missing: nothing to train on", config_path));
   // Every epoch ends with a checkpoint in DIR/backup (removed when training completes), which --resume
   // continues from after Ctrl-C or a crash.
   const fs::path backup = fs::path(output_dir) / "backup";
@@ -58,7 +59,6 @@ int train(const std::string& config_path, std::vector<std::string> overrides, st
   c.fit.callbacks.push_back(std::make_shared<BackupAndRestore>(backup.string()));
   c.fit.callbacks.push_back(std::make_shared<StopOnInterrupt>());
   std::signal(SIGINT, on_interrupt);
-  if (!c.train) throw ConfigError(fmt::format("{}: data.train is missing: nothing to train on", config_path));
   if (backend != "cpu") {
     CompileOptions options = c.model->compile_options();
     options.backend = backend;
@@ -78,8 +78,8 @@ int train(const std::string& config_path, std::vector<std::string> overrides, st
     for (const auto& [k, v] : logs) line += fmt::format("{}test_{}: {:.4f}", line.empty() ? "" : " - ", k, v);
     fmt::print("{}\n", line);
   }
-  // Outputs only after a complete run, each replaced atomically: a failed run leaves the directory as it was.
-  fs::create_directories(output_dir);
+  // The results only after a complete run, each replaced atomically: a run that fails leaves an earlier
+  // run's model and history as they were (its checkpoint in DIR/backup is what --resume reads).
   c.model->save((fs::path(output_dir) / "model.h5").string());
   write_history_csv((fs::path(output_dir) / "history.csv").string(), history);
   write_history_svg((fs::path(output_dir) / "history.svg").string(), history);
