@@ -100,6 +100,17 @@ class Reader {
     }
   }
 
+  // y: one source, or a list of them (one per model output).
+  template <class Read>
+  static std::vector<Array> each_target(const YAML::Node& y, Read&& read) {
+    std::vector<Array> out;
+    if (y.IsSequence())
+      for (const auto& e : y) out.push_back(read(e));
+    else
+      out.push_back(read(y));
+    return out;
+  }
+
   // outputs: the model's output names, which a CSV `labels` mapping is keyed by.
   Dataset dataset(const YAML::Node& node, const char* what, const std::vector<std::string>& outputs) const {
     check_keys(node, what, {"x", "y", "csv", "features", "labels", "scale", "h5"});
@@ -142,30 +153,19 @@ class Reader {
         // Datasets of an HDF5 file by path (x: /train/images), read as float32.
         if (!node["x"] || !node["y"]) fail(node, fmt::format("{}: h5 needs x and y, the datasets' paths in the file", what));
         const io::h5::File h5 = io::h5::File::open(file(node["h5"], "h5"));
-        auto dataset = [&](const char* key) {
-          std::string name = get<std::string>(node[key], key, "a dataset path");
+        auto dataset = [&](const YAML::Node& at) {
+          std::string name = get<std::string>(at, "x / y", "a dataset path");
           name.erase(0, name.find_first_not_of('/'));  // paths from the root, with or without the leading slash
           io::h5::FloatArray a = h5.read_floats(name);
           return Array::from_floats(std::move(a.values), a.shape);
         };
-        d.x = dataset("x");
-        if (node["y"].IsSequence()) {
-          for (const auto& e : node["y"]) {
-            std::string name = get<std::string>(e, "y", "a dataset path");
-            name.erase(0, name.find_first_not_of('/'));
-            io::h5::FloatArray a = h5.read_floats(name);
-            d.y.push_back(Array::from_floats(std::move(a.values), a.shape));
-          }
-        } else {
-          d.y.push_back(dataset("y"));
-        }
+        d.x = dataset(node["x"]);
+        d.y = each_target(node["y"], dataset);
       } else {
         if (!node["x"] || !node["y"]) fail(node, fmt::format("{} needs x and y (IDX or .npy files), h5 with x and y, or csv", what));
+        auto array_file = [&](const YAML::Node& at) { return read_array_file(file(at, "y")); };
         d.x = read_array_file(file(node["x"], "x"));
-        if (node["y"].IsSequence())  // one file per output
-          for (const auto& e : node["y"]) d.y.push_back(read_array_file(file(e, "y")));
-        else
-          d.y.push_back(read_array_file(file(node["y"], "y")));
+        d.y = each_target(node["y"], array_file);
       }
     } catch (const ConfigError&) {
       throw;
