@@ -46,6 +46,17 @@ std::vector<TensorKey> read_endpoints(const Json& j, const std::string& what) {
   return out;
 }
 
+// Calls `visit` with the keras_history ([layer, node, tensor]) of every serialized Keras tensor in `v`,
+// through lists and (when `into_objects`) the values of objects, except under "mask" keys.
+void for_each_keras_tensor(const Json& v, bool into_objects, const std::function<void(const Json&)>& visit) {
+  if (v.is_object() && v.value("class_name", "") == "__keras_tensor__") {
+    visit(v.at("config").at("keras_history"));
+  } else if (v.is_array() || (into_objects && v.is_object())) {
+    for (const auto& [key, e] : v.items())
+      if (key != "mask") for_each_keras_tensor(e, into_objects, visit);
+  }
+}
+
 // One inbound node of a layer, in either Keras format: the tensors it feeds (positional ones, then the
 // layer's tensor keywords in its order) and its other keyword arguments.
 struct InboundNode {
@@ -56,13 +67,10 @@ struct InboundNode {
 InboundNode node_inputs(const Json& node, const Layer& layer) {
   InboundNode out;
   if (node.is_object()) {  // Keras 3: {"args": [...], "kwargs": {...}}
-    std::function<void(const Json&)> collect = [&](const Json& v) {
-      if (v.is_object() && v.value("class_name", "") == "__keras_tensor__") {
-        const Json& h = v.at("config").at("keras_history");
+    auto collect = [&](const Json& v) {
+      for_each_keras_tensor(v, false, [&](const Json& h) {
         out.tensors.emplace_back(h.at(0).get<std::string>(), h.at(1).get<int>(), h.at(2).get<int>());
-      } else if (v.is_array()) {
-        for (const Json& e : v) collect(e);
-      }
+      });
     };
     collect(node.value("args", Json::array()));
     const Json kwargs = node.value("kwargs", Json::object());
@@ -73,12 +81,7 @@ InboundNode node_inputs(const Json& node, const Layer& layer) {
       // Masks travel with the tensors here, as in Keras at run time: the explicit one is redundant.
       if (key == "mask" || std::find(keywords.begin(), keywords.end(), key) != keywords.end()) continue;
       bool holds_tensor = false;
-      std::function<void(const Json&)> scan = [&](const Json& v) {
-        if (v.is_object() && v.value("class_name", "") == "__keras_tensor__") holds_tensor = true;
-        else if (v.is_array())
-          for (const Json& e : v) scan(e);
-      };
-      scan(value);
+      for_each_keras_tensor(value, false, [&](const Json&) { holds_tensor = true; });
       if (holds_tensor)
         throw std::invalid_argument(fmt::format("model config: layer '{}' ({}): a tensor as call argument '{}' is not supported", layer.name(),
                                                 layer.class_name(), key));
@@ -145,12 +148,7 @@ std::set<std::string> layers_feeding_outputs(const Json& c) {
   std::set<std::string> reached;
   std::vector<std::string> todo;
   for (const TensorKey& h : read_endpoints(c.at("output_layers"), "output_layers")) todo.push_back(std::get<0>(h));
-  std::function<void(const Json&)> collect = [&](const Json& v) {
-    if (v.is_object() && v.value("class_name", "") == "__keras_tensor__") todo.push_back(v.at("config").at("keras_history").at(0).get<std::string>());
-    else if (v.is_array() || v.is_object())
-      for (const auto& [key, e] : v.items())
-        if (key != "mask") collect(e);
-  };
+  auto collect = [&](const Json& v) { for_each_keras_tensor(v, true, [&](const Json& h) { todo.push_back(h.at(0).get<std::string>()); }); };
   while (!todo.empty()) {
     const std::string name = todo.back();
     todo.pop_back();
