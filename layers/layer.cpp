@@ -134,12 +134,10 @@ Tensor Layer::operator()(const Tensor& inputs) { return (*this)(std::vector<Tens
 
 Tensor Layer::operator()(const std::vector<Tensor>& inputs) {
   LayerPtr self = shared();
-  std::vector<Tensor> outputs = self->trace_all(inputs);
-  if (outputs.size() != 1)
-    throw std::invalid_argument(
-        fmt::format("layer '{}' ({}) returns {} tensors; call apply() to get them all", self->name(), self->class_name(), outputs.size()));
-  record(self, inputs, outputs, Json::object());
-  return outputs[0];
+  // trace() refuses a layer of several outputs before anything is recorded.
+  const Tensor out = self->trace(inputs);
+  record(self, inputs, {out}, Json::object());
+  return out;
 }
 
 std::vector<Tensor> Layer::apply(const std::vector<Tensor>& inputs, const Json& call_arguments) {
