@@ -546,6 +546,13 @@ History Model::fit(const std::vector<Array>& x, const std::vector<Array>& y, Fit
     Program*& program;
     ~ForgetProgram() { program = nullptr; }
   } forget{fit_program_};
+  if (n_train > 0) {
+    // Planned now, so that a batch too large for the memory fails before training starts.
+    const std::span<const TensorView> first = feeds.fill(std::span<const std::int64_t>(rows.data(), std::size_t(std::min<std::int64_t>(options.batch_size, n_train))), weights);
+    std::vector<Shape> shapes;
+    for (const TensorView& v : first) shapes.push_back(v.shape);
+    step.program->plan_stats(Mode::training, shapes);
+  }
   next_epoch_ = options.initial_epoch;
   resume_from_.reset();
   for (auto& cb : callbacks) cb->on_train_begin({});

@@ -7,7 +7,6 @@
 #include <fstream>
 #include <iterator>
 #include <map>
-#include <unistd.h>
 #include <regex>
 #include <stdexcept>
 
@@ -43,10 +42,7 @@ std::string read_file(const std::string& path) {
 // A scratch file next to `near` that is removed when this goes out of scope.
 struct ScratchFile {
   std::string path;
-  explicit ScratchFile(const std::string& near, const char* suffix) {
-    static int counter = 0;
-    path = fmt::format("{}.{}-{}{}", near, ::getpid(), counter++, suffix);
-  }
+  explicit ScratchFile(const std::string& near, const char* suffix) : path(io::temporary_path_near(near, suffix)) {}
   ~ScratchFile() { std::remove(path.c_str()); }
 };
 

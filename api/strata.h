@@ -12,6 +12,7 @@
 #include "api/model_checkpoint.h"
 #include "api/training_callbacks.h"
 #include "graph/ops.h"
+#include "graph/program.h"
 #include "layers/activation.h"
 #include "layers/attention.h"
 #include "layers/batch_normalization.h"

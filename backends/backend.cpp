@@ -115,6 +115,19 @@ void Backend::record_allocation(std::size_t bytes) {
   }
 }
 
+void Backend::check_fits(std::size_t bytes, std::string_view what) const {
+  std::optional<MemoryBudget> budget = memory_available();
+  if (const auto cap = memory_limit_override()) {
+    const auto live = std::size_t(std::max<std::int64_t>(live_bytes_.load(), 0));
+    const std::size_t left = *cap > live ? *cap - live : 0;
+    if (!budget || left < budget->bytes)
+      budget = MemoryBudget{left, fmt::format("STRATA_MEMORY_LIMIT_MB={} with {} in use", *cap >> 20, format_bytes(live))};
+  }
+  if (budget && bytes > budget->bytes)
+    throw OutOfMemoryError(fmt::format("{} needs {}, but only {} of memory is available on the {} backend ({})", what,
+                                       format_bytes(bytes), format_bytes(budget->bytes), name(), budget->source));
+}
+
 void Backend::record_deallocation(std::size_t bytes) { live_bytes_.fetch_sub(std::int64_t(bytes)); }
 
 namespace {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "backends/dtype.h"
+#include "backends/memory.h"
 #include "backends/shape.h"
 
 namespace strata {
@@ -153,6 +154,11 @@ class Backend {
   // Blocks until every primitive issued so far has finished.
   virtual void synchronize() {}
   AllocationStats stats() const;
+  // Memory this backend can still hand out: the host's for the CPU; a device backend reports its own.
+  virtual std::optional<MemoryBudget> memory_available() const { return host_memory_available(); }
+  // Throws OutOfMemoryError, naming `what` and both sizes, when `bytes` more would not fit in
+  // memory_available() or, with STRATA_MEMORY_LIMIT_MB set, under that cap with what is live already.
+  void check_fits(std::size_t bytes, std::string_view what) const;
 
   // ---- element-wise ----
   // out[i] = value, converted to out's dtype.

@@ -35,10 +35,19 @@ bool Shape::is_fully_known() const {
 }
 
 std::int64_t Shape::numel() const {
-  std::int64_t n = 1;
+  // Checked: shapes come from files and configs, and a wrapped count would allocate too little.
+  constexpr std::int64_t kMaxElements = std::int64_t(1) << 60;  // its bytes still fit in 64 bits
+  bool empty = false;
   for (int i = 0; i < rank_; ++i) {
     if (dims_[std::size_t(i)] < 0) return -1;
-    n *= dims_[std::size_t(i)];
+    empty = empty || dims_[std::size_t(i)] == 0;
+  }
+  if (empty) return 0;
+  std::int64_t n = 1;
+  for (int i = 0; i < rank_; ++i) {
+    const std::int64_t d = dims_[std::size_t(i)];
+    if (n > kMaxElements / d) throw std::length_error(fmt::format("shape {} has more elements than any machine can hold", to_string()));
+    n *= d;
   }
   return n;
 }

@@ -166,8 +166,10 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--backend", backend, "cpu (default) or cuda");
   train_cmd->add_option("--output-dir", output_dir, "where the results go (default strata-output)");
   train_cmd->add_option("--set", overrides, "override any key: --set training.epochs=3 --set data.validation_split=0.2");
-  bool resume = false;
+  bool resume = false, check_numerics = false;
   train_cmd->add_flag("--resume", resume, "continue an interrupted run from DIR/backup");
+  train_cmd->add_flag("--check-numerics", check_numerics,
+                      "check every op's output and stop at the first NaN or infinity, naming the layer (slow)");
 
   std::string model_path, data_path;
   int eval_batch = 32;
@@ -201,6 +203,7 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : kBadInput;
   }
   try {
+    if (check_numerics) enable_check_numerics();
     if (*train_cmd) return train(config, overrides, epochs, batch_size, seed, backend, output_dir, resume);
     if (*eval_cmd) {
       if (config.empty() == data_path.empty()) throw ConfigError("evaluate takes CONFIG.yaml or --data FILE.csv");

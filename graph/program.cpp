@@ -3,6 +3,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <stdexcept>
 
 #include "graph/autodiff.h"
@@ -61,6 +65,18 @@ struct Program::Plan {
   std::vector<std::pair<TensorView, TensorView>> assigns;  // variable, value
   PlanStats stats;
 };
+
+namespace {
+
+std::atomic<bool> check_numerics_flag{[] {
+  const char* env = std::getenv("STRATA_CHECK_NUMERICS");
+  return env && *env && std::strcmp(env, "0") != 0;
+}()};
+
+}  // namespace
+
+void enable_check_numerics(bool on) { check_numerics_flag = on; }
+bool check_numerics_enabled() { return check_numerics_flag; }
 
 Program::Program(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs, ProgramOptions options)
     : options_(std::move(options)), backend_(&get_backend(options_.backend)) {
@@ -172,6 +188,7 @@ void Program::build(const std::vector<Tensor>& inputs, const std::vector<Tensor>
         wrt.emplace_back(graph_, v);
         vars.push_back(var);
       }
+    forward_nodes_ = int(graph_->nodes().size());
     const std::vector<Tensor> grads = gradients(loss_t, wrt);
     std::vector<Tensor> used;
     for (std::size_t i = 0; i < grads.size(); ++i) {
@@ -332,6 +349,16 @@ std::unique_ptr<Program::Plan> Program::make_plan(Mode mode, std::span<const Sha
     }
   }
   const BufferPlan bp = plan_buffers(requests);
+  {
+    std::string shape_list;
+    for (const Shape& s : shapes) shape_list += (shape_list.empty() ? "" : ", ") + s.to_string();
+    try {
+      backend_->check_fits(bp.arena_bytes, fmt::format("the {} plan for inputs of shape {} (its intermediate buffers, after reuse)",
+                                                       training ? "training" : "inference", shape_list));
+    } catch (const OutOfMemoryError& e) {
+      throw OutOfMemoryError(fmt::format("{}; a smaller batch size needs less", e.what()));
+    }
+  }
   plan->arena = DeviceBuffer(*backend_, std::max<std::size_t>(bp.arena_bytes, 1));
   char* base = static_cast<char*>(plan->arena.data());
   plan->stats.arena_bytes = bp.arena_bytes;
@@ -610,9 +637,15 @@ void Program::execute(Plan& plan) {
       default: break;
     }
   };
+  const bool check = check_numerics_enabled();
+  if (check)
+    for (std::size_t i = 0; i < inputs_.size(); ++i)
+      check_finite(plan.input_views[i], fmt::format("input '{}' holds", graph_->value(inputs_[i]).name));
   for (const Plan::Step& st : plan.steps) {
     try {
       launch(st);
+      if (check)
+        for (ValueId v : graph_->node(st.node).outputs) check_finite(plan.views[std::size_t(v)], describe_node(st.node));
     } catch (const std::invalid_argument& e) {
       // Name the layer (or loss, metric) whose op failed: a bad label, say, fails in a gather.
       const std::string& scope = graph_->node(st.node).scope;
@@ -626,7 +659,32 @@ void Program::execute(Plan& plan) {
   }
   if (plan.mode == Mode::training) {
     optimizer_->apply(*backend_, plan.param_views, plan.grad_views);
+    if (check)
+      for (std::size_t i = 0; i < plan.param_views.size(); ++i)
+        check_finite(plan.param_views[i], fmt::format("the {} update of variable '{}' produced", optimizer_->class_name(), trainable_[i]->name()));
     for (const auto& [variable, value] : plan.assigns) backend_->copy(variable.data, value.data, variable.bytes());
+  }
+}
+
+std::string Program::describe_node(int node) const {
+  const Node& n = graph_->node(node);
+  const std::string who = n.scope.empty() ? std::string("an op outside any layer") : fmt::format("'{}'", n.scope);
+  if (node >= forward_nodes_ && loss_ >= 0)
+    return fmt::format("the gradient of {} ({}, backward pass) produced", who, op_kind_name(n.kind));
+  return fmt::format("{} ({}, forward pass) produced", who, op_kind_name(n.kind));
+}
+
+void Program::check_finite(const TensorView& view, const std::string& what) const {
+  if (view.dtype != DType::float32 || !view.data) return;
+  const std::int64_t n = view.numel();
+  if (n <= 0) return;
+  std::vector<float> host(static_cast<std::size_t>(n));
+  backend_->copy_to_host(host.data(), view.data, view.bytes());
+  for (std::int64_t i = 0; i < n; ++i) {
+    const float x = host[std::size_t(i)];
+    if (std::isfinite(x)) continue;
+    throw NonFiniteError(fmt::format("check_numerics: {} {} (element {} of shape {}) in run {}; everything before it was finite",
+                                     what, std::isnan(x) ? "NaN" : (x > 0 ? "inf" : "-inf"), i, view.shape.to_string(), step_counter_ + 1));
   }
 }
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,18 @@ struct ProgramOptions {
   std::string backend = "cpu";
   std::uint64_t seed = 0;  // mixed into every random op's own seed
 };
+
+// Thrown by a run with check_numerics on: the message names the first layer (or loss, or optimizer
+// update) whose output held a NaN or an infinity.
+struct NonFiniteError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// A debug mode, off by default (and on when the environment sets STRATA_CHECK_NUMERICS=1): every run
+// checks the program's inputs and each primitive's outputs as they are computed, and stops at the first
+// NaN or infinity with a NonFiniteError. Slow: every output is copied to the host and scanned.
+void enable_check_numerics(bool on = true);
+bool check_numerics_enabled();
 
 struct PlanStats {
   std::size_t arena_bytes = 0;         // intermediates after lifetime-based reuse
@@ -64,10 +77,14 @@ class Program {
   Plan& plan_for(Mode mode, std::span<const Shape> shapes);
   std::unique_ptr<Plan> make_plan(Mode mode, std::span<const Shape> shapes);
   void execute(Plan& plan);
+  // check_numerics: throws NonFiniteError when `view` holds a NaN or infinity; `what` says whose it is.
+  void check_finite(const TensorView& view, const std::string& what) const;
+  std::string describe_node(int node) const;
 
   ProgramOptions options_;
   Backend* backend_;
   std::shared_ptr<Graph> graph_;
+  int forward_nodes_ = 0;  // nodes from here on were derived by differentiation
   std::vector<ValueId> inputs_, outputs_;
   ValueId loss_ = -1;
   std::vector<VariablePtr> trainable_;

@@ -12,7 +12,9 @@ Variable::Variable(std::string name, Shape shape, DType dtype, bool trainable, B
   if (!shape_.is_fully_known())
     throw std::invalid_argument(fmt::format("variable '{}': shape {} must be fully known", name_, shape_.to_string()));
   Backend& b = backend ? *backend : get_backend("cpu");
-  storage_ = DeviceBuffer(b, std::size_t(shape_.numel()) * dtype_size(dtype_));
+  const std::size_t bytes = std::size_t(shape_.numel()) * dtype_size(dtype_);
+  b.check_fits(bytes, fmt::format("variable '{}' of shape {}", name_, shape_.to_string()));
+  storage_ = DeviceBuffer(b, bytes);
   b.fill(view(), 0.f);
 }
 

@@ -2,11 +2,13 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
@@ -24,12 +26,31 @@ bool sync_path(const std::string& path, bool directory) {
   return ok;
 }
 
+void remove_orphaned_temporaries(const std::string& target) {
+  namespace fs = std::filesystem;
+  const fs::path t(target);
+  const std::string prefix = t.filename().string() + ".tmp-";
+  std::error_code ec;
+  for (fs::directory_iterator it(t.parent_path().empty() ? fs::path(".") : t.parent_path(), ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.compare(0, prefix.size(), prefix) != 0) continue;
+    char* rest = nullptr;
+    const long pid = std::strtol(name.c_str() + prefix.size(), &rest, 10);
+    if (pid <= 0 || *rest != '-' || pid == ::getpid()) continue;
+    // Only a writer that is gone for certain: a live process with that id may be writing it now.
+    if (::kill(pid_t(pid), 0) != 0 && errno == ESRCH) fs::remove(it->path(), ec);
+  }
+}
+
 }  // namespace
 
-AtomicFile::AtomicFile(std::string target) : target_(std::move(target)) {
+std::string temporary_path_near(const std::string& target, const char* suffix) {
   static std::atomic<unsigned> counter{0};
-  temp_ = fmt::format("{}.tmp-{}-{}", target_, ::getpid(), counter++);
+  remove_orphaned_temporaries(target);
+  return fmt::format("{}.tmp-{}-{}{}", target, ::getpid(), counter++, suffix);
 }
+
+AtomicFile::AtomicFile(std::string target) : target_(std::move(target)), temp_(temporary_path_near(target_)) {}
 
 AtomicFile::~AtomicFile() {
   if (!committed_) std::remove(temp_.c_str());

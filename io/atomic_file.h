@@ -7,6 +7,10 @@
 
 namespace strata::io {
 
+// A fresh name next to `target` for a temporary file: "<target>.tmp-<pid>-<n><suffix>". Temporaries of the
+// same target left by processes that no longer exist (killed mid-write) are removed on the way.
+std::string temporary_path_near(const std::string& target, const char* suffix = "");
+
 class AtomicFile {
  public:
   explicit AtomicFile(std::string target);

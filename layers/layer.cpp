@@ -113,6 +113,8 @@ std::vector<Tensor> Layer::trace_all(const std::vector<Tensor>& inputs, const Js
   if (!built_) {
     try {
       build_multi(shapes);
+    } catch (const OutOfMemoryError& e) {  // kept apart: the caller may retry smaller
+      throw OutOfMemoryError(fmt::format("layer '{}' ({}): {}", name_, class_name(), e.what()));
     } catch (const std::exception& e) {
       throw std::invalid_argument(fmt::format("layer '{}' ({}): cannot build for input shape {}: {}", name_, class_name(),
                                               fmt::join(shape_names, ", "), e.what()));

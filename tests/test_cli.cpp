@@ -11,7 +11,12 @@
 #include <random>
 #include <sstream>
 
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <chrono>
+#include <thread>
 
 #include "api/strata.h"
 #include "cli/tensorboard_event.pb.h"
@@ -223,6 +228,81 @@ TEST_F(Cli, InterruptedRunsResumeToTheSameWeights) {
   auto whole = load_model(path("whole/model.h5")), parts = load_model(path("parts/model.h5"));
   const Array x = Array::from_floats({0.1f, 0.2f, 0.9f, 0.3f, 0.5f, 0.5f}, {3, 2});
   EXPECT_EQ(parts->predict(x, {.verbose = 0}).to_floats(), whole->predict(x, {.verbose = 0}).to_floats());
+}
+
+// SIGKILL at random moments, most of them while ModelCheckpoint and the epoch backup are writing: every
+// checkpoint on disk always loads and holds a completed epoch, and --resume after each kill ends with the
+// weights of an uninterrupted run.
+TEST_F(Cli, KilledRunsKeepLoadableCheckpointsAndResumeToTheSameWeights) {
+  std::string text = read_file(dir_ / "config.yaml");
+  text.replace(text.find("model:"), text.find("optimizer:") - text.find("model:"),
+               "model:\n  - Input: {shape: [2]}\n  - Dense: {units: 48, activation: tanh}\n  - Dense: {units: 48, activation: tanh}\n"
+               "  - Dense: {units: 1}\n");
+  std::ofstream(dir_ / "kill.yaml") << text << "callbacks:\n  - ModelCheckpoint: {filepath: last.keras}\n"
+                                               "  - ModelCheckpoint: {filepath: last.h5}\n";
+  const std::string config = path("kill.yaml") + " --epochs 200 --set training.verbose=0";
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(strata("train " + config + " --output-dir " + path("whole")).status, 0);
+  const double whole_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const std::int64_t steps_per_epoch = 6;  // 90 training rows in batches of 16
+
+  auto checkpoints_load = [&](int kill) {
+    for (const char* name : {"last.keras", "last.h5"}) {
+      const fs::path p = dir_ / "parts" / name;
+      if (!fs::exists(p)) continue;
+      std::unique_ptr<Model> m;
+      ASSERT_NO_THROW(m = load_model(p.string())) << "kill " << kill << ": " << p;
+      EXPECT_EQ(m->optimizer()->iterations() % steps_per_epoch, 0) << "kill " << kill << ": " << p << " holds a part of an epoch";
+    }
+    const fs::path backup = dir_ / "parts" / "backup" / "latest.weights.h5";
+    if (fs::exists(backup)) {
+      auto m = load_model(path("whole/model.h5"));
+      EXPECT_NO_THROW(m->load_weights(backup.string())) << "kill " << kill;
+    }
+  };
+
+  std::mt19937 rng(11);
+  // Eight kills within 0.96 of an uninterrupted run's time in all: the runs never reach their end first.
+  std::uniform_real_distribution<double> when(0.02, 0.12);
+  int kills = 0;
+  bool finished = false;
+  for (int attempt = 0; attempt < 8 && !finished; ++attempt) {
+    const bool resume = fs::exists(dir_ / "parts" / "backup" / "latest.weights.h5");
+    const std::string cmd = "exec " + std::string(STRATA_CLI) + " train " + config + " --output-dir " + path("parts") +
+                            (resume ? " --resume" : "") + " > " + path("kill.log") + " 2>&1";
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    std::this_thread::sleep_for(std::chrono::duration<double>(when(rng) * whole_seconds));
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    if (WIFEXITED(status)) {
+      ASSERT_EQ(WEXITSTATUS(status), 0) << read_file(dir_ / "kill.log");
+      finished = true;
+      break;
+    }
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    ++kills;
+    checkpoints_load(kills);
+  }
+  EXPECT_GE(kills, 6) << "the runs ended before most kills: too little was tested";
+  if (!finished) {
+    const bool resume = fs::exists(dir_ / "parts" / "backup" / "latest.weights.h5");
+    const CliRun last = strata("train " + config + " --output-dir " + path("parts") + (resume ? " --resume" : ""));
+    ASSERT_EQ(last.status, 0) << last.output;
+  }
+  auto whole = load_model(path("whole/model.h5")), parts = load_model(path("parts/model.h5"));
+  const Array x = Array::from_floats({0.1f, 0.2f, 0.9f, 0.3f, 0.5f, 0.5f}, {3, 2});
+  EXPECT_EQ(parts->predict(x, {.verbose = 0}).to_floats(), whole->predict(x, {.verbose = 0}).to_floats());
+  EXPECT_EQ(parts->optimizer()->iterations(), whole->optimizer()->iterations());
+  // Temporaries of killed writers go when their target is next written.
+  for (const auto& e : fs::recursive_directory_iterator(dir_ / "parts"))
+    EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
+  std::printf("%d kills over an uninterrupted run of %.2f s\n", kills, whole_seconds);
 }
 
 // A functional graph in YAML: layers called on named layers' outputs, per-output losses and weights.

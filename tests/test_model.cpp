@@ -321,6 +321,91 @@ TEST(Model, EarlyStoppingTerminateOnNaNAndCSVLogger) {
   }
 }
 
+// check_numerics names the first layer whose output is not finite, forward or backward, and the
+// optimizer update that overflows; without it the same runs go on quietly.
+TEST(Model, CheckNumericsNamesTheFirstLayerThatWentNonFinite) {
+  struct Reset {
+    ~Reset() { enable_check_numerics(false); }
+  } reset;
+  Blobs data(16);
+  clear_session();
+  set_random_seed(3);
+  Sequential model({Input({4}), Dense(8, {.activation = "relu", .name = "hidden"}), Dense(3, {.name = "boom"}),
+                    Activation("softmax", {.name = "probabilities"})});
+  model.compile(SGD(), "sparse_categorical_crossentropy");
+  std::vector<Array> w = model.get_weights();
+  w[1] = Array::from_floats(std::vector<float>(8, 10.f), {8});           // hidden's bias: outputs well above 1
+  w[2] = Array::from_floats(std::vector<float>(8 * 3, 3e37f), {8, 3});  // boom's kernel: its outputs overflow
+  model.set_weights(w);
+  EXPECT_NO_THROW(model.predict(data.x, {.verbose = 0}));
+  enable_check_numerics();
+  try {
+    model.predict(data.x, {.verbose = 0});
+    ADD_FAILURE() << "no NonFiniteError";
+  } catch (const NonFiniteError& e) {
+    EXPECT_NE(std::string(e.what()).find("'boom' (matmul, forward pass) produced inf"), std::string::npos) << e.what();
+  }
+
+  // The data itself.
+  std::vector<float> xs = data.x.to_floats();
+  xs[5] = std::nanf("");
+  try {
+    model.predict(Array::from_floats(xs, data.x.shape()), {.verbose = 0});
+    ADD_FAILURE() << "no NonFiniteError";
+  } catch (const NonFiniteError& e) {
+    EXPECT_NE(std::string(e.what()).find("input 'input_layer' holds NaN (element 5"), std::string::npos) << e.what();
+  }
+
+  // Finite forward pass, overflowing update.
+  Sequential fresh({Input({4}), Dense(3)});
+  fresh.compile(SGD(SGDOptions{.learning_rate = 1e38}), "mse");
+  const Array target = Array::from_floats(std::vector<float>(16 * 3, 1e3f), {16, 3});
+  try {
+    fresh.fit(data.x, target, {.epochs = 1, .batch_size = 16, .verbose = 0});
+    ADD_FAILURE() << "no NonFiniteError";
+  } catch (const NonFiniteError& e) {
+    EXPECT_NE(std::string(e.what()).find("the SGD update of variable"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("in run 1;"), std::string::npos) << e.what();
+  }
+}
+
+// A batch or a model too large for the memory fails before training starts, saying how much it needs.
+TEST(Model, PlansLargerThanTheMemoryFailBeforeTraining) {
+  struct Unset {
+    ~Unset() { ::unsetenv("STRATA_MEMORY_LIMIT_MB"); }
+  } unset;
+  clear_session();
+  try {
+    Sequential huge({Input({1000000}), Dense(1000000, {.name = "wide"})});
+    ADD_FAILURE() << "a 4 TB kernel was allocated";
+  } catch (const OutOfMemoryError& e) {
+    EXPECT_NE(std::string(e.what()).find("layer 'wide' (Dense): variable 'wide/kernel' of shape (1000000, 1000000) needs 3.6 TiB"), std::string::npos) << e.what();
+  }
+
+  ::setenv("STRATA_MEMORY_LIMIT_MB", "16", 1);
+  Sequential model({Input({256}), Dense(1024, {.activation = "relu"}), Dense(1)});
+  model.compile("adam", "mse");
+  const Array x = Array::from_floats(std::vector<float>(4096 * 256, 0.5f), {4096, 256});
+  const Array y = Array::from_floats(std::vector<float>(4096, 1.f), {4096, 1});
+  struct Count : Callback {
+    int begun = 0;
+    void on_train_begin(const Logs&) override { ++begun; }
+  };
+  auto count = std::make_shared<Count>();
+  try {
+    model.fit(x, y, {.epochs = 1, .batch_size = 4096, .verbose = 0, .callbacks = {count}});
+    ADD_FAILURE() << "no OutOfMemoryError";
+  } catch (const OutOfMemoryError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("the training plan for inputs of shape (4096, 256)"), std::string::npos) << m;
+    EXPECT_NE(m.find("STRATA_MEMORY_LIMIT_MB=16"), std::string::npos) << m;
+    EXPECT_NE(m.find("a smaller batch size needs less"), std::string::npos) << m;
+  }
+  EXPECT_EQ(count->begun, 0);
+  // The same model trains in batches that fit.
+  EXPECT_NO_THROW(model.fit(x, y, {.epochs = 1, .batch_size = 256, .verbose = 0}));
+}
+
 TEST(Model, ShuffleSeedFixesTheOrderAlone) {
   Blobs data(64);
   auto train = [&](std::uint64_t global_seed, std::optional<std::uint64_t> shuffle_seed) {

@@ -72,6 +72,8 @@ CpuBackend::~CpuBackend() {
 
 void* CpuBackend::allocate(std::size_t bytes) {
   const std::size_t rounded = (std::max<std::size_t>(bytes, 1) + kAlignment - 1) / kAlignment * kAlignment;
+  // Refused here rather than handed out: an over-committed allocation would be killed later, on first touch.
+  check_fits(rounded, "an allocation");
   void* p = std::aligned_alloc(kAlignment, rounded + kAlignment);
   if (!p) throw std::bad_alloc();
   // The size lives in the first cache line so that deallocate can keep the byte counts right.
