@@ -3,8 +3,19 @@
 #include <fmt/format.h>
 #include <hdf5.h>
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <limits>
+#include <thread>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <stdexcept>
@@ -53,6 +64,7 @@ constexpr std::size_t kObjectHeaderLimit = 64512;
 struct Group::FileHandle {
   hid_t id = -1;
   std::string name;
+  std::uint64_t size = 0;  // bytes on disk when opened for reading: what any object's data can come from
   ~FileHandle() {
     if (id >= 0) H5Fclose(id);
   }
@@ -137,15 +149,31 @@ std::vector<std::string> Group::members() const {
 
 bool Group::has_attribute(const std::string& name) const { return H5Aexists(id_, name.c_str()) > 0; }
 
+std::vector<std::string> Group::attribute_names() const {
+  std::vector<std::string> names;
+  hsize_t index = 0;
+  const herr_t status = H5Aiterate2(
+      id_, H5_INDEX_NAME, H5_ITER_INC, &index,
+      [](hid_t, const char* name, const H5A_info_t*, void* out) -> herr_t {
+        static_cast<std::vector<std::string>*>(out)->emplace_back(name);
+        return 0;
+      },
+      &names);
+  if (status < 0) throw std::runtime_error(fmt::format("{}: cannot list the attributes", describe("")));
+  return names;
+}
+
 namespace {
 
 // Every element of a string attribute (scalar or 1-D), fixed or variable length.
-std::vector<std::string> read_strings(hid_t attr, const std::string& where) {
+std::vector<std::string> read_strings(hid_t attr, const std::string& where, std::uint64_t file_size) {
   const Handle type(H5Aget_type(attr), H5Tclose);
   const Handle space(H5Aget_space(attr), H5Sclose);
   if (!type.valid() || !space.valid()) throw std::runtime_error(fmt::format("{}: unreadable attribute", where));
   const hssize_t count = H5Sget_simple_extent_npoints(space.get());
-  if (count < 0 || count > (hssize_t(1) << 24)) throw std::runtime_error(fmt::format("{}: attribute has {} elements", where, count));
+  // Every element is stored in the file (a variable-length one as at least a heap reference), so a count
+  // beyond the file's size is a lie that would only allocate.
+  if (count < 0 || std::uint64_t(count) > file_size) throw std::runtime_error(fmt::format("{}: attribute declares {} elements, more than the file could hold", where, count));
   std::vector<std::string> out;
   if (count == 0) return out;  // Keras writes an empty list as an empty float array
   if (H5Tget_class(type.get()) != H5T_STRING) throw std::runtime_error(fmt::format("{}: attribute is not a string", where));
@@ -160,7 +188,8 @@ std::vector<std::string> read_strings(hid_t attr, const std::string& where) {
     return out;
   }
   const std::size_t size = H5Tget_size(type.get());
-  if (size == 0 || size > (std::size_t(1) << 20)) throw std::runtime_error(fmt::format("{}: string size {} is not plausible", where, size));
+  if (size == 0 || size > file_size || std::uint64_t(count) > file_size / size)
+    throw std::runtime_error(fmt::format("{}: {} strings of {} bytes do not fit in the file", where, count, size));
   H5Tset_size(memtype.get(), size);
   H5Tset_strpad(memtype.get(), H5T_STR_NULLPAD);
   std::vector<char> buffer(std::size_t(count) * size + 1, '\0');
@@ -178,7 +207,7 @@ std::string Group::string_attribute(const std::string& name) const {
   if (!has_attribute(name)) throw std::runtime_error(fmt::format("{}: no attribute '{}'", describe(""), name));
   const Handle attr(H5Aopen(id_, name.c_str(), H5P_DEFAULT), H5Aclose);
   const std::string where = fmt::format("{} attribute '{}'", describe(""), name);
-  auto values = read_strings(attr.get(), where);
+  auto values = read_strings(attr.get(), where, file_->size);
   if (values.size() != 1) throw std::runtime_error(fmt::format("{}: expected one string, found {}", where, values.size()));
   return values[0];
 }
@@ -186,7 +215,7 @@ std::string Group::string_attribute(const std::string& name) const {
 std::vector<std::string> Group::string_list_attribute(const std::string& name) const {
   auto read = [&](const std::string& attr_name) {
     const Handle attr(H5Aopen(id_, attr_name.c_str(), H5P_DEFAULT), H5Aclose);
-    return read_strings(attr.get(), fmt::format("{} attribute '{}'", describe(""), attr_name));
+    return read_strings(attr.get(), fmt::format("{} attribute '{}'", describe(""), attr_name), file_->size);
   };
   if (has_attribute(name)) return read(name);
   std::vector<std::string> out;
@@ -264,6 +293,15 @@ FloatArray Group::read_floats(const std::string& name, std::int64_t max_elements
     count *= std::int64_t(dims[i]);
     out.shape.push_back(std::int64_t(dims[i]));
   }
+  // The values must come from the file: contiguous or compact data is stored as declared, and chunks
+  // compressed with deflate (the only filter in Keras's files) expand at most about 1032 times.
+  const std::uint64_t declared = std::uint64_t(count) * H5Tget_size(type.get());
+  const std::uint64_t stored = H5Dget_storage_size(ds.get());
+  const Handle dcpl(H5Dget_create_plist(ds.get()), H5Pclose);
+  const bool filtered = dcpl.valid() && H5Pget_nfilters(dcpl.get()) > 0;
+  if (count > 0 && (filtered ? declared / 1100 > stored : declared > stored))
+    throw std::runtime_error(fmt::format("{}: dataset declares {} values ({} bytes) but the file stores {} bytes for it (truncated or corrupt file?)",
+                                         describe(name), count, declared, stored));
   out.values.resize(std::size_t(count));
   if (count > 0 && H5Dread(ds.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.values.data()) < 0)
     throw std::runtime_error(fmt::format("{}: cannot read the dataset (truncated or corrupt file?)", describe(name)));
@@ -297,12 +335,82 @@ std::int64_t Group::read_int(const std::string& name) const {
   return std::int64_t(a.values[0]);
 }
 
+namespace {
+
+// Reads every group, attribute and dataset the way the readers above do, so that a file that would crash
+// libhdf5 in them crashes here first. Cycles of hard links are cut by depth.
+void read_everything(const Group& group, int depth) {
+  if (depth > 64) return;
+  for (const std::string& attr : group.attribute_names()) {
+    try {
+      group.string_list_attribute(attr);
+    } catch (const std::exception&) {
+    }
+  }
+  for (const std::string& name : group.members()) {
+    try {
+      if (group.is_group(name)) read_everything(group.group(name), depth + 1);
+      else if (group.is_dataset(name)) group.read_floats(name);
+    } catch (const std::exception&) {
+    }
+  }
+}
+
+bool probe_enabled() {
+  const char* env = std::getenv("STRATA_HDF5_PROBE");
+  return !(env && std::strcmp(env, "0") == 0);
+}
+
+// libhdf5 trusts much of what a file says, and a crafted file can crash it in ways no check before it
+// can rule out. So a file is first read whole in a child process: a crash there becomes an error here,
+// and this process never runs the code that crashed.
+void probe_in_child(const std::string& path) {
+  if (!probe_enabled()) return;
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  if (pid < 0) return;  // no process to spare: read it here, unprotected, rather than refuse a good file
+  if (pid == 0) {
+    try {
+      read_everything(File::open_unprobed(path), 0);
+    } catch (...) {
+    }
+    ::_exit(0);
+  }
+  int status = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
+  while (true) {
+    const pid_t done = ::waitpid(pid, &status, WNOHANG);
+    if (done == pid) break;
+    if (done < 0 && errno != EINTR) return;
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      throw std::runtime_error(fmt::format("{}: the HDF5 library did not finish reading the file in 300 s (corrupt file?)", path));
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  if (WIFSIGNALED(status))
+    throw std::runtime_error(fmt::format("{}: the HDF5 library crashed reading this file ({}): it is corrupt or crafted; "
+                                         "it was read in a separate process, so nothing else was affected",
+                                         path, strsignal(WTERMSIG(status))));
+}
+
+}  // namespace
+
 File File::open(const std::string& path) {
+  if (is_hdf5_file(path)) probe_in_child(path);
+  return open_unprobed(path);
+}
+
+File File::open_unprobed(const std::string& path) {
   silence_hdf5();
   if (!std::ifstream(path)) throw std::runtime_error(fmt::format("{}: cannot open the file", path));
   if (!is_hdf5_file(path)) throw std::runtime_error(fmt::format("{}: not an HDF5 file", path));
   auto handle = std::make_shared<FileHandle>();
   handle->name = path;
+  std::error_code ec;
+  handle->size = std::filesystem::file_size(path, ec);
+  if (ec) throw std::runtime_error(fmt::format("{}: cannot read the file's size: {}", path, ec.message()));
   handle->id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   if (handle->id < 0) throw std::runtime_error(fmt::format("{}: HDF5 cannot open it (truncated or corrupt?)", path));
   const hid_t root = H5Gopen2(handle->id, "/", H5P_DEFAULT);
@@ -314,6 +422,7 @@ File File::create(const std::string& path) {
   silence_hdf5();
   auto handle = std::make_shared<FileHandle>();
   handle->name = path;
+  handle->size = std::numeric_limits<std::uint64_t>::max();  // Strata's own data: no bound to check against
   handle->id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   if (handle->id < 0) throw std::runtime_error(fmt::format("{}: cannot create the file", path));
   const hid_t root = H5Gopen2(handle->id, "/", H5P_DEFAULT);

@@ -41,6 +41,7 @@ class Group {
   std::vector<std::string> members() const;
 
   bool has_attribute(const std::string& name) const;
+  std::vector<std::string> attribute_names() const;
   // A scalar string attribute, fixed or variable length.
   std::string string_attribute(const std::string& name) const;
   // A list of strings: a 1-D string attribute `name`, a scalar one (a list of one), or Keras's chunks
@@ -72,7 +73,10 @@ class Group {
 // An HDF5 file; the object is its root group.
 class File : public Group {
  public:
-  static File open(const std::string& path);    // read only
+  // Read only. The file is first read whole in a child process (unless STRATA_HDF5_PROBE=0), so that a
+  // file crafted to crash libhdf5 fails with an error here instead of taking the process down.
+  static File open(const std::string& path);
+  static File open_unprobed(const std::string& path);
   static File create(const std::string& path);  // truncates
   // Writes everything out and closes the file (destruction closes it too, without reporting errors).
   void close();

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Fuzzes every reader of outside data with libFuzzer (clang, ASan + UBSan), each target for a bounded
+# time, starting from the committed seed corpus (tests/fuzz/corpus/<target>) plus what earlier runs found
+# (build-fuzz/corpus/<target>). Prints executions, corpus growth and findings per target; exits 1 when
+# anything was found. A finding is a file in build-fuzz/findings/<target>/: once fixed, copy it to
+# tests/fuzz/regressions/<target>/ so that the test suite replays it from then on.
+#   scripts/fuzz.sh [SECONDS-PER-TARGET (default 60)] [TARGET...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:-60}"
+shift || true
+all=(fuzz_yaml_config fuzz_hdf5_model fuzz_keras_archive fuzz_model_json fuzz_npy fuzz_idx fuzz_csv)
+if [ $# -gt 0 ]; then targets=("$@"); else targets=("${all[@]}"); fi
+
+bash scripts/setup.sh --no-build clang libclang-rt-14-dev libomp-dev
+cmake --preset fuzz >/dev/null
+cmake --build --preset fuzz --parallel "$(nproc)"
+
+status=0
+printf '%-20s %12s %8s %8s %9s\n' target executions exec/s corpus findings
+for t in "${targets[@]}"; do
+  work="build-fuzz/corpus/$t" findings="build-fuzz/findings/$t"
+  mkdir -p "$work" "$findings"
+  log="build-fuzz/$t.log"
+  # -rss_limit_mb: a reader must refuse what would not fit rather than allocate it; the targets set
+  # STRATA_MEMORY_LIMIT_MB=1024 so that Strata's own budget check fires first.
+  set +e
+  "build-fuzz/tests/fuzz/$t" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2560 -print_final_stats=1 \
+    -artifact_prefix="$findings/" "$work" "tests/fuzz/corpus/$t" >"$log" 2>&1
+  set -e
+  runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
+  rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
+  found=$(find "$findings" -type f | wc -l)
+  printf '%-20s %12s %8s %8s %9s\n' "$t" "${runs:-0}" "${rate:-0}" "$(find "$work" -type f | wc -l)" "$found"
+  if [ "$found" -gt 0 ]; then
+    status=1
+    echo "  see $log and $findings/" >&2
+  fi
+done
+exit $status
