@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <atomic>
+#include <cmath>
 #include <csignal>
 #include <filesystem>
 
@@ -71,6 +72,13 @@ int train(const std::string& config_path, std::vector<std::string> overrides, st
   } catch (const Interrupted&) {
     fmt::print(stderr, "\nstrata: interrupted; {} keeps the last completed epoch: rerun with --resume to continue\n", backup.string());
     return kInterrupted;
+  }
+  if (const auto loss = history.history.find("loss"); loss != history.history.end() && !loss->second.empty() && !std::isfinite(loss->second.back())) {
+    // A diverged run's weights are not worth keeping; an earlier run's results stay as they were.
+    fmt::print(stderr, "strata: training stopped with a loss of {} in epoch {}; {}/model.h5 and the history were not written "
+                       "(--check-numerics names the layer that first produced a non-finite value)\n",
+               loss->second.back(), loss->second.size(), output_dir);
+    return kFailed;
   }
   if (c.test) {
     const Logs logs = c.model->evaluate(std::vector<Array>{c.test->x}, c.test->y, {.batch_size = c.fit.batch_size, .verbose = 0});

@@ -305,6 +305,34 @@ TEST_F(Cli, KilledRunsKeepLoadableCheckpointsAndResumeToTheSameWeights) {
   std::printf("%d kills over an uninterrupted run of %.2f s\n", kills, whole_seconds);
 }
 
+// A run whose loss diverges fails without writing results; --check-numerics names where it began, and a
+// batch too large for STRATA_MEMORY_LIMIT_MB fails before the first step.
+TEST_F(Cli, NumericFaultsAndMemoryLimitsFailWithAMessage) {
+  std::string text = read_file(dir_ / "config.yaml");
+  text.replace(text.find("{Adam: {learning_rate: 0.02}}"), std::string("{Adam: {learning_rate: 0.02}}").size(), "{SGD: {learning_rate: 1.0e+30}}");
+  std::ofstream(dir_ / "nan.yaml") << text << "callbacks:\n  - TerminateOnNaN: {}\n";
+  const CliRun nan = strata("train " + path("nan.yaml") + " --output-dir " + path("out"));
+  EXPECT_EQ(nan.status, 1);
+  EXPECT_NE(nan.output.find("Invalid loss, terminating training"), std::string::npos) << nan.output;
+  EXPECT_NE(nan.output.find("training stopped with a loss of inf in epoch 1"), std::string::npos) << nan.output;
+  EXPECT_FALSE(fs::exists(dir_ / "out" / "model.h5"));
+  const CliRun checked = strata("train " + path("nan.yaml") + " --output-dir " + path("out") + " --check-numerics");
+  EXPECT_EQ(checked.status, 1);
+  EXPECT_NE(checked.output.find("check_numerics: 'mean_squared_error'"), std::string::npos) << checked.output;
+
+  write_config("wide.yaml", "model:\n  - Input: {shape: [2]}\n  - Dense: {units: 100000, activation: tanh}\n  - Dense: {units: 1}\n");
+  const std::string wide = "train " + path("wide.yaml") + " --epochs 1 --set training.batch_size=90 --output-dir ";
+  ::setenv("STRATA_MEMORY_LIMIT_MB", "64", 1);
+  const CliRun capped = strata(wide + path("capped"));
+  ::unsetenv("STRATA_MEMORY_LIMIT_MB");
+  EXPECT_EQ(capped.status, 1);
+  EXPECT_NE(capped.output.find("the training plan for inputs of shape (90, 2), (90,), (90,)"), std::string::npos) << capped.output;
+  EXPECT_NE(capped.output.find("but only"), std::string::npos) << capped.output;
+  EXPECT_EQ(capped.output.find("Epoch 1/1"), std::string::npos) << "training started: " << capped.output;
+  const CliRun uncapped = strata(wide + path("uncapped"));
+  EXPECT_EQ(uncapped.status, 0) << uncapped.output;
+}
+
 // A functional graph in YAML: layers called on named layers' outputs, per-output losses and weights.
 TEST_F(Cli, FunctionalGraphWithTwoOutputs) {
   std::ofstream(dir_ / "graph.yaml") << "data:\n"
