@@ -19,12 +19,13 @@ InputLayer::InputLayer(Shape shape, InputOptions options)
   }
 }
 
-const Tensor& InputLayer::output() {
-  if (!output_.valid()) {
-    output_ = ops::placeholder(batch_shape_, dtype_, name());
-    output_.graph().record_call({shared(), {}, {output_.id()}, {}});
-  }
-  return output_;
+Tensor InputLayer::output() {
+  if (std::shared_ptr<Graph> graph = graph_.lock()) return Tensor(std::move(graph), output_);
+  const Tensor placeholder = ops::placeholder(batch_shape_, dtype_, name());
+  placeholder.graph().record_call({shared(), {}, {placeholder.id()}, {}});
+  graph_ = placeholder.graph_ptr();
+  output_ = placeholder.id();
+  return placeholder;
 }
 
 Json InputLayer::get_config() const {

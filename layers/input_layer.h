@@ -22,7 +22,7 @@ class InputLayer : public LayerBase<InputLayer> {
   const Shape& batch_shape() const { return batch_shape_; }
   DType dtype() const { return dtype_; }
   // The placeholder this layer feeds (created on first use, in the default graph).
-  const Tensor& output();
+  Tensor output();
 
  protected:
   Tensor call(const Tensor& inputs) override { return inputs; }
@@ -30,7 +30,10 @@ class InputLayer : public LayerBase<InputLayer> {
  private:
   Shape batch_shape_;
   DType dtype_;
-  Tensor output_;
+  // Weak: the graph records this layer's call (holding the layer), so a strong reference back would keep
+  // both alive for ever.
+  std::weak_ptr<Graph> graph_;
+  ValueId output_ = -1;
 };
 
 // keras.Input: a symbolic tensor to call layers on, owned by a new InputLayer.
