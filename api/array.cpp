@@ -48,7 +48,7 @@ Array Array::from_floats(std::vector<float> values, Shape shape) {
   if (std::int64_t(values.size()) != shape.numel())
     throw std::invalid_argument(fmt::format("Array: {} values do not fill shape {}", values.size(), shape.to_string()));
   Array a(shape, DType::float32);
-  std::memcpy(a.data(), values.data(), values.size() * sizeof(float));
+  if (!values.empty()) std::memcpy(a.data(), values.data(), values.size() * sizeof(float));  // empty: data() may be null
   return a;
 }
 
@@ -56,7 +56,7 @@ Array Array::from_ints(std::vector<std::int32_t> values, Shape shape) {
   if (std::int64_t(values.size()) != shape.numel())
     throw std::invalid_argument(fmt::format("Array: {} values do not fill shape {}", values.size(), shape.to_string()));
   Array a(shape, DType::int32);
-  std::memcpy(a.data(), values.data(), values.size() * sizeof(std::int32_t));
+  if (!values.empty()) std::memcpy(a.data(), values.data(), values.size() * sizeof(std::int32_t));
   return a;
 }
 
@@ -64,7 +64,7 @@ Array Array::from_bytes(std::vector<std::uint8_t> values, Shape shape) {
   if (std::int64_t(values.size()) != shape.numel())
     throw std::invalid_argument(fmt::format("Array: {} values do not fill shape {}", values.size(), shape.to_string()));
   Array a(shape, DType::uint8);
-  std::memcpy(a.data(), values.data(), values.size());
+  if (!values.empty()) std::memcpy(a.data(), values.data(), values.size());
   return a;
 }
 

@@ -162,7 +162,9 @@ Tensor KLDivergence::per_sample(const Tensor& y_true_in, const Tensor& y_pred) c
 }  // namespace losses
 
 std::shared_ptr<Loss> get_loss(const Json& identifier) {
-  const auto [name, c, by_name] = io::parse_keras_object(identifier, "loss");
+  const io::KerasObject parsed = io::parse_keras_object(identifier, "loss");
+  const std::string& name = parsed.name;
+  const Json& c = parsed.config;
   const CrossentropyOptions xent{c.value("from_logits", false), c.contains("label_smoothing") && c.at("label_smoothing").is_number()
                                                                     ? c.at("label_smoothing").get<float>() : 0.f};
   using namespace losses;

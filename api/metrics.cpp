@@ -125,7 +125,10 @@ double AUC::result(std::span<const std::vector<double>> t) const {
 }  // namespace metrics
 
 std::shared_ptr<Metric> get_metric(const Json& identifier) {
-  const auto [name, c, by_name] = io::parse_keras_object(identifier, "metric");
+  const io::KerasObject parsed = io::parse_keras_object(identifier, "metric");
+  const std::string& name = parsed.name;
+  const Json& c = parsed.config;
+  const bool by_name = parsed.by_name;
   auto named = [&](const std::string& fallback) { return c.contains("name") && c.at("name").is_string() ? c.at("name").get<std::string>() : fallback; };
   // String identifiers keep the spelling the user gave as their log name, as Keras does.
   const std::string log_name = by_name ? name : "";

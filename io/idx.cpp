@@ -1,8 +1,10 @@
 #include "io/idx.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <zlib.h>
 
+#include <filesystem>
 #include <memory>
 #include <stdexcept>
 
@@ -56,6 +58,15 @@ IdxArray read_idx(const std::string& path) {
     if (total > (std::uint64_t(1) << 34))
       throw std::runtime_error(fmt::format("{}: declared size exceeds 16 GiB", path));
   }
+  // Nothing is allocated for data the file cannot hold: a plain file holds what follows the header, and
+  // deflate expands at most about 1032 times.
+  std::error_code ec;
+  const std::uint64_t file_bytes = std::filesystem::file_size(path, ec);
+  const std::uint64_t header_bytes = 4 + 4 * std::uint64_t(rank);
+  const std::uint64_t most = ec ? total : gzdirect(f.get()) ? file_bytes - std::min(file_bytes, header_bytes) : file_bytes * 1032;
+  if (total > most)
+    throw std::runtime_error(fmt::format("{}: truncated: the header declares {} bytes of data ({}), more than the file can hold", path, total,
+                                         fmt::join(out.shape, " x ")));
   out.data.resize(std::size_t(total));
   read_exact(f.get(), out.data.data(), out.data.size(), path, "the data");
   return out;

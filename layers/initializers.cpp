@@ -157,7 +157,9 @@ void Orthogonal::fill(std::span<float> values, const Shape& shape, std::uint64_t
 }  // namespace initializers
 
 std::shared_ptr<Initializer> get_initializer(const Json& identifier) {
-  const auto [name, config, by_name] = io::parse_keras_object(identifier, "initializer");
+  const io::KerasObject parsed = io::parse_keras_object(identifier, "initializer");
+  const std::string& name = parsed.name;
+  const Json& config = parsed.config;
   // Keras's short aliases "uniform" and "normal" name the random initializers.
   const std::string cls = name == "uniform" ? "RandomUniform"
                           : name == "normal" ? "RandomNormal"

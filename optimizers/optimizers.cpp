@@ -103,7 +103,9 @@ Json Nadam::own_config() const {
 }
 
 std::shared_ptr<Optimizer> get_optimizer(const Json& identifier) {
-  const auto [cls, c, by_name] = io::parse_keras_object(identifier, "optimizer");
+  const io::KerasObject parsed = io::parse_keras_object(identifier, "optimizer");
+  const std::string& cls = parsed.name;
+  const Json& c = parsed.config;
   std::string lower = cls;
   std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char ch) { return char(std::tolower(ch)); });
 

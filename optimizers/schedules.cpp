@@ -95,7 +95,9 @@ Json InverseTimeDecay::get_config() const {
 
 std::shared_ptr<LearningRateSchedule> schedule_from_json(const Json& s) {
   if (!s.is_object()) throw std::invalid_argument(fmt::format("a learning-rate schedule must be {{\"class_name\", \"config\"}}, got {}", s.dump()));
-  const auto [cls, c, by_name] = io::parse_keras_object(s, "learning-rate schedule");
+  const io::KerasObject parsed = io::parse_keras_object(s, "learning-rate schedule");
+  const std::string& cls = parsed.name;
+  const Json& c = parsed.config;
   auto num = [&](const char* key, std::optional<double> fallback = std::nullopt) {
     if (c.contains(key) && c.at(key).is_number()) return c.at(key).get<double>();
     if (fallback) return *fallback;

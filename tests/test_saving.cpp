@@ -13,6 +13,7 @@
 
 #include "api/strata.h"
 #include "io/atomic_file.h"
+#include "io/hdf5.h"
 #include "io/zip.h"
 #include "python_tools.h"
 #include "test_util.h"
@@ -293,6 +294,28 @@ with h5py.File("{0}h5py.h5") as f:
     assert abs(float(f["dense_1"]["mlp/dense_1/bias"][0]) - {1}) < 1e-6
 )", dir, bias[0]);
   EXPECT_EQ(run_python(python, script), 0);
+}
+
+// Datasets whose declared shape is not backed by data in the file (written by h5py without values, as a
+// crafted file would declare them) are refused before anything is allocated for them.
+TEST(Saving, DatasetsLargerThanTheirStoredDataAreRefused) {
+  const std::string python = python_has("/usr/bin/python3", "h5py") ? "/usr/bin/python3" : "python3";
+  if (!python_has(python, "h5py")) GTEST_SKIP() << "python3 with h5py (Debian's python3-h5py) is not installed";
+  const std::string path = ::testing::TempDir() + "declared.h5";
+  ASSERT_EQ(run_python(python, fmt::format(R"(
+import h5py
+with h5py.File("{0}", "w") as f:
+    f.create_dataset("contiguous", shape=(100000, 1000), dtype="f4")
+    f.create_dataset("chunked", shape=(100000, 1000), dtype="f4", chunks=(100, 1000), compression="gzip")
+    f.create_dataset("small", data=[1.0, 2.0, 3.0])
+)", path)), 0);
+  const io::h5::File file = io::h5::File::open(path);
+  EXPECT_EQ(file.read_floats("small").values, (std::vector<float>{1.f, 2.f, 3.f}));
+  for (const char* name : {"contiguous", "chunked"}) {
+    const std::string message = error_of([&] { file.read_floats(name); });
+    EXPECT_NE(message.find(fmt::format("declared.h5: /{}: dataset declares 100000000 values (400000000 bytes) but the file stores 0 bytes", name)),
+              std::string::npos) << message;
+  }
 }
 
 TEST(Saving, KerasLoadsWhatStrataWrites) {
