@@ -61,6 +61,8 @@ Array read_npy(const std::string& path) {
   if (bytes.size() < 8 + len_size) throw std::runtime_error(fmt::format("{}: truncated .npy header", path));
   std::size_t header_len = 0;
   for (std::size_t i = 0; i < len_size; ++i) header_len |= std::size_t(static_cast<unsigned char>(bytes[8 + i])) << (8 * i);
+  // NumPy itself refuses headers over 10000 bytes (max_header_size); so does this reader.
+  if (header_len > 10000) throw std::runtime_error(fmt::format("{}: .npy header of {} bytes is longer than NumPy writes", path, header_len));
   const std::size_t data_at = 8 + len_size + header_len;
   if (bytes.size() < data_at) throw std::runtime_error(fmt::format("{}: truncated .npy header", path));
   const std::string header = bytes.substr(8 + len_size, header_len);
@@ -68,7 +70,7 @@ Array read_npy(const std::string& path) {
   if (!std::regex_search(header, m, std::regex("'descr':\\s*'([<>|=])([a-z])(\\d+)'")))
     throw std::runtime_error(fmt::format("{}: .npy header has no dtype: {}", path, header));
   const char order = m[1].str()[0], kind = m[2].str()[0];
-  const int size = std::stoi(m[3].str());
+  const int size = m[3].length() > 2 ? 0 : std::stoi(m[3].str());  // 0: refused below
   if (std::regex_search(header, std::regex("'fortran_order':\\s*True")))
     throw std::runtime_error(fmt::format("{}: Fortran-ordered arrays are not supported (save it in C order)", path));
   if (!std::regex_search(header, m, std::regex("'shape':\\s*\\(([^)]*)\\)"))) throw std::runtime_error(fmt::format("{}: .npy header has no shape", path));
@@ -76,11 +78,23 @@ Array read_npy(const std::string& path) {
   std::stringstream dims(m[1].str());
   for (std::string d; std::getline(dims, d, ',');) {
     d.erase(std::remove_if(d.begin(), d.end(), [](char c) { return c == ' ' || c == 'L'; }), d.end());
-    if (!d.empty()) shape.push_back(std::stoll(d));
+    if (d.empty()) continue;
+    std::size_t used = 0;
+    long long dim = -1;
+    try {
+      dim = std::stoll(d, &used);
+    } catch (const std::exception&) {
+    }
+    if (dim < 0 || used != d.size()) throw std::runtime_error(fmt::format("{}: .npy header has a bad shape: ({})", path, m[1].str()));
+    shape.push_back(dim);
   }
+  const bool supported = (kind == 'f' && (size == 4 || size == 8)) || (kind == 'i' && (size == 4 || size == 8)) || (kind == 'u' && size == 1);
+  if (!supported) throw std::runtime_error(fmt::format("{}: dtype '{}{}' is not supported (float32, float64, uint8, int32, int64)", path, kind, size));
   const bool swap = (order == '>' && std::endian::native == std::endian::little) || (order == '<' && std::endian::native == std::endian::big);
   const std::int64_t n = shape.numel();
-  if (bytes.size() < data_at + std::size_t(n) * std::size_t(size)) throw std::runtime_error(fmt::format("{}: the data is shorter than its shape {}", path, shape.to_string()));
+  // Compared by division: the declared count times the element size may not fit in 64 bits.
+  if (std::uint64_t(n) > (bytes.size() - data_at) / std::uint64_t(size))
+    throw std::runtime_error(fmt::format("{}: the data is shorter than its shape {}", path, shape.to_string()));
   const char* p = bytes.data() + data_at;
   if (kind == 'u' && size == 1) return Array::from_bytes(std::vector<std::uint8_t>(p, p + n), shape);
   std::vector<float> values(static_cast<std::size_t>(n));
@@ -89,8 +103,7 @@ Array read_npy(const std::string& path) {
     if (kind == 'f' && size == 4) values[std::size_t(i)] = read_scalar<float>(e, swap);
     else if (kind == 'f' && size == 8) values[std::size_t(i)] = float(read_scalar<double>(e, swap));
     else if (kind == 'i' && size == 4) values[std::size_t(i)] = float(read_scalar<std::int32_t>(e, swap));
-    else if (kind == 'i' && size == 8) values[std::size_t(i)] = float(read_scalar<std::int64_t>(e, swap));
-    else throw std::runtime_error(fmt::format("{}: dtype '{}{}' is not supported (float32, float64, uint8, int32, int64)", path, kind, size));
+    else values[std::size_t(i)] = float(read_scalar<std::int64_t>(e, swap));
   }
   return Array::from_floats(std::move(values), shape);
 }

@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <set>
 #include <thread>
 #include <filesystem>
 #include <fstream>
@@ -149,6 +150,18 @@ std::vector<std::string> Group::members() const {
 }
 
 bool Group::has_attribute(const std::string& name) const { return H5Aexists(id_, name.c_str()) > 0; }
+
+std::string Group::object_key() const {
+#if H5_VERSION_GE(1, 12, 0)
+  H5O_info2_t info;
+  if (H5Oget_info3(id_, &info, H5O_INFO_BASIC) < 0) throw std::runtime_error(fmt::format("{}: unreadable object header", describe("")));
+  return std::string(reinterpret_cast<const char*>(&info.token), sizeof(info.token));
+#else
+  H5O_info_t info;
+  if (H5Oget_info2(id_, &info, H5O_INFO_BASIC) < 0) throw std::runtime_error(fmt::format("{}: unreadable object header", describe("")));
+  return std::to_string(info.addr);
+#endif
+}
 
 std::vector<std::string> Group::attribute_names() const {
   std::vector<std::string> names;
@@ -339,9 +352,9 @@ std::int64_t Group::read_int(const std::string& name) const {
 namespace {
 
 // Reads every group, attribute and dataset the way the readers above do, so that a file that would crash
-// libhdf5 in them crashes here first. Cycles of hard links are cut by depth.
-void read_everything(const Group& group, int depth) {
-  if (depth > 64) return;
+// libhdf5 in them crashes here first. Each group is read once, however many links lead to it.
+void read_everything(const Group& group, int depth, std::set<std::string>& seen) {
+  if (depth > 64 || !seen.insert(group.object_key()).second) return;  // hard links can make cycles
   for (const std::string& attr : group.attribute_names()) {
     try {
       group.string_list_attribute(attr);
@@ -350,7 +363,7 @@ void read_everything(const Group& group, int depth) {
   }
   for (const std::string& name : group.members()) {
     try {
-      if (group.is_group(name)) read_everything(group.group(name), depth + 1);
+      if (group.is_group(name)) read_everything(group.group(name), depth + 1, seen);
       else if (group.is_dataset(name)) group.read_floats(name);
     } catch (const std::exception&) {
     }
@@ -375,13 +388,18 @@ void probe_in_child(const std::string& path) {
     // a fuzzer) should act on it as if it were the parent's own.
     for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) std::signal(sig, SIG_DFL);
     try {
-      read_everything(File::open_unprobed(path), 0);
+      std::set<std::string> seen;
+      read_everything(File::open_unprobed(path), 0, seen);
     } catch (...) {
     }
     ::_exit(0);
   }
+  // libhdf5 can also loop for ever on a corrupt heap. A healthy read goes far faster than 10 MB/s.
+  std::error_code ec;
+  const std::uintmax_t bytes = std::filesystem::file_size(path, ec);
+  const auto allowed = std::chrono::seconds(10 + (ec ? 0 : std::int64_t(bytes / 10'000'000)));
   int status = 0;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
+  const auto deadline = std::chrono::steady_clock::now() + allowed;
   while (true) {
     const pid_t done = ::waitpid(pid, &status, WNOHANG);
     if (done == pid) break;
@@ -389,7 +407,8 @@ void probe_in_child(const std::string& path) {
     if (std::chrono::steady_clock::now() > deadline) {
       ::kill(pid, SIGKILL);
       ::waitpid(pid, &status, 0);
-      throw std::runtime_error(fmt::format("{}: the HDF5 library did not finish reading the file in 300 s (corrupt file?)", path));
+      throw std::runtime_error(fmt::format("{}: the HDF5 library did not finish reading the file in {} s: it is corrupt or crafted "
+                                           "(it was read in a separate process, which was stopped)", path, allowed.count()));
     }
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   }

@@ -42,6 +42,8 @@ class Group {
 
   bool has_attribute(const std::string& name) const;
   std::vector<std::string> attribute_names() const;
+  // Identifies the group within its file (two links to one group give the same key).
+  std::string object_key() const;
   // A scalar string attribute, fixed or variable length.
   std::string string_attribute(const std::string& name) const;
   // A list of strings: a 1-D string attribute `name`, a scalar one (a list of one), or Keras's chunks

@@ -25,9 +25,11 @@ for t in "${targets[@]}"; do
   # -rss_limit_mb: a reader must refuse what would not fit rather than allocate it; the targets set
   # STRATA_MEMORY_LIMIT_MB=1024 so that Strata's own budget check fires first. ASan options: an
   # allocation over 2 GiB fails (reported as a finding when Strata's code asks for it with new, returned
-  # as NULL to libhdf5's malloc, which handles that as a release build does).
+  # as NULL to libhdf5's malloc, which handles that as a release build does). STRATA_HDF5_PROBE=0: libhdf5
+  # is fuzzed in the fuzzer's own process (a fork per input would run a few inputs a second), so its
+  # crashes are findings too; the regression replays then check that the probe contains them.
   set +e
-  LSAN_OPTIONS="suppressions=$PWD/tests/fuzz/lsan.supp:${LSAN_OPTIONS:-}" \
+  STRATA_HDF5_PROBE="${STRATA_HDF5_PROBE:-0}" LSAN_OPTIONS="suppressions=$PWD/tests/fuzz/lsan.supp:${LSAN_OPTIONS:-}" \
   ASAN_OPTIONS="max_allocation_size_mb=2048:allocator_may_return_null=1:${ASAN_OPTIONS:-}" "build-fuzz/tests/fuzz/$t" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2560 -print_final_stats=1 \
     -artifact_prefix="$findings/" "$work" "tests/fuzz/corpus/$t" >"$log" 2>&1
   set -e
