@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <set>
 #include <thread>
 #include <filesystem>
@@ -56,6 +57,13 @@ class Handle {
 std::string join_path(const std::string& parent, const std::string& name) {
   if (parent.empty() || parent == "/") return "/" + name;
   return parent + "/" + name;
+}
+
+// The callback of H5Literate and H5Aiterate2 that lists names into a std::vector<std::string>.
+template <class Info>
+herr_t append_name(hid_t, const char* name, const Info*, void* names) {
+  static_cast<std::vector<std::string>*>(names)->emplace_back(name);
+  return 0;
 }
 
 // Keras's limit for one attribute in an object header.
@@ -138,13 +146,7 @@ Group Group::create_group(const std::string& name) {
 std::vector<std::string> Group::members() const {
   std::vector<std::string> names;
   hsize_t index = 0;
-  const herr_t status = H5Literate(
-      id_, H5_INDEX_NAME, H5_ITER_INC, &index,
-      [](hid_t, const char* name, const H5L_info_t*, void* out) -> herr_t {
-        static_cast<std::vector<std::string>*>(out)->emplace_back(name);
-        return 0;
-      },
-      &names);
+  const herr_t status = H5Literate(id_, H5_INDEX_NAME, H5_ITER_INC, &index, append_name<H5L_info_t>, &names);
   if (status < 0) throw std::runtime_error(fmt::format("{}: cannot list the group", describe("")));
   return names;
 }
@@ -166,13 +168,7 @@ std::string Group::object_key() const {
 std::vector<std::string> Group::attribute_names() const {
   std::vector<std::string> names;
   hsize_t index = 0;
-  const herr_t status = H5Aiterate2(
-      id_, H5_INDEX_NAME, H5_ITER_INC, &index,
-      [](hid_t, const char* name, const H5A_info_t*, void* out) -> herr_t {
-        static_cast<std::vector<std::string>*>(out)->emplace_back(name);
-        return 0;
-      },
-      &names);
+  const herr_t status = H5Aiterate2(id_, H5_INDEX_NAME, H5_ITER_INC, &index, append_name<H5A_info_t>, &names);
   if (status < 0) throw std::runtime_error(fmt::format("{}: cannot list the attributes", describe("")));
   return names;
 }
@@ -378,11 +374,10 @@ bool probe_enabled() {
 // libhdf5 trusts much of what a file says, and a crafted file can crash it in ways no check before it
 // can rule out. So a file is first read whole in a child process: a crash there becomes an error here,
 // and this process never runs the code that crashed.
-void probe_in_child(const std::string& path) {
-  if (!probe_enabled()) return;
+std::string run_probe(const std::string& path) {
   std::fflush(nullptr);
   const pid_t pid = ::fork();
-  if (pid < 0) return;  // no process to spare: read it here, unprotected, rather than refuse a good file
+  if (pid < 0) return {};  // no process to spare: read it here, unprotected, rather than refuse a good file
   if (pid == 0) {
     // A crash must end the child plainly: no handler of the parent's (a crash reporter, a sanitizer,
     // a fuzzer) should act on it as if it were the parent's own.
@@ -403,20 +398,49 @@ void probe_in_child(const std::string& path) {
   while (true) {
     const pid_t done = ::waitpid(pid, &status, WNOHANG);
     if (done == pid) break;
-    if (done < 0 && errno != EINTR) return;
+    if (done < 0 && errno != EINTR) return {};
     if (std::chrono::steady_clock::now() > deadline) {
       ::kill(pid, SIGKILL);
       ::waitpid(pid, &status, 0);
-      throw std::runtime_error(fmt::format("{}: the HDF5 library did not finish reading the file in {} s: it is corrupt or crafted "
-                                           "(it was read in a separate process, which was stopped)", path, allowed.count()));
+      return fmt::format("{}: the HDF5 library did not finish reading the file in {} s: it is corrupt or crafted "
+                         "(it was read in a separate process, which was stopped)", path, allowed.count());
     }
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
   // The child ends with _exit(0) whatever the file holds, so anything else is the library dying in it.
   if (WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0))
-    throw std::runtime_error(fmt::format("{}: the HDF5 library crashed reading this file ({}): it is corrupt or crafted; "
-                                         "it was read in a separate process, so nothing else was affected",
-                                         path, WIFSIGNALED(status) ? strsignal(WTERMSIG(status)) : fmt::format("exit status {}", WEXITSTATUS(status))));
+    return fmt::format("{}: the HDF5 library crashed reading this file ({}): it is corrupt or crafted; "
+                       "it was read in a separate process, so nothing else was affected",
+                       path, WIFSIGNALED(status) ? strsignal(WTERMSIG(status)) : fmt::format("exit status {}", WEXITSTATUS(status)));
+  return {};
+}
+
+// The probe's verdict is kept per file version (path, size, modification time), so that opening the same
+// file again (load_model reads a file twice) costs nothing and a bad file fails at once.
+void probe_in_child(const std::string& path) {
+  if (!probe_enabled()) return;
+  std::error_code size_error, time_error;
+  const auto size = std::filesystem::file_size(path, size_error);
+  const auto mtime = std::filesystem::last_write_time(path, time_error);
+  std::string verdict;  // the error message; empty: the file read cleanly
+  if (size_error || time_error) {
+    verdict = run_probe(path);
+  } else {
+    const std::string key = fmt::format("{}\n{}\n{}", path, size, mtime.time_since_epoch().count());
+    static std::mutex mutex;
+    static std::map<std::string, std::string> verdicts;
+    std::unique_lock lock(mutex);
+    if (const auto it = verdicts.find(key); it != verdicts.end()) {
+      verdict = it->second;
+    } else {
+      lock.unlock();
+      verdict = run_probe(path);
+      lock.lock();
+      if (verdicts.size() >= 1000) verdicts.clear();
+      verdicts[key] = verdict;
+    }
+  }
+  if (!verdict.empty()) throw std::runtime_error(verdict);
 }
 
 }  // namespace
