@@ -5,6 +5,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 strata="$(realpath "${1:-build/cli/strata}")"
+repo="$PWD"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 cd "$work"
@@ -40,10 +41,13 @@ with zipfile.ZipFile("bomb.keras", "w", compression=zipfile.ZIP_DEFLATED, compre
     z.writestr("config.json", b"\0" * (200 << 20))
 header = "{'descr': '<f4', 'fortran_order': False, 'shape': (1000, 1000), }"
 header += " " * (63 - (10 + len(header)) % 64) + "\n"
+open("images.idx", "wb").write(struct.pack(">BBBBIII", 0, 0, 8, 3, 60000, 28, 28) + bytes(100))
+open("idx.yaml", "w").write(base.replace("{csv: data.csv, features: [a, b], labels: y}", "{x: images.idx, y: images.idx}"))
 open("short.npy", "wb").write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + b"\0" * 64)
 PY
 "$strata" train good.yaml --output-dir good >/dev/null 2>&1
 head -c 3000 good/model.h5 > truncated.h5
+cp "$repo/tests/fuzz/regressions/fuzz_hdf5_model/timeout-global-heap-loop.h5" hang.h5
 
 strata() { "$strata" "$@"; }
 row() {  # description, command line
@@ -64,8 +68,10 @@ row "data of the wrong shape" "strata train shape.yaml"
 row "text in a CSV number column" "strata train text.yaml"
 row "not an HDF5 file" "strata summary not_hdf5.h5"
 row "truncated .h5 model" "strata summary truncated.h5"
+row "an .h5 file that makes libhdf5 loop (found by fuzzing)" "strata summary hang.h5"
 row ".keras member escaping the directory" "strata summary traversal.keras"
 row ".keras zip bomb" "strata summary bomb.keras"
+row "IDX file shorter than its header says" "strata train idx.yaml"
 row ".npy shorter than its header says" "strata predict good/model.h5 --input short.npy --output p.npy"
 row "a layer too large for the memory" "strata train huge_layer.yaml"
 row "a batch too large for the memory" "STRATA_MEMORY_LIMIT_MB=256 strata train huge_batch.yaml"
