@@ -5,7 +5,10 @@
 
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <stdexcept>
+
+#include "backends/memory.h"
 
 namespace strata::io {
 
@@ -157,7 +160,8 @@ std::vector<ZipMember> read_zip(const std::string& path, ZipLimits limits) {
   if (cd_offset == 0xffffffffu || entries == 0xffff) throw std::runtime_error(fmt::format("{}: zip64 archives are not read", path));
   r.need(cd_offset, cd_size);
   std::vector<ZipMember> members;
-  std::uint64_t at = cd_offset;
+  std::uint64_t at = cd_offset, unpacked = 0;
+  const std::optional<MemoryBudget> budget = host_memory_available();
   for (std::uint16_t i = 0; i < entries; ++i) {
     if (r.u32(at) != kCentralHeader) throw std::runtime_error(fmt::format("{}: corrupt central directory (entry {})", path, i));
     const std::uint16_t flags = r.u16(at + 8), method = r.u16(at + 10);
@@ -173,6 +177,11 @@ std::vector<ZipMember> read_zip(const std::string& path, ZipLimits limits) {
       throw std::runtime_error(fmt::format("{}: {} bytes uncompressed, more than the limit of {}", where, size, limits.max_member_bytes));
     if (method == 8 && size > std::uint64_t(compressed) * limits.max_ratio + 4096)
       throw std::runtime_error(fmt::format("{}: declares {} bytes from {} compressed: refused as a zip bomb", where, size, compressed));
+    // Many members each under the limits can still add up to more memory than the machine has.
+    unpacked += size;
+    if (budget && unpacked > budget->bytes)
+      throw std::runtime_error(fmt::format("{}: the members unpack to more than the {} of memory available ({})", where,
+                                           format_bytes(budget->bytes), budget->source));
     if (r.u32(local) != kLocalHeader) throw std::runtime_error(fmt::format("{}: corrupt local header", where));
     const std::uint64_t data_at = local + 30 + std::uint64_t(r.u16(local + 26)) + r.u16(local + 28);
     r.need(data_at, compressed);
