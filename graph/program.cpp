@@ -62,6 +62,11 @@ struct Program::Plan {
   std::vector<TensorView> views;  // per value of the graph (empty where not part of this plan)
   std::vector<TensorView> input_views, output_views;
   std::vector<TensorView> param_views, grad_views;
+  std::vector<TensorView> raw_grad_views;
+  // Per step, the raw gradients final after it (-1 first: those final before any step); the step before
+  // which a reducer finishes (the first clipping step, or steps.size()).
+  std::vector<std::vector<int>> gradients_final_after;
+  std::size_t reduce_before_step = 0;
   std::vector<std::pair<TensorView, TensorView>> assigns;  // variable, value
   PlanStats stats;
 };
@@ -197,6 +202,8 @@ void Program::build(const std::vector<Tensor>& inputs, const std::vector<Tensor>
       trainable_values_.push_back(wrt[i].id());
       used.push_back(grads[i]);
     }
+    for (const Tensor& g : used) raw_gradient_values_.push_back(g.id());
+    transform_nodes_ = int(graph_->nodes().size());
     for (const Tensor& g : optimizer_->transform_gradients(std::move(used))) gradient_values_.push_back(g.id());
     optimizer_->build(trainable_, *backend_);
   }
@@ -573,6 +580,22 @@ std::unique_ptr<Program::Plan> Program::make_plan(Mode mode, std::span<const Sha
   if (training) {
     for (ValueId v : trainable_values_) plan->param_views.push_back(view(v));
     for (ValueId v : gradient_values_) plan->grad_views.push_back(view(v));
+    for (ValueId v : raw_gradient_values_) plan->raw_grad_views.push_back(view(v));
+    // Which step writes each raw gradient's buffer last: its root's producer (views write nothing).
+    std::vector<int> step_of_node(std::size_t(nn), -1);
+    for (std::size_t k = 0; k < plan->steps.size(); ++k) step_of_node[std::size_t(plan->steps[k].node)] = int(k);
+    plan->gradients_final_after.assign(plan->steps.size() + 1, {});
+    for (std::size_t i = 0; i < raw_gradient_values_.size(); ++i) {
+      const int producer = g.value(root[std::size_t(raw_gradient_values_[i])]).producer;
+      const int step = producer >= 0 ? step_of_node[std::size_t(producer)] : -1;
+      plan->gradients_final_after[std::size_t(step + 1)].push_back(int(i));
+    }
+    plan->reduce_before_step = plan->steps.size();
+    for (std::size_t k = 0; k < plan->steps.size(); ++k)
+      if (plan->steps[k].node >= transform_nodes_) {
+        plan->reduce_before_step = k;
+        break;
+      }
     for (int ni : g.side_effects()) {
       const Node& node = g.node(ni);
       plan->assigns.emplace_back(node.attrs.variable->view(*backend_), view(node.inputs[0]));
@@ -641,11 +664,18 @@ void Program::execute(Plan& plan) {
   if (check)
     for (std::size_t i = 0; i < inputs_.size(); ++i)
       check_finite(plan.input_views[i], fmt::format("input '{}' holds", graph_->value(inputs_[i]).name));
-  for (const Plan::Step& st : plan.steps) {
+  GradientReducer* reducer = plan.mode == Mode::training ? reducer_.get() : nullptr;
+  if (reducer)
+    for (int i : plan.gradients_final_after[0]) reducer->gradient_ready(be, i, plan.raw_grad_views[std::size_t(i)]);
+  for (std::size_t k = 0; k < plan.steps.size(); ++k) {
+    const Plan::Step& st = plan.steps[k];
+    if (reducer && k == plan.reduce_before_step) reducer->finish(be, plan.raw_grad_views);
     try {
       launch(st);
       if (check)
         for (ValueId v : graph_->node(st.node).outputs) check_finite(plan.views[std::size_t(v)], describe_node(st.node));
+      if (reducer)
+        for (int i : plan.gradients_final_after[k + 1]) reducer->gradient_ready(be, i, plan.raw_grad_views[std::size_t(i)]);
     } catch (const std::invalid_argument& e) {
       // Name the layer (or loss, metric) whose op failed: a bad label, say, fails in a gather.
       const std::string& scope = graph_->node(st.node).scope;
@@ -657,6 +687,7 @@ void Program::execute(Plan& plan) {
       throw std::out_of_range(fmt::format("{}: {}", scope, e.what()));
     }
   }
+  if (reducer && plan.reduce_before_step == plan.steps.size()) reducer->finish(be, plan.raw_grad_views);
   if (plan.mode == Mode::training) {
     optimizer_->apply(*backend_, plan.param_views, plan.grad_views);
     if (check)

@@ -34,6 +34,17 @@ struct NonFiniteError : std::runtime_error {
 void enable_check_numerics(bool on = true);
 bool check_numerics_enabled();
 
+// Data-parallel training's hook into a training run. gradient_ready() is called as each gradient becomes
+// final during the backward pass (so that reducing it can start while later ones are computed); the
+// reducer may read the view then but not write it. finish() comes after the whole backward pass and before
+// gradient clipping and the optimizer, and leaves the reduced values in the views.
+class GradientReducer {
+ public:
+  virtual ~GradientReducer() = default;
+  virtual void gradient_ready(Backend& backend, int index, const TensorView& gradient) = 0;
+  virtual void finish(Backend& backend, std::span<const TensorView> gradients) = 0;
+};
+
 struct PlanStats {
   std::size_t arena_bytes = 0;         // intermediates after lifetime-based reuse
   std::size_t intermediate_bytes = 0;  // the same without reuse
@@ -70,6 +81,8 @@ class Program {
   std::int64_t steps_run() const { return step_counter_; }
   // Continues the run count (which keys random draws) from `steps`, as when resuming training.
   void set_steps_run(std::int64_t steps) { step_counter_ = steps; }
+  // Training runs hand their gradients (in trainable_variables() order) to `reducer`; null: none.
+  void set_gradient_reducer(std::shared_ptr<GradientReducer> reducer) { reducer_ = std::move(reducer); }
 
  private:
   struct Plan;
@@ -84,11 +97,14 @@ class Program {
   ProgramOptions options_;
   Backend* backend_;
   std::shared_ptr<Graph> graph_;
-  int forward_nodes_ = 0;  // nodes from here on were derived by differentiation
+  int forward_nodes_ = 0;    // nodes from here on were derived by differentiation
+  int transform_nodes_ = 0;  // and from here on transform gradients (clipping)
   std::vector<ValueId> inputs_, outputs_;
   ValueId loss_ = -1;
   std::vector<VariablePtr> trainable_;
   std::vector<ValueId> trainable_values_, gradient_values_;
+  std::vector<ValueId> raw_gradient_values_;  // before clipping: what a GradientReducer reduces
+  std::shared_ptr<GradientReducer> reducer_;
   std::shared_ptr<Optimizer> optimizer_;
   std::vector<std::unique_ptr<Plan>> plans_;
   Plan* last_plan_ = nullptr;

@@ -209,6 +209,85 @@ TEST(Program, LearnsASeparableProblem) {
   EXPECT_EQ(opt->iterations(), 100);
 }
 
+// A reducer (data-parallel training's allreduce) sees every raw gradient once, after the step that
+// finishes it, and its results are what clipping and the optimizer read.
+TEST(Program, GradientReducerSeesEachGradientBeforeClippingAndTheOptimizer) {
+  struct Scaling : GradientReducer {
+    float factor = 1.f;
+    std::vector<int> ready;
+    std::vector<std::vector<float>> at_ready;
+    int finished = 0;
+    void gradient_ready(Backend& backend, int index, const TensorView& g) override {
+      EXPECT_EQ(finished, 0) << "a gradient became ready after finish()";
+      ready.push_back(index);
+      std::vector<float> host(std::size_t(g.numel()));
+      backend.copy_to_host(host.data(), g.data, g.bytes());
+      at_ready.push_back(host);
+    }
+    void finish(Backend& backend, std::span<const TensorView> grads) override {
+      ++finished;
+      EXPECT_EQ(ready.size(), grads.size());
+      for (const TensorView& g : grads) {
+        std::vector<float> host(std::size_t(g.numel()));
+        backend.copy_to_host(host.data(), g.data, g.bytes());
+        for (float& v : host) v *= factor;
+        backend.copy_to_device(g.data, host.data(), g.bytes());
+      }
+    }
+  };
+  std::vector<float> x;
+  std::vector<std::int32_t> y;
+  make_blobs(16, 6, 3, x, y);
+  const TensorView feeds[] = {{x.data(), DType::float32, {16, 6}}, {y.data(), DType::int32, {16}}};
+  auto weights_after_step = [&](float lr, std::shared_ptr<Scaling> reducer, std::optional<float> clipnorm) {
+    Mlp m = build_mlp({6, 8, 3});
+    auto opt = std::make_shared<Optimizer>(OptimizerUpdate{.kind = OptimizerKind::sgd, .learning_rate = lr});
+    if (clipnorm) opt->set_clipping({.clipnorm = clipnorm});
+    Program train({m.x, m.labels}, {m.loss}, m.loss, opt);
+    train.set_gradient_reducer(reducer);
+    train.run(Mode::training, feeds);
+    std::vector<std::vector<float>> out;
+    for (const auto& w : m.weights) out.push_back(w->to_vector());
+    return out;
+  };
+  const auto before = weights_after_step(0.f, nullptr, std::nullopt);
+  auto twice = std::make_shared<Scaling>();
+  twice->factor = 2.f;
+  const auto reduced = weights_after_step(0.1f, twice, std::nullopt);
+  const auto doubled_rate = weights_after_step(0.2f, nullptr, std::nullopt);
+  ASSERT_EQ(twice->ready.size(), before.size());
+  EXPECT_EQ(twice->finished, 1);
+  std::vector<int> sorted = twice->ready;
+  std::sort(sorted.begin(), sorted.end());
+  for (std::size_t i = 0; i < sorted.size(); ++i) EXPECT_EQ(sorted[i], int(i));  // each gradient once
+  for (std::size_t i = 0; i < before.size(); ++i)
+    for (std::size_t k = 0; k < before[i].size(); ++k) {
+      EXPECT_NEAR(reduced[i][k], doubled_rate[i][k], 1e-6f);
+      // What the reducer saw was the final gradient: the plain update recovers it.
+      const std::size_t at = std::size_t(std::find(twice->ready.begin(), twice->ready.end(), int(i)) - twice->ready.begin());
+      EXPECT_NEAR(before[i][k] - 0.2f * twice->at_ready[at][k], doubled_rate[i][k], 1e-6f);
+    }
+  // Clipping reads the reduced gradients: with clipnorm above every plain gradient's norm but below the
+  // reduced ones', every update is clipped to exactly lr * clipnorm (unclipped, had clipping come first).
+  double largest = 0, smallest = 1e30;
+  for (const auto& g : twice->at_ready) {
+    double n = 0;
+    for (float v : g) n += double(v) * v;
+    largest = std::max(largest, std::sqrt(n));
+    smallest = std::min(smallest, std::sqrt(n));
+  }
+  const float clipnorm = float(2 * largest);
+  ASSERT_GT(1000 * smallest, 2 * clipnorm);
+  auto huge = std::make_shared<Scaling>();
+  huge->factor = 1000.f;
+  const auto clipped = weights_after_step(0.1f, huge, clipnorm);
+  for (std::size_t i = 0; i < before.size(); ++i) {
+    double norm = 0;
+    for (std::size_t k = 0; k < before[i].size(); ++k) norm += double(clipped[i][k] - before[i][k]) * double(clipped[i][k] - before[i][k]);
+    EXPECT_NEAR(std::sqrt(norm), 0.1 * clipnorm, 1e-4 * clipnorm) << "variable " << i;
+  }
+}
+
 TEST(Program, PlansPerShapeSoAnyBatchWorks) {
   Mlp m = build_mlp({6, 5, 3});
   Program p({m.x}, {m.logits});
