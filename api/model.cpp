@@ -11,6 +11,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "api/distribution.h"
 #include "graph/ops.h"
 #include "graph/program.h"
 
@@ -58,6 +59,67 @@ struct Feed {
     s[0] = std::int64_t(rows.size());
     return TensorView{buffer.data(), dtype, s};
   }
+};
+
+// Averages gradients across the processes of a DataParallel run. Each gradient, scaled by this process's
+// share of the global batch, is copied into a bucket as it becomes final; a full bucket (about 4 MiB) is
+// summed across processes with a nonblocking allreduce while the backward pass goes on, and finish()
+// copies the sums back. Buckets are laid out on the first step and reused after.
+class AllreduceGradients : public GradientReducer {
+ public:
+  explicit AllreduceGradients(distribution::DataParallel& d) : d_(d) {}
+  float share = 1.f;  // this process's rows / the global batch's rows
+
+  void gradient_ready(Backend& backend, int index, const TensorView& g) override {
+    if (std::size_t(index) >= place_.size()) place_.resize(std::size_t(index) + 1, {-1, 0});
+    Place& p = place_[std::size_t(index)];
+    if (p.bucket < 0) {  // first step: append to the open bucket
+      if (buckets_.empty() || buckets_.back().closed) buckets_.push_back({});
+      Bucket& b = buckets_.back();
+      p = {int(buckets_.size()) - 1, b.values.size()};
+      b.values.resize(b.values.size() + std::size_t(g.numel()));
+      ++b.members;
+      if (b.values.size() * sizeof(float) >= kBucketBytes) b.closed = true;
+    }
+    Bucket& b = buckets_[std::size_t(p.bucket)];
+    float* dst = b.values.data() + p.offset;
+    backend.copy_to_host(dst, g.data, g.bytes());
+    for (std::int64_t i = 0; i < g.numel(); ++i) dst[i] *= share;
+    if (++b.ready == b.members && b.closed) start(b);
+    d_.progress();
+  }
+
+  void finish(Backend& backend, std::span<const TensorView> grads) override {
+    for (Bucket& b : buckets_) {
+      b.closed = true;
+      if (!b.started) start(b);
+    }
+    d_.wait_all();
+    for (std::size_t i = 0; i < grads.size(); ++i) {
+      const Place& p = place_.at(i);
+      backend.copy_to_device(grads[i].data, buckets_[std::size_t(p.bucket)].values.data() + p.offset, grads[i].bytes());
+    }
+    for (Bucket& b : buckets_) b.ready = 0, b.started = false;
+  }
+
+ private:
+  static constexpr std::size_t kBucketBytes = std::size_t(4) << 20;
+  struct Bucket {
+    std::vector<float> values;
+    int members = 0, ready = 0;
+    bool closed = false, started = false;
+  };
+  struct Place {
+    int bucket;
+    std::size_t offset;
+  };
+  void start(Bucket& b) {
+    d_.start_allreduce_sum(b.values.data(), b.values.size());
+    b.started = true;
+  }
+  distribution::DataParallel& d_;
+  std::vector<Bucket> buckets_;
+  std::vector<Place> place_;  // per gradient index
 };
 
 }  // namespace
@@ -108,6 +170,31 @@ struct Model::Step {
     values = {&running["loss"]};
     for (const auto& o : output_losses) values.push_back(&running[o.first]);
     for (const MetricOut& m : metrics) values.push_back(&running[m.metric->name()]);
+  }
+  // The logs of every process's batches together: the sums are added across processes (metrics keep
+  // additive statistics), then turned into logs as for one process.
+  std::vector<double> packed;
+  const Logs& global_logs(const distribution::DataParallel& d) {
+    packed.clear();
+    packed.push_back(loss_sum);
+    packed.push_back(sample_count);
+    packed.insert(packed.end(), output_loss_sums.begin(), output_loss_sums.end());
+    for (const auto& metric : totals)
+      for (const auto& t : metric) packed.insert(packed.end(), t.begin(), t.end());
+    d.allreduce_sum(packed.data(), packed.size());
+    auto swap_sums = [&] {  // the local sums and the global ones trade places
+      std::size_t k = 0;
+      std::swap(loss_sum, packed[k++]);
+      std::swap(sample_count, packed[k++]);
+      for (double& v : output_loss_sums) std::swap(v, packed[k++]);
+      for (auto& metric : totals)
+        for (auto& t : metric)
+          for (double& v : t) std::swap(v, packed[k++]);
+    };
+    swap_sums();
+    logs();
+    swap_sums();
+    return running;
   }
   const Logs& logs() {
     auto mean = [&](double sum) { return sample_count > 0 ? sum / sample_count : 0.0; };
@@ -478,6 +565,18 @@ struct BatchFeeds {
   }
 };
 
+// Moving statistics follow each process's own rows; averaging them after every step keeps the processes'
+// weights identical.
+void average_across(distribution::DataParallel& d, const std::vector<VariablePtr>& variables) {
+  for (const VariablePtr& v : variables) {
+    std::vector<float> values = v->to_vector();
+    d.start_allreduce_sum(values.data(), values.size());
+    d.wait_all();
+    for (float& value : values) value /= float(d.num_processes());
+    v->assign(values);
+  }
+}
+
 void check_batch_size(int batch_size) {
   if (batch_size <= 0) throw std::invalid_argument(fmt::format("batch_size must be positive, got {}", batch_size));
 }
@@ -496,6 +595,9 @@ History Model::fit(const std::vector<Array>& x, const std::vector<Array>& y, Fit
   Step& step = step_for(x, y);
   const std::int64_t n = x[0].rows();
   const std::vector<float> weights = sample_weights(y[0], options.sample_weight, options.class_weight);
+  const std::shared_ptr<distribution::DataParallel> dist = distribution::distribution();
+  const bool parallel = dist && dist->num_processes() > 1;
+  if (parallel && !dist->is_chief()) options.verbose = 0;  // one progress bar: the chief's
 
   // validation_split: the last fraction, before shuffling (as Keras).
   std::int64_t n_train = n;
@@ -538,7 +640,25 @@ History Model::fit(const std::vector<Array>& x, const std::vector<Array>& y, Fit
   std::vector<CallbackPtr> quiet_callbacks = options.callbacks;  // validation reports to the user's callbacks only
 
   BatchFeeds feeds(x, input_dtypes(), y, step.y_dtypes, options.batch_size);
-  const std::uint64_t drawn = next_random_seed();  // drawn either way, so that later seeds do not shift
+  std::uint64_t drawn = next_random_seed();  // drawn either way, so that later seeds do not shift
+  std::shared_ptr<AllreduceGradients> reducer;
+  std::vector<VariablePtr> moving;  // non-trainable variables that steps update (BatchNormalization's)
+  if (parallel) {
+    // Every process starts from the chief's weights and visits the rows in the chief's order.
+    for (const VariablePtr& v : this->weights()) {
+      std::vector<float> values = v->to_vector();
+      dist->broadcast(values.data(), values.size() * sizeof(float));
+      v->assign(values);
+      if (!v->trainable()) moving.push_back(v);
+    }
+    dist->broadcast(&drawn, sizeof(drawn));
+    reducer = std::make_shared<AllreduceGradients>(*dist);
+  }
+  step.program->set_gradient_reducer(reducer);
+  struct ForgetReducer {  // also when a callback or a step throws
+    Program& program;
+    ~ForgetReducer() { program.set_gradient_reducer(nullptr); }
+  } forget_reducer{*step.program};
   shuffle_rng_.seed(options.shuffle_seed ? *options.shuffle_seed : drawn);
   stop_training = false;
   fit_program_ = step.program.get();
@@ -578,14 +698,29 @@ History Model::fit(const std::vector<Array>& x, const std::vector<Array>& y, Fit
       for (auto& cb : callbacks) cb->on_train_batch_begin(b, {});
       const std::int64_t begin = b * options.batch_size;
       const std::int64_t count = std::min<std::int64_t>(options.batch_size, n_train - begin);
-      const std::span<const std::int64_t> batch_rows(rows.data() + begin, std::size_t(count));
+      std::span<const std::int64_t> batch_rows(rows.data() + begin, std::size_t(count));
+      std::int64_t local = count;
+      if (parallel) {
+        // This process's contiguous share of the global batch. One left without rows (a last batch smaller
+        // than the number of processes) runs a row that weighs nothing in the average, to keep in step.
+        const std::int64_t lo = count * dist->rank() / dist->num_processes();
+        local = count * (dist->rank() + 1) / dist->num_processes() - lo;
+        batch_rows = local > 0 ? batch_rows.subspan(std::size_t(lo), std::size_t(local)) : batch_rows.first(1);
+        reducer->share = float(local) / float(count);
+      }
       step.program->run(Mode::training, feeds.fill(batch_rows, weights));
-      step.accumulate(count);
-      const Logs& logs = step.logs();
+      if (local > 0) step.accumulate(local);
+      if (parallel && !moving.empty()) average_across(*dist, moving);
+      const Logs& logs = parallel ? step.global_logs(*dist) : step.logs();
       for (auto& cb : callbacks) cb->on_train_batch_end(b, logs);
+      if (parallel) {  // a callback's stop in any process stops them all
+        double stop = stop_training ? 1 : 0;
+        dist->allreduce_sum(&stop, 1);
+        stop_training = stop > 0;
+      }
       if (stop_training) break;
     }
-    epoch_logs = step.logs();
+    epoch_logs = parallel ? step.global_logs(*dist) : step.logs();
     if (!val_rows.empty()) {
       const std::vector<Array>& vx = options.validation_data ? options.validation_data->x : x;
       const std::vector<Array>& vy = options.validation_data ? options.validation_data->y : y;

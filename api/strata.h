@@ -4,6 +4,7 @@
 #include "api/array.h"
 #include "api/callbacks.h"
 #include "api/datasets.h"
+#include "api/distribution.h"
 #include "api/losses.h"
 #include "api/metrics.h"
 #include "api/backup_and_restore.h"

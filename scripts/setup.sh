@@ -10,7 +10,7 @@ if [ "${1:-}" = "--no-build" ]; then
   shift
 fi
 packages=(build-essential cmake ninja-build ccache libeigen3-dev libfmt-dev zlib1g-dev nlohmann-json3-dev libhdf5-dev libgtest-dev libyaml-cpp-dev libcli11-dev libprotobuf-dev protobuf-compiler
-          dataset-fashion-mnist "$@")
+          libopenmpi-dev openmpi-bin dataset-fashion-mnist "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

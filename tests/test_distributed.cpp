@@ -1,0 +1,55 @@
+// Data-parallel fit across two processes (ctest runs it under mpirun -np 2): with a global batch B the
+// processes end with the weights one process reaches with batch B, and with identical weights.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "api/strata.h"
+
+namespace strata {
+namespace {
+
+TEST(DataParallel, TwoProcessesTrainAsOneProcessWithTheGlobalBatch) {
+  auto dp = std::make_shared<distribution::DataParallel>();
+  ASSERT_EQ(dp->num_processes(), 2) << "run under mpirun -np 2";
+  // 97 rows in batches of 16: the last batch has one row, so one process runs it without rows of its own.
+  std::mt19937 rng(5);
+  std::normal_distribution<float> noise(0.f, 0.5f);
+  std::vector<float> xs;
+  std::vector<std::int32_t> ys;
+  for (int i = 0; i < 97; ++i) {
+    ys.push_back(i % 3);
+    for (int f = 0; f < 5; ++f) xs.push_back((f == i % 3 ? 2.f : 0.f) + noise(rng));
+  }
+  const Array x = Array::from_floats(xs, {97, 5}), y = Array::from_ints(ys, {97});
+  auto train = [&](bool parallel) {
+    clear_session();
+    set_random_seed(7);
+    auto model = std::unique_ptr<Sequential>(new Sequential({Input({5}), Dense(8, {.activation = "tanh"}), Dense(3, {.activation = "softmax"})}));
+    model->compile(Adam(AdamOptions{.learning_rate = 0.01}), "sparse_categorical_crossentropy", {"accuracy"});
+    distribution::set_distribution(parallel ? dp : nullptr);
+    const History h = model->fit(x, y, {.epochs = 3, .batch_size = 16, .verbose = 0});
+    distribution::set_distribution(nullptr);
+    return std::make_pair(std::move(model), h);
+  };
+  auto [together, h_together] = train(true);
+  auto [alone, h_alone] = train(false);
+  const auto a = together->get_weights(), b = alone->get_weights();
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const auto va = a[i].to_floats(), vb = b[i].to_floats();
+    std::vector<double> sum(va.begin(), va.end());
+    dp->allreduce_sum(sum.data(), sum.size());
+    for (std::size_t k = 0; k < va.size(); ++k) {
+      EXPECT_NEAR(va[k], vb[k], 1e-5f * (1.f + std::abs(vb[k]))) << "weight " << i << "[" << k << "] on process " << dp->rank();
+      EXPECT_EQ(sum[k], 2.0 * double(va[k])) << "the processes' weights differ: weight " << i << "[" << k << "]";
+    }
+  }
+  // The logs are the global batch's, the same in both processes.
+  for (const char* key : {"loss", "accuracy"})
+    for (std::size_t e = 0; e < 3; ++e) EXPECT_NEAR(h_together.history.at(key)[e], h_alone.history.at(key)[e], 1e-5) << key;
+}
+
+}  // namespace
+}  // namespace strata
