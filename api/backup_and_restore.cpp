@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "api/distribution.h"
 #include "api/model.h"
 #include "io/hdf5.h"
 
@@ -44,6 +45,8 @@ void BackupAndRestore::on_train_begin(const Logs&) {
 }
 
 void BackupAndRestore::on_epoch_end(int, const Logs&) {
+  // Every process restores from the checkpoint; the chief alone writes it.
+  if (const auto d = distribution::distribution(); d && !d->is_chief()) return;
   std::filesystem::create_directories(dir_);
   const Model::TrainingProgress p = model()->training_progress();
   const nlohmann::json progress = {{"next_epoch", p.next_epoch}, {"shuffle_state", p.shuffle_state}, {"program_steps", p.program_steps}};
@@ -51,6 +54,7 @@ void BackupAndRestore::on_epoch_end(int, const Logs&) {
 }
 
 void BackupAndRestore::on_train_end(const Logs&) {
+  if (const auto d = distribution::distribution(); d && !d->is_chief()) return;
   if (options_.delete_checkpoint) std::filesystem::remove(checkpoint_path());
 }
 

@@ -30,6 +30,10 @@ class Callback {
   void set_params(Params p) { params_ = p; }
   const Params& params() const { return params_; }
 
+  // Callbacks that only record (files, printed output) run in the chief process alone when fit() trains
+  // across processes (distribution::DataParallel); the others run in every process, on the same logs.
+  virtual bool chief_only() const { return false; }
+
   virtual void on_train_begin(const Logs&) {}
   virtual void on_train_end(const Logs&) {}
   virtual void on_epoch_begin(int /*epoch*/, const Logs&) {}

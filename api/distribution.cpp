@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdlib>
 #include <mutex>
@@ -85,15 +86,6 @@ void DataParallel::wait_all() {
 
 struct DataParallel::Requests {};
 
-namespace {
-// The number of processes mpirun (Open MPI, MPICH and their relatives) says it started.
-int launched_processes() {
-  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"})
-    if (const char* v = std::getenv(name)) return std::atoi(v);
-  return 1;
-}
-}  // namespace
-
 DataParallel::DataParallel() : requests_(std::make_unique<Requests>()) {
   if (launched_processes() > 1)
     throw std::runtime_error(fmt::format("DataParallel: started as one of {} processes, but this Strata was built without MPI "
@@ -107,6 +99,13 @@ void DataParallel::progress() {}
 void DataParallel::wait_all() {}
 
 #endif
+
+int launched_processes() {
+  // Open MPI, MPICH and their relatives say so in the environment.
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"})
+    if (const char* v = std::getenv(name)) return std::max(1, std::atoi(v));
+  return 1;
+}
 
 void set_distribution(std::shared_ptr<DataParallel> distribution) {
   std::lock_guard lock(g_mutex);

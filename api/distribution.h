@@ -41,6 +41,9 @@ class DataParallel {
   std::unique_ptr<Requests> requests_;
 };
 
+// How many processes mpirun says it started (1 without mpirun): whether to create a DataParallel.
+int launched_processes();
+
 // The distribution fit() uses (keras.distribution.set_distribution); null: one process.
 void set_distribution(std::shared_ptr<DataParallel> distribution);
 std::shared_ptr<DataParallel> distribution();

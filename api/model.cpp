@@ -631,6 +631,8 @@ History Model::fit(const std::vector<Array>& x, const std::vector<Array>& y, Fit
   auto progbar = std::make_shared<ProgbarLogger>();
   progbar->set_in_fit(true);
   std::vector<CallbackPtr> callbacks = options.callbacks;
+  if (parallel && !dist->is_chief())
+    std::erase_if(callbacks, [](const CallbackPtr& cb) { return cb->chief_only(); });
   callbacks.push_back(history);
   if (options.verbose > 0) callbacks.push_back(progbar);
   for (auto& cb : callbacks) {

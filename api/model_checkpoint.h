@@ -22,6 +22,7 @@ struct ModelCheckpointOptions {
 
 class ModelCheckpoint : public Callback {
  public:
+  bool chief_only() const override { return true; }
   explicit ModelCheckpoint(std::string filepath, ModelCheckpointOptions options = {});
   void on_epoch_begin(int epoch, const Logs& logs) override;
   void on_epoch_end(int epoch, const Logs& logs) override;

@@ -54,6 +54,7 @@ class TerminateOnNaN : public Callback {
 // Appends each epoch's logs to a CSV file: "epoch" then the log keys in sorted order, as Keras.
 class CSVLogger : public Callback {
  public:
+  bool chief_only() const override { return true; }
   explicit CSVLogger(std::string filename, std::string separator = ",", bool append = false);
   ~CSVLogger() override;
   void on_train_begin(const Logs& logs) override;

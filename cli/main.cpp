@@ -29,12 +29,19 @@ struct Interrupted : std::runtime_error {
   Interrupted() : std::runtime_error("interrupted") {}
 };
 
-// Ends fit() at the batch during which Ctrl-C came; the epoch checkpoint before it stays.
+// Ends fit() at the batch during which Ctrl-C came; the epoch checkpoint before it stays. Under mpirun
+// the processes agree first, so that all stop at the same batch.
 class StopOnInterrupt : public Callback {
  public:
+  explicit StopOnInterrupt(std::shared_ptr<distribution::DataParallel> parallel) : parallel_(std::move(parallel)) {}
   void on_train_batch_end(std::int64_t, const Logs&) override {
-    if (g_interrupted) throw Interrupted();
+    double interrupted = g_interrupted ? 1 : 0;
+    if (parallel_) parallel_->allreduce_sum(&interrupted, 1);
+    if (interrupted > 0) throw Interrupted();
   }
+
+ private:
+  std::shared_ptr<distribution::DataParallel> parallel_;
 };
 
 bool ends_with(const std::string& s, const std::string& suffix) {
@@ -46,6 +53,13 @@ int train(const std::string& config_path, std::vector<std::string> overrides, st
   if (epochs) overrides.push_back(fmt::format("training.epochs={}", *epochs));
   if (batch_size) overrides.push_back(fmt::format("training.batch_size={}", *batch_size));
   if (seed) overrides.push_back(fmt::format("training.seed={}", *seed));
+  // Under mpirun every process trains its shard of each batch; the chief (rank 0) prints and writes.
+  std::shared_ptr<distribution::DataParallel> parallel;
+  if (distribution::launched_processes() > 1) {
+    parallel = std::make_shared<distribution::DataParallel>();
+    distribution::set_distribution(parallel);
+  }
+  const bool chief = !parallel || parallel->is_chief();
   RunConfig c = read_run_config(config_path, overrides, true, output_dir);
   if (!c.train) throw ConfigError(fmt::format("{}: data.train is missing: nothing to train on", config_path));
   // Every epoch ends with a checkpoint in DIR/backup (removed when training completes), which --resume
@@ -56,23 +70,25 @@ int train(const std::string& config_path, std::vector<std::string> overrides, st
     throw ConfigError(fmt::format("{}: an interrupted run's checkpoint is there; pass --resume to continue it, or remove it to start again",
                                   backup.string()));
   if (resume && !has_backup) throw ConfigError(fmt::format("--resume: no checkpoint in {}", backup.string()));
-  fs::create_directories(output_dir);  // callbacks (CSVLogger, ModelCheckpoint) write there while training
+  if (chief) fs::create_directories(output_dir);  // callbacks (CSVLogger, ModelCheckpoint) write there while training
   c.fit.callbacks.push_back(std::make_shared<BackupAndRestore>(backup.string()));
-  c.fit.callbacks.push_back(std::make_shared<StopOnInterrupt>());
+  c.fit.callbacks.push_back(std::make_shared<StopOnInterrupt>(parallel));
   std::signal(SIGINT, on_interrupt);
   if (backend != "cpu") {
     CompileOptions options = c.model->compile_options();
     options.backend = backend;
     c.model->compile(std::move(options));
   }
-  c.model->summary();
+  if (chief) c.model->summary();
   History history;
   try {
     history = c.model->fit(std::vector<Array>{c.train->x}, c.train->y, c.fit);
   } catch (const Interrupted&) {
-    fmt::print(stderr, "\nstrata: interrupted; {} keeps the last completed epoch: rerun with --resume to continue\n", backup.string());
+    if (chief)
+      fmt::print(stderr, "\nstrata: interrupted; {} keeps the last completed epoch: rerun with --resume to continue\n", backup.string());
     return kInterrupted;
   }
+  if (!chief) return 0;  // the chief reports and writes the results
   if (const auto loss = history.history.find("loss"); loss != history.history.end() && !loss->second.empty() && !std::isfinite(loss->second.back())) {
     // A diverged run's weights are not worth keeping; an earlier run's results stay as they were.
     fmt::print(stderr, "strata: training stopped with a loss of {} in epoch {}; {}/model.h5 and the history were not written "

@@ -32,6 +32,7 @@ class EventWriter {
 
 class TensorBoard : public Callback {
  public:
+  bool chief_only() const override { return true; }
   explicit TensorBoard(std::string log_dir = "logs") : log_dir_(std::move(log_dir)) {}
   void on_train_begin(const Logs& logs) override;
   void on_epoch_end(int epoch, const Logs& logs) override;

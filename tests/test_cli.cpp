@@ -333,6 +333,43 @@ TEST_F(Cli, NumericFaultsAndMemoryLimitsFailWithAMessage) {
   EXPECT_EQ(uncapped.status, 0) << uncapped.output;
 }
 
+// Under mpirun two processes train as one; a run stopped part way resumes in one process to the weights an
+// uninterrupted single process reaches (to float tolerance: the processes add gradient halves).
+TEST_F(Cli, TrainsUnderMpirunAndResumesWithAnotherProcessCount) {
+  if (std::system("command -v mpirun > /dev/null 2>&1") != 0) GTEST_SKIP() << "mpirun (Debian's openmpi-bin) is not installed";
+  const std::string mpirun = "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none "
+                             "mpirun -np 2 --oversubscribe ";
+  const std::string config = path("config.yaml") + " --set training.verbose=0";
+  ASSERT_EQ(strata("train " + config + " --output-dir " + path("one")).status, 0);
+  const int rc = std::system((mpirun + STRATA_CLI + " train " + config + " --output-dir " + path("two") + " > " + path("two.log") + " 2>&1").c_str());
+  ASSERT_EQ(rc, 0) << read_file(dir_ / "two.log");
+  // The same history, to float tolerance (the processes add the gradients of their halves of each batch).
+  std::stringstream one(read_file(dir_ / "one" / "history.csv")), two(read_file(dir_ / "two" / "history.csv"));
+  std::string line_one, line_two;
+  std::getline(one, line_one), std::getline(two, line_two);
+  EXPECT_EQ(line_one, line_two);
+  int rows = 0;
+  for (; std::getline(one, line_one) && std::getline(two, line_two); ++rows) {
+    std::stringstream ca(line_one), cb(line_two);
+    for (std::string va, vb; std::getline(ca, va, ',') && std::getline(cb, vb, ',');)
+      EXPECT_NEAR(std::stod(va), std::stod(vb), 1e-4 * (1 + std::abs(std::stod(vb)))) << line_one << " / " << line_two;
+  }
+  EXPECT_EQ(rows, 4);
+
+  // Stopped part way under mpirun (which ends its processes on SIGINT), resumed in one process.
+  const std::string long_run = path("config.yaml") + " --epochs 2000 --set training.verbose=0";
+  ASSERT_EQ(strata("train " + long_run + " --output-dir " + path("whole")).status, 0);
+  std::system(("timeout -s INT 2 sh -c '" + mpirun + STRATA_CLI + " train " + long_run + " --output-dir " + path("parts") + "' > /dev/null 2>&1").c_str());
+  if (!fs::exists(dir_ / "parts" / "backup" / "latest.weights.h5")) GTEST_SKIP() << "the run ended before it was stopped, or before its first epoch";
+  const CliRun resumed = strata("train " + long_run + " --output-dir " + path("parts") + " --resume");
+  ASSERT_EQ(resumed.status, 0) << resumed.output;
+  auto whole = load_model(path("whole/model.h5")), parts = load_model(path("parts/model.h5"));
+  const Array x = Array::from_floats({0.1f, 0.2f, 0.9f, 0.3f, 0.5f, 0.5f}, {3, 2});
+  const auto a = parts->predict(x, {.verbose = 0}).to_floats(), b = whole->predict(x, {.verbose = 0}).to_floats();
+  for (std::size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-4f * (1.f + std::abs(b[i])));
+  EXPECT_EQ(parts->optimizer()->iterations(), whole->optimizer()->iterations());
+}
+
 // A functional graph in YAML: layers called on named layers' outputs, per-output losses and weights.
 TEST_F(Cli, FunctionalGraphWithTwoOutputs) {
   std::ofstream(dir_ / "graph.yaml") << "data:\n"
