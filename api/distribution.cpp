@@ -37,18 +37,18 @@ DataParallel::DataParallel() : requests_(std::make_unique<Requests>()) {
   if (!initialized) {
     int provided = 0;
     MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
-    finalize_ = true;
+    // MPI starts once per process, so it ends at exit rather than with this object (another may follow).
+    std::atexit([] {
+      int finalized = 0;
+      MPI_Finalized(&finalized);
+      if (!finalized) MPI_Finalize();
+    });
   }
   MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
   MPI_Comm_size(MPI_COMM_WORLD, &size_);
 }
 
-DataParallel::~DataParallel() {
-  wait_all();
-  int finalized = 0;
-  MPI_Finalized(&finalized);
-  if (finalize_ && !finalized) MPI_Finalize();
-}
+DataParallel::~DataParallel() { wait_all(); }
 
 void DataParallel::broadcast(void* data, std::size_t bytes, int root) const {
   for (std::size_t done = 0; done < bytes;) {  // MPI counts are ints

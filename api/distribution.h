@@ -14,8 +14,8 @@ namespace strata::distribution {
 
 class DataParallel {
  public:
-  // Joins the processes mpirun started (initialising MPI unless the program has). Throws when started by
-  // mpirun with several processes in a build without MPI.
+  // Joins the processes mpirun started (initialising MPI unless the program has, and finalising it at
+  // exit). Throws when started by mpirun with several processes in a build without MPI.
   DataParallel();
   ~DataParallel();
   DataParallel(const DataParallel&) = delete;
@@ -37,7 +37,6 @@ class DataParallel {
  private:
   struct Requests;
   int rank_ = 0, size_ = 1;
-  bool finalize_ = false;
   std::unique_ptr<Requests> requests_;
 };
 

@@ -565,15 +565,27 @@ struct BatchFeeds {
   }
 };
 
-// Moving statistics follow each process's own rows; averaging them after every step keeps the processes'
-// weights identical.
-void average_across(distribution::DataParallel& d, const std::vector<VariablePtr>& variables) {
+// Moving statistics follow each process's own rows; averaging them after every step (one allreduce for
+// all, through a buffer sized once) keeps the processes' weights identical.
+void average_across(distribution::DataParallel& d, Backend& backend, const std::vector<VariablePtr>& variables,
+                    std::vector<float>& buffer) {
+  std::size_t total = 0;
+  for (const VariablePtr& v : variables) total += std::size_t(v->shape().numel());
+  buffer.resize(total);
+  std::size_t at = 0;
   for (const VariablePtr& v : variables) {
-    std::vector<float> values = v->to_vector();
-    d.start_allreduce_sum(values.data(), values.size());
-    d.wait_all();
-    for (float& value : values) value /= float(d.num_processes());
-    v->assign(values);
+    const TensorView t = v->view(backend);
+    backend.copy_to_host(buffer.data() + at, t.data, t.bytes());
+    at += std::size_t(t.numel());
+  }
+  d.start_allreduce_sum(buffer.data(), buffer.size());
+  d.wait_all();
+  for (float& value : buffer) value /= float(d.num_processes());
+  at = 0;
+  for (const VariablePtr& v : variables) {
+    const TensorView t = v->view(backend);
+    backend.copy_to_device(t.data, buffer.data() + at, t.bytes());
+    at += std::size_t(t.numel());
   }
 }
 
@@ -645,6 +657,7 @@ History Model::fit(const std::vector<Array>& x, const std::vector<Array>& y, Fit
   std::uint64_t drawn = next_random_seed();  // drawn either way, so that later seeds do not shift
   std::shared_ptr<AllreduceGradients> reducer;
   std::vector<VariablePtr> moving;  // non-trainable variables that steps update (BatchNormalization's)
+  std::vector<float> moving_buffer;
   if (parallel) {
     // Every process starts from the chief's weights and visits the rows in the chief's order.
     for (const VariablePtr& v : this->weights()) {
@@ -712,7 +725,7 @@ History Model::fit(const std::vector<Array>& x, const std::vector<Array>& y, Fit
       }
       step.program->run(Mode::training, feeds.fill(batch_rows, weights));
       if (local > 0) step.accumulate(local);
-      if (parallel && !moving.empty()) average_across(*dist, moving);
+      if (parallel && !moving.empty()) average_across(*dist, step.program->backend(), moving, moving_buffer);
       const Logs& logs = parallel ? step.global_logs(*dist) : step.logs();
       for (auto& cb : callbacks) cb->on_train_batch_end(b, logs);
       if (parallel) {  // a callback's stop in any process stops them all

@@ -51,5 +51,29 @@ TEST(DataParallel, TwoProcessesTrainAsOneProcessWithTheGlobalBatch) {
     for (std::size_t e = 0; e < 3; ++e) EXPECT_NEAR(h_together.history.at(key)[e], h_alone.history.at(key)[e], 1e-5) << key;
 }
 
+// BatchNormalization normalises each process's rows by their own statistics; its moving statistics are
+// averaged after every step, so the processes still hold identical weights, non-trainable ones included.
+TEST(DataParallel, MovingStatisticsStayIdenticalAcrossProcesses) {
+  auto dp = std::make_shared<distribution::DataParallel>();
+  ASSERT_EQ(dp->num_processes(), 2) << "run under mpirun -np 2";
+  std::vector<float> xs(64 * 4);
+  for (std::size_t i = 0; i < xs.size(); ++i) xs[i] = float((i * 37) % 11) - 5.f;
+  std::vector<std::int32_t> ys(64);
+  for (std::size_t i = 0; i < ys.size(); ++i) ys[i] = std::int32_t(i % 2);
+  clear_session();
+  set_random_seed(3);
+  Sequential model({Input({4}), Dense(6), BatchNormalization(), Activation("relu"), Dense(2, {.activation = "softmax"})});
+  model.compile("adam", "sparse_categorical_crossentropy");
+  distribution::set_distribution(dp);
+  model.fit(Array::from_floats(xs, {64, 4}), Array::from_ints(ys, {64}), {.epochs = 2, .batch_size = 16, .verbose = 0});
+  distribution::set_distribution(nullptr);
+  for (const Array& w : model.get_weights()) {
+    const auto v = w.to_floats();
+    std::vector<double> sum(v.begin(), v.end());
+    dp->allreduce_sum(sum.data(), sum.size());
+    for (std::size_t k = 0; k < v.size(); ++k) EXPECT_FLOAT_EQ(float(sum[k] / 2), v[k]) << "process " << dp->rank();
+  }
+}
+
 }  // namespace
 }  // namespace strata
