@@ -7,10 +7,14 @@
 #include <fstream>
 #include <string>
 
+#include <unistd.h>
+
 namespace strata::test {
 
 inline int run_python(const std::string& python, const std::string& script) {
-  const std::string file = ::testing::TempDir() + "check.py";
+  // A name of this process's own: ctest runs test programs side by side.
+  static int counter = 0;
+  const std::string file = ::testing::TempDir() + "check_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + ".py";
   std::ofstream(file) << script;
   return std::system((python + " " + file).c_str());
 }
