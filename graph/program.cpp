@@ -663,7 +663,7 @@ void Program::execute(Plan& plan) {
   const bool check = check_numerics_enabled();
   if (check)
     for (std::size_t i = 0; i < inputs_.size(); ++i)
-      check_finite(plan.input_views[i], fmt::format("input '{}' holds", graph_->value(inputs_[i]).name));
+      check_finite(plan.input_views[i], [&] { return fmt::format("input '{}' holds", graph_->value(inputs_[i]).name); });
   GradientReducer* reducer = plan.mode == Mode::training ? reducer_.get() : nullptr;
   if (reducer)
     for (int i : plan.gradients_final_after[0]) reducer->gradient_ready(be, i, plan.raw_grad_views[std::size_t(i)]);
@@ -673,7 +673,7 @@ void Program::execute(Plan& plan) {
     try {
       launch(st);
       if (check)
-        for (ValueId v : graph_->node(st.node).outputs) check_finite(plan.views[std::size_t(v)], describe_node(st.node));
+        for (ValueId v : graph_->node(st.node).outputs) check_finite(plan.views[std::size_t(v)], [&] { return describe_node(st.node); });
       if (reducer)
         for (int i : plan.gradients_final_after[k + 1]) reducer->gradient_ready(be, i, plan.raw_grad_views[std::size_t(i)]);
     } catch (const std::invalid_argument& e) {
@@ -692,7 +692,9 @@ void Program::execute(Plan& plan) {
     optimizer_->apply(*backend_, plan.param_views, plan.grad_views);
     if (check)
       for (std::size_t i = 0; i < plan.param_views.size(); ++i)
-        check_finite(plan.param_views[i], fmt::format("the {} update of variable '{}' produced", optimizer_->class_name(), trainable_[i]->name()));
+        check_finite(plan.param_views[i], [&] {
+          return fmt::format("the {} update of variable '{}' produced", optimizer_->class_name(), trainable_[i]->name());
+        });
     for (const auto& [variable, value] : plan.assigns) backend_->copy(variable.data, value.data, variable.bytes());
   }
 }
@@ -705,7 +707,7 @@ std::string Program::describe_node(int node) const {
   return fmt::format("{} ({}, forward pass) produced", who, op_kind_name(n.kind));
 }
 
-void Program::check_finite(const TensorView& view, const std::string& what) const {
+void Program::check_finite(const TensorView& view, const std::function<std::string()>& what) const {
   if (view.dtype != DType::float32 || !view.data) return;
   const std::int64_t n = view.numel();
   if (n <= 0) return;
@@ -715,7 +717,7 @@ void Program::check_finite(const TensorView& view, const std::string& what) cons
     const float x = host[std::size_t(i)];
     if (std::isfinite(x)) continue;
     throw NonFiniteError(fmt::format("check_numerics: {} {} (element {} of shape {}) in run {}; everything before it was finite",
-                                     what, std::isnan(x) ? "NaN" : (x > 0 ? "inf" : "-inf"), i, view.shape.to_string(), step_counter_ + 1));
+                                     what(), std::isnan(x) ? "NaN" : (x > 0 ? "inf" : "-inf"), i, view.shape.to_string(), step_counter_ + 1));
   }
 }
 

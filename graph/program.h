@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <stdexcept>
@@ -90,8 +91,9 @@ class Program {
   Plan& plan_for(Mode mode, std::span<const Shape> shapes);
   std::unique_ptr<Plan> make_plan(Mode mode, std::span<const Shape> shapes);
   void execute(Plan& plan);
-  // check_numerics: throws NonFiniteError when `view` holds a NaN or infinity; `what` says whose it is.
-  void check_finite(const TensorView& view, const std::string& what) const;
+  // check_numerics: throws NonFiniteError when `view` holds a NaN or infinity; `what` (called only then)
+  // says whose it is.
+  void check_finite(const TensorView& view, const std::function<std::string()>& what) const;
   std::string describe_node(int node) const;
 
   ProgramOptions options_;
