@@ -1,4 +1,5 @@
-// Every backend primitive against a naive reference computed in double, on every available backend.
+// Every backend primitive against a naive reference computed in double, on every available backend and on
+// the CUDA backend's kernels run on the host (device_on_host.h).
 // Tolerances: float32 arithmetic against double; 1e-5 absolute + 1e-5 relative for element-wise maps, 1e-4
 // for sums over up to a few hundred terms (GEMM, convolution), unless a test states otherwise.
 #include <gtest/gtest.h>
@@ -8,10 +9,13 @@
 #include <functional>
 #include <limits>
 
+#include "device_on_host.h"
 #include "test_util.h"
 
 namespace strata::test {
 namespace {
+
+const bool device_on_host_registered = (register_device_on_host(), true);
 
 class BackendOps : public ::testing::TestWithParam<std::string> {
  protected:

@@ -1,0 +1,158 @@
+// The CUDA backend: device_backend.h's kernels launched on one CUDA stream, GEMM through cuBLAS, memory
+// from cudaMalloc behind the caching allocator.
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/device_backend.h"
+
+namespace strata {
+
+namespace {
+
+void check_cuda(cudaError_t status, const char* what) {
+  if (status != cudaSuccess)
+    throw std::runtime_error(fmt::format("CUDA error in {}: {} ({})", what, cudaGetErrorString(status), cudaGetErrorName(status)));
+}
+
+void check_cublas(cublasStatus_t status, const char* what) {
+  if (status != CUBLAS_STATUS_SUCCESS)
+    throw std::runtime_error(fmt::format("cuBLAS error in {}: {} ({})", what, cublasGetStatusString(status), cublasGetStatusName(status)));
+}
+
+// Grid-stride loop: any n with a bounded grid.
+template <class F>
+__global__ void for_each_index(std::int64_t n, F f) {
+  const std::int64_t step = std::int64_t(blockDim.x) * gridDim.x;
+  for (std::int64_t i = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += step) f(i);
+}
+
+class CudaDevice {
+ public:
+  CudaDevice() {
+    check_cuda(cudaSetDevice(0), "cudaSetDevice");
+    check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+    check_cublas(cublasCreate(&blas_), "cublasCreate");
+    check_cublas(cublasSetStream(blas_, stream_), "cublasSetStream");
+    // float32 products stay float32 (results match the CPU backend) unless TF32 is asked for.
+    check_cublas(cublasSetMathMode(blas_, cuda_tf32_enabled() ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH),
+                 "cublasSetMathMode");
+    int sms = 0;
+    check_cuda(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), "cudaDeviceGetAttribute");
+    max_blocks_ = std::int64_t(std::max(sms, 1)) * 32;
+  }
+  ~CudaDevice() {
+    // At process exit the driver may already be shutting down; errors here are not actionable.
+    if (blas_) cublasDestroy(blas_);
+    if (stream_) cudaStreamDestroy(stream_);
+  }
+  CudaDevice(const CudaDevice&) = delete;
+  CudaDevice& operator=(const CudaDevice&) = delete;
+
+  template <class F>
+  void launch(std::int64_t n, F f) {
+    if (n <= 0) return;
+    constexpr int kThreads = 256;
+    const std::int64_t blocks = std::min<std::int64_t>((n + kThreads - 1) / kThreads, max_blocks_);
+    for_each_index<<<unsigned(blocks), kThreads, 0, stream_>>>(n, f);
+    check_cuda(cudaGetLastError(), "a kernel launch");
+  }
+
+  void* malloc(std::size_t bytes) {
+    void* p = nullptr;
+    if (cudaMalloc(&p, bytes) != cudaSuccess) {
+      cudaGetLastError();  // clears the out-of-memory status, so that the next call does not report it
+      return nullptr;
+    }
+    return p;
+  }
+  void free(void* p) { cudaFree(p); }
+
+  void to_device(void* dst, const void* host, std::size_t bytes) {
+    // Synchronous with respect to the host buffer (the caller may free it at once), ordered on the stream.
+    check_cuda(cudaMemcpyAsync(dst, host, bytes, cudaMemcpyHostToDevice, stream_), "cudaMemcpy to the device");
+    check_cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+  }
+  void to_host(void* host, const void* src, std::size_t bytes) {
+    check_cuda(cudaMemcpyAsync(host, src, bytes, cudaMemcpyDeviceToHost, stream_), "cudaMemcpy to the host");
+    check_cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+  }
+  void device_copy(void* dst, const void* src, std::size_t bytes) {
+    check_cuda(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_), "cudaMemcpy on the device");
+  }
+  void synchronize() { check_cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize"); }
+
+  // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: cuBLAS gets B first, and the leading
+  // dimensions stay as they are.
+  void gemm(const GemmArgs& g) {
+    const cublasOperation_t op_a = g.transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+    const cublasOperation_t op_b = g.transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+    if (g.batch == 1) {
+      check_cublas(cublasSgemm(blas_, op_b, op_a, int(g.n), int(g.m), int(g.k), &g.alpha, g.b, int(g.ldb), g.a, int(g.lda),
+                               &g.beta, g.c, int(g.ldc)),
+                   "cublasSgemm");
+    } else {
+      check_cublas(cublasSgemmStridedBatched(blas_, op_b, op_a, int(g.n), int(g.m), int(g.k), &g.alpha, g.b, int(g.ldb),
+                                             g.stride_b, g.a, int(g.lda), g.stride_a, &g.beta, g.c, int(g.ldc), g.stride_c,
+                                             int(g.batch)),
+                   "cublasSgemmStridedBatched");
+    }
+  }
+
+  std::optional<MemoryBudget> memory_available() const {
+    std::size_t free_bytes = 0, total = 0;
+    if (cudaMemGetInfo(&free_bytes, &total) != cudaSuccess) {
+      cudaGetLastError();
+      return std::nullopt;
+    }
+    return MemoryBudget{free_bytes, fmt::format("cudaMemGetInfo: {} of {} free", format_bytes(free_bytes), format_bytes(total))};
+  }
+
+ private:
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t blas_ = nullptr;
+  std::int64_t max_blocks_ = 1024;
+};
+
+std::string cuda_unavailable_reason() {
+  int count = 0;
+  const cudaError_t status = cudaGetDeviceCount(&count);
+  if (status != cudaSuccess) {
+    cudaGetLastError();
+    return fmt::format("no usable CUDA device ({}: {})", cudaGetErrorName(status), cudaGetErrorString(status));
+  }
+  if (count == 0) return "no CUDA device found";
+  return {};
+}
+
+}  // namespace
+
+bool cuda_tf32_enabled() {
+  const char* v = std::getenv("STRATA_CUDA_TF32");
+  return v && std::string(v) == "1";
+}
+
+std::string cuda_device_description() {
+  if (!cuda_unavailable_reason().empty()) return {};
+  cudaDeviceProp prop{};
+  if (cudaGetDeviceProperties(&prop, 0) != cudaSuccess) return {};
+  return fmt::format("{} (compute capability {}.{}, {})", prop.name, prop.major, prop.minor, format_bytes(prop.totalGlobalMem));
+}
+
+void register_cuda_backend() {
+  register_backend(
+      "cuda", [] { return std::unique_ptr<Backend>(new device::DeviceBackend<CudaDevice>("cuda")); },
+      [] {
+        static const std::string reason = cuda_unavailable_reason();
+        return reason;
+      });
+}
+
+}  // namespace strata
