@@ -53,6 +53,14 @@ int train(const std::string& config_path, std::vector<std::string> overrides, st
   if (epochs) overrides.push_back(fmt::format("training.epochs={}", *epochs));
   if (batch_size) overrides.push_back(fmt::format("training.batch_size={}", *batch_size));
   if (seed) overrides.push_back(fmt::format("training.seed={}", *seed));
+  if (!backend.empty()) {
+    try {
+      get_backend(backend);
+    } catch (const std::exception& e) {
+      throw ConfigError(fmt::format("--backend {}: {}", backend, e.what()));
+    }
+    overrides.push_back(fmt::format("backend={}", backend));
+  }
   // Under mpirun every process trains its shard of each batch; the chief (rank 0) prints and writes.
   std::shared_ptr<distribution::DataParallel> parallel;
   if (distribution::launched_processes() > 1) {
@@ -74,11 +82,6 @@ int train(const std::string& config_path, std::vector<std::string> overrides, st
   c.fit.callbacks.push_back(std::make_shared<BackupAndRestore>(backup.string()));
   c.fit.callbacks.push_back(std::make_shared<StopOnInterrupt>(parallel));
   std::signal(SIGINT, on_interrupt);
-  if (backend != "cpu") {
-    CompileOptions options = c.model->compile_options();
-    options.backend = backend;
-    c.model->compile(std::move(options));
-  }
   if (chief) c.model->summary();
   History history;
   try {
@@ -178,7 +181,7 @@ int main(int argc, char** argv) {
       "Exit status: 0 success; 1 the run failed (data, model or training error); 2 bad command line or config file "
       "(the message names the file, line and column); 130 interrupted by Ctrl-C (train keeps a checkpoint for --resume).");
 
-  std::string config, output_dir = "strata-output", backend = "cpu";
+  std::string config, output_dir = "strata-output", backend;
   std::vector<std::string> overrides;
   std::optional<int> epochs, batch_size;
   std::optional<std::uint64_t> seed;
@@ -187,7 +190,7 @@ int main(int argc, char** argv) {
   train_cmd->add_option("--epochs", epochs, "override training.epochs");
   train_cmd->add_option("--batch-size", batch_size, "override training.batch_size");
   train_cmd->add_option("--seed", seed, "override training.seed");
-  train_cmd->add_option("--backend", backend, "cpu (default) or cuda");
+  train_cmd->add_option("--backend", backend, "cpu or cuda: override the config's backend (default cpu)");
   train_cmd->add_option("--output-dir", output_dir, "where the results go (default strata-output)");
   train_cmd->add_option("--set", overrides, "override any key: --set training.epochs=3 --set data.validation_split=0.2");
   bool resume = false, check_numerics = false;

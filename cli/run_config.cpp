@@ -412,7 +412,7 @@ RunConfig read_run_config(const std::string& path, const std::vector<std::string
   for (const auto& o : overrides) apply_override(root, o, path);
   Reader r(path);
   if (!root.IsMap()) r.fail(root, "the file must be a mapping with data, model, optimizer, loss, ...");
-  r.check_keys(root, "the config", {"data", "model", "optimizer", "loss", "loss_weights", "metrics", "training", "callbacks"});
+  r.check_keys(root, "the config", {"data", "model", "optimizer", "loss", "loss_weights", "metrics", "training", "callbacks", "backend"});
   for (const char* required : {"model", "loss"})
     if (!root[required]) r.fail(root, fmt::format("'{}' is missing", required));
 
@@ -478,6 +478,15 @@ RunConfig read_run_config(const std::string& path, const std::vector<std::string
       } catch (const std::exception& ex) {
         r.fail(e, ex.what());
       }
+    }
+  }
+  if (const YAML::Node b = root["backend"]) {
+    // "cuda" trains the same model on the GPU; refused here, at its line, when this build or machine has none.
+    options.backend = r.get<std::string>(b, "backend", "a backend name (cpu or cuda)");
+    try {
+      get_backend(options.backend);
+    } catch (const std::exception& e) {
+      r.fail(b, e.what());
     }
   }
   c.model->compile(std::move(options));

@@ -1,9 +1,10 @@
 // Keras's "mnist_convnet" on Fashion-MNIST: two Conv2D + MaxPooling2D blocks, Dropout(0.5), Dense(10);
 // with "bn", a BatchNormalization after each convolution (the convolution then has no bias and the
 // ReLU follows the normalisation).
-//   fashion_cnn [EPOCHS] [bn]     (data: /usr/share/datasets/fashion-mnist, or $STRATA_FASHION_MNIST)
+//   fashion_cnn [EPOCHS] [bn] [cuda]     (data: /usr/share/datasets/fashion-mnist, or $STRATA_FASHION_MNIST)
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 
@@ -30,7 +31,9 @@ int main(int argc, char** argv) try {
   layers.insert(layers.end(), {Flatten(), Dropout(0.5f), Dense(10, {.activation = "softmax"})});
   Sequential model(layers);
   model.summary();
-  model.compile(Adam(), "sparse_categorical_crossentropy", {"accuracy"});
+  // One word moves the model to the GPU: "cuda" anywhere on the command line.
+  const bool cuda = std::find(argv + 1, argv + argc, std::string("cuda")) != argv + argc;
+  model.compile({.optimizer = Adam(), .loss = "sparse_categorical_crossentropy", .metrics = {"accuracy"}, .backend = cuda ? "cuda" : "cpu"});
   model.fit(x_train, y_train, {.epochs = epochs, .batch_size = 128, .validation_split = 0.1});
   const Logs test = model.evaluate(x_test, y_test, {.verbose = 0});
   fmt::print("test accuracy: {:.4f} - test loss: {:.4f}\n", test.at("accuracy"), test.at("loss"));

@@ -187,6 +187,26 @@ TEST_F(Cli, ErrorsNameTheFileLineAndColumnAndClobberNothing) {
   EXPECT_NE(strata("--help").output.find("Exit status"), std::string::npos);
 }
 
+TEST_F(Cli, BackendFromTheConfigOrTheCommandLine) {
+  // An unknown backend is refused at its line; --backend overrides the config's.
+  std::ofstream(dir_ / "tpu.yaml") << read_file(dir_ / "config.yaml") << "backend: tpu\n";
+  const CliRun tpu = strata("train " + path("tpu.yaml") + " --output-dir " + path("out"));
+  EXPECT_EQ(tpu.status, 2) << tpu.output;
+  EXPECT_NE(tpu.output.find("tpu.yaml:13:10: unknown backend 'tpu'; this build has: cpu"), std::string::npos) << tpu.output;
+  const CliRun cpu = strata("train " + path("tpu.yaml") + " --backend cpu --output-dir " + path("out"));
+  EXPECT_EQ(cpu.status, 0) << cpu.output;
+  const auto names = available_backends();
+  if (std::find(names.begin(), names.end(), "cuda") == names.end()) {
+    // Without a GPU, asking for one says why it cannot be had (or that this build has no CUDA backend).
+    const CliRun cuda = strata("train " + path("config.yaml") + " --backend cuda --output-dir " + path("out"));
+    EXPECT_EQ(cuda.status, 2) << cuda.output;
+    EXPECT_NE(cuda.output.find("backend 'cuda'"), std::string::npos) << cuda.output;
+  } else {
+    const CliRun cuda = strata("train " + path("config.yaml") + " --backend cuda --output-dir " + path("out_cuda"));
+    EXPECT_EQ(cuda.status, 0) << cuda.output;
+  }
+}
+
 TEST_F(Cli, CallbacksFromTheConfig) {
   std::ofstream(dir_ / "callbacks.yaml") << read_file(dir_ / "config.yaml")
                                         << "callbacks:\n"
