@@ -35,17 +35,17 @@ inline double peak_rss_mb() {
 }
 
 struct Report {
-  std::string framework, workload;
-  int epochs = 1;
+  std::string framework, workload, backend = "cpu";
+  int epochs = 1, batch_size = 128;
   int threads = 0;  // libtorch's thread setting; 0: not reported
   double train_seconds = 0, samples = 0, test_accuracy = 0, predict_one_us = 0;
 };
 
 inline void print(const Report& r) {
   const std::string threads = r.threads > 0 ? fmt::format("\"torch_threads\": {}, ", r.threads) : std::string();
-  fmt::print("{{\"framework\": \"{}\", \"workload\": \"{}\", \"epochs\": {}, {}\"train_seconds\": {:.3f}, \"samples_per_second\": {:.0f}, "
+  fmt::print("{{\"framework\": \"{}\", \"workload\": \"{}\", \"backend\": \"{}\", \"batch_size\": {}, \"epochs\": {}, {}\"train_seconds\": {:.3f}, \"samples_per_second\": {:.0f}, "
              "\"test_accuracy\": {:.4f}, \"predict_one_us\": {:.1f}, \"peak_rss_mb\": {:.1f}}}\n",
-             r.framework, r.workload, r.epochs, threads, r.train_seconds, r.samples * r.epochs / r.train_seconds, r.test_accuracy,
+             r.framework, r.workload, r.backend, r.batch_size, r.epochs, threads, r.train_seconds, r.samples * r.epochs / r.train_seconds, r.test_accuracy,
              r.predict_one_us, peak_rss_mb());
 }
 

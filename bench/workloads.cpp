@@ -3,7 +3,9 @@
 //   cnn: Keras's mnist_convnet without dropout: Input(28, 28, 1) -> Conv2D(32, 3, relu) -> MaxPooling2D(2)
 //        -> Conv2D(64, 3, relu) -> MaxPooling2D(2) -> Flatten -> Dense(10, softmax)
 //   lstm: each image as 28 rows of 28 features: Input(28, 28) -> LSTM(128) -> Dense(10, softmax)
-//   bench_strata WORKLOAD [EPOCHS]      prints one JSON line (bench/report.h)
+//   bench_strata WORKLOAD [EPOCHS] [BACKEND] [BATCH]      prints one JSON line (bench/report.h)
+// BACKEND is cpu (default) or cuda; BATCH defaults to 128. On a GPU, ten batches train untimed first, so
+// that device start-up, cuBLAS handles and the first plan are not counted (bench/torch_gpu.py does the same).
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -16,6 +18,8 @@ using namespace strata;
 int main(int argc, char** argv) try {
   const std::string workload = argc > 1 ? argv[1] : "mlp";
   const int epochs = argc > 2 ? std::atoi(argv[2]) : 1;
+  const std::string backend = argc > 3 ? argv[3] : "cpu";
+  const int batch_size = argc > 4 ? std::atoi(argv[4]) : 128;
   auto [x_train, y_train, x_test, y_test] = datasets::load_fashion_mnist();
   set_random_seed(42);
   std::unique_ptr<Sequential> net;
@@ -34,13 +38,19 @@ int main(int argc, char** argv) try {
     throw std::invalid_argument("unknown workload '" + workload + "' (mlp, cnn or lstm)");
   }
   Sequential& model = *net;
-  model.compile(Adam(AdamOptions{.learning_rate = 1e-3}), "sparse_categorical_crossentropy", {"accuracy"});
+  model.compile({.optimizer = Adam(AdamOptions{.learning_rate = 1e-3}), .loss = "sparse_categorical_crossentropy",
+                 .metrics = {"accuracy"}, .backend = backend});
+  if (backend != "cpu") {
+    const std::int64_t warm = std::min<std::int64_t>(10 * batch_size, x_train.rows());
+    model.fit(x_train.slice_rows(0, warm) / 255.f, y_train.slice_rows(0, warm), {.epochs = 1, .batch_size = batch_size, .verbose = 0});
+  }
 
-  bench::Report r{.framework = "strata", .workload = workload, .epochs = epochs, .samples = double(x_train.rows())};
+  bench::Report r{.framework = "strata", .workload = workload, .backend = backend, .epochs = epochs, .batch_size = batch_size,
+                  .samples = double(x_train.rows())};
   const auto start = bench::Clock::now();
-  model.fit(x_train / 255.f, y_train, {.epochs = epochs, .batch_size = 128, .verbose = 0});
+  model.fit(x_train / 255.f, y_train, {.epochs = epochs, .batch_size = batch_size, .verbose = 0});
   r.train_seconds = std::chrono::duration<double>(bench::Clock::now() - start).count();
-  r.test_accuracy = model.evaluate(x_test / 255.f, y_test, {.batch_size = 128, .verbose = 0}).at("accuracy");
+  r.test_accuracy = model.evaluate(x_test / 255.f, y_test, {.batch_size = batch_size, .verbose = 0}).at("accuracy");
   const Array one = x_test.slice_rows(0, 1) / 255.f;
   r.predict_one_us = bench::median_latency_us([&] { (void)model.predict(one, {.verbose = 0}); });
   bench::print(r);
