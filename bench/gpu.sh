@@ -3,7 +3,8 @@
 # PyTorch eager mode (bench/torch_gpu.py, needs python3 with torch), the best of RUNS runs each, with the
 # ratio of training throughputs (aim: at least 1.2).
 #   bench/gpu.sh [RUNS] [WORKLOAD...]      (default 3 runs; all three workloads)
-# Data: /usr/share/datasets/fashion-mnist, or $STRATA_FASHION_MNIST.
+# Data: /usr/share/datasets/fashion-mnist, or $STRATA_FASHION_MNIST. STRATA_BENCH names a bench_strata
+# built elsewhere (scripts/gpu-check.sh), instead of building one here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}
@@ -11,8 +12,12 @@ shift || true
 workloads=("$@")
 [ ${#workloads[@]} -gt 0 ] || workloads=(mlp cnn lstm)
 
-cmake -S . -B build -DSTRATA_BUILD_BENCH=ON -DSTRATA_CUDA=ON >/dev/null
-cmake --build build --target bench_strata >/dev/null
+bench=${STRATA_BENCH:-}
+if [ -z "$bench" ]; then
+  cmake -S . -B build -DSTRATA_BUILD_BENCH=ON -DSTRATA_CUDA=ON >/dev/null
+  cmake --build build --target bench_strata >/dev/null
+  bench=./build/bench/bench_strata
+fi
 have_torch=0
 if python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then have_torch=1; fi
 [ $have_torch = 1 ] || echo "PyTorch with CUDA not found for python3: Strata's figures only" >&2
@@ -26,7 +31,7 @@ for workload in "${workloads[@]}"; do
     s_lines=()
     t_lines=()
     for _ in $(seq "$runs"); do
-      line=$(./build/bench/bench_strata "$workload" 1 cuda "$batch")
+      line=$("$bench" "$workload" 1 cuda "$batch")
       echo "$line"
       s_lines+=("$line")
       if [ $have_torch = 1 ]; then

@@ -10,6 +10,8 @@
 #include <functional>
 #include <random>
 
+#include <unistd.h>
+
 #include "api/strata.h"
 #include "device_on_host.h"
 #include "test_util.h"
@@ -47,6 +49,13 @@ TEST(CudaBackend, IsAvailableOrSaysWhy) {
 #endif
   EXPECT_EQ(get_backend("cuda").name(), "cuda");
 }
+
+#ifdef STRATA_TEST_WITH_CUDA
+TEST(CudaBackend, LoadsCublasOnFirstUse) {
+  // The toolkit that compiled this build is here, so its cuBLAS is too, GPU or not.
+  EXPECT_EQ(cublas_load_error(), "");
+}
+#endif
 
 // ---- every primitive on both backends ----
 
@@ -440,6 +449,33 @@ TEST_P(CudaAgainstCpu, RecurrentModelsTrainAlike) {
         return Sequential({Input({8, 8}), LSTM(6, {.return_sequences = true}), GRU(5), Dense(3, {.activation = "softmax"})});
       },
       d, "rmsprop");
+}
+
+TEST_P(CudaAgainstCpu, WeightsMoveBetweenBackendsAndCheckpointsAreTheSame) {
+  const Data d = images(32, 9);
+  auto make = [] {
+    return Sequential({Input({8, 8, 1}), Conv2D(3, 3, {.activation = "relu"}), Flatten(), Dense(3, {.activation = "softmax"})});
+  };
+  clear_session();
+  set_random_seed(3);
+  Sequential model = make();
+  model.compile({.optimizer = "sgd", .loss = "sparse_categorical_crossentropy", .backend = GetParam()});
+  model.fit(d.x, d.y, {.epochs = 1, .batch_size = 8, .verbose = 0});
+  const std::vector<float> on_device = model.predict(d.x, {.verbose = 0}).to_floats();
+  // Compiled again for the CPU: the trained weights follow.
+  model.compile({.optimizer = "sgd", .loss = "sparse_categorical_crossentropy", .backend = "cpu"});
+  expect_close(model.predict(d.x, {.verbose = 0}).to_floats(), std::vector<double>(on_device.begin(), on_device.end()), 1e-5,
+               1e-4, "predictions after moving to the CPU");
+  // A checkpoint written from the device loads into a CPU model.
+  model.compile({.optimizer = "sgd", .loss = "sparse_categorical_crossentropy", .backend = GetParam()});
+  const std::string path = ::testing::TempDir() + "strata_device_checkpoint_" + std::to_string(::getpid()) + ".weights.h5";
+  model.save_weights(path);
+  Sequential other = make();
+  other.compile({.optimizer = "sgd", .loss = "sparse_categorical_crossentropy", .backend = "cpu"});
+  other.load_weights(path);
+  expect_close(other.predict(d.x, {.verbose = 0}).to_floats(), std::vector<double>(on_device.begin(), on_device.end()), 1e-5,
+               1e-4, "predictions from the checkpoint");
+  std::remove(path.c_str());
 }
 
 // The acceptance check for the GPU: one epoch of the Fashion-MNIST MLP gives the same test

@@ -9,6 +9,10 @@ namespace strata {
 // mantissa in the products, so results no longer match the CPU backend to float32 precision.
 bool cuda_tf32_enabled();
 
+// Why cuBLAS (opened on first use, not linked) could not be loaded, or empty when it was: found on the
+// loader's path or in the CUDA toolkit the build used, with every function the backend calls.
+std::string cublas_load_error();
+
 // "NVIDIA H100 80GB HBM3 (compute capability 9.0, 79.1 GiB)", or empty without a usable device.
 std::string cuda_device_description();
 
