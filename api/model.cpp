@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <mutex>
 #include <numeric>
 #include <random>
 #include <set>
@@ -65,10 +67,15 @@ struct Feed {
 // share of the global batch, is copied into a bucket as it becomes final; a full bucket (about 4 MiB) is
 // summed across processes with a nonblocking allreduce while the backward pass goes on, and finish()
 // copies the sums back. Buckets are laid out on the first step and reused after.
-class AllreduceGradients : public GradientReducer {
+// What fit() tells either reducer before each step.
+class ScaledGradientReducer : public GradientReducer {
+ public:
+  float share = 1.f;  // this process's rows / the global batch's rows
+};
+
+class AllreduceGradients : public ScaledGradientReducer {
  public:
   explicit AllreduceGradients(distribution::DataParallel& d) : d_(d) {}
-  float share = 1.f;  // this process's rows / the global batch's rows
 
   void gradient_ready(Backend& backend, int index, const TensorView& g) override {
     if (std::size_t(index) >= place_.size()) place_.resize(std::size_t(index) + 1, {-1, 0});
@@ -121,6 +128,63 @@ class AllreduceGradients : public GradientReducer {
   std::vector<Bucket> buckets_;
   std::vector<Place> place_;  // per gradient index
 };
+
+// The same average without leaving the device, on backends with collectives (NCCL): each gradient, once
+// final, is scaled into a copy of its own (the gradient itself may not be written before finish()) and
+// summed across processes there, in order with the backward pass's remaining work on the device; finish()
+// copies the sums back. The copies are made on the first step and reused.
+class DeviceAllreduceGradients : public ScaledGradientReducer {
+ public:
+  explicit DeviceAllreduceGradients(std::shared_ptr<DeviceCollective> collective) : collective_(std::move(collective)) {}
+
+  void gradient_ready(Backend& backend, int index, const TensorView& g) override {
+    if (std::size_t(index) >= copies_.size()) copies_.resize(std::size_t(index) + 1);
+    DeviceBuffer& copy = copies_[std::size_t(index)];
+    if (copy.bytes() != g.bytes()) copy = DeviceBuffer(backend, g.bytes());
+    if (!scale_.data()) scale_ = DeviceBuffer(backend, sizeof(float));
+    if (share != scale_value_) {
+      backend.fill(TensorView{scale_.data(), DType::float32, Shape{1}}, share);
+      scale_value_ = share;
+    }
+    Shape ones;
+    for (int i = 0; i < g.shape.rank(); ++i) ones.push_back(1);
+    backend.binary(BinaryOp::multiply, g, TensorView{scale_.data(), DType::float32, ones}, TensorView{copy.data(), g.dtype, g.shape});
+    collective_->allreduce_sum(static_cast<float*>(copy.data()), g.numel());
+  }
+
+  void finish(Backend& backend, std::span<const TensorView> grads) override {
+    for (std::size_t i = 0; i < grads.size(); ++i) backend.copy(grads[i].data, copies_.at(i).data(), grads[i].bytes());
+  }
+
+ private:
+  std::shared_ptr<DeviceCollective> collective_;
+  std::vector<DeviceBuffer> copies_;  // per gradient index
+  DeviceBuffer scale_;
+  float scale_value_ = -1.f;
+};
+
+// The device group of a backend in a DataParallel run, made once (joining one is a collective of its own)
+// and shared by every model that trains there. Null when the backend sums through the host. Every process
+// calls this at the same point, as fit() does.
+std::shared_ptr<DeviceCollective> device_collective(distribution::DataParallel& d, Backend& backend) {
+  static std::mutex mutex;
+  // Never destroyed: a group torn down during exit could outlive the device runtime it runs on.
+  static auto& groups = *new std::map<std::pair<const distribution::DataParallel*, Backend*>, std::shared_ptr<DeviceCollective>>;
+  std::lock_guard lock(mutex);
+  const auto key = std::make_pair(&d, &backend);
+  if (auto it = groups.find(key); it != groups.end()) return it->second;
+  std::vector<std::byte> id = d.is_chief() ? backend.collective_unique_id() : std::vector<std::byte>{};
+  std::uint64_t size = id.size();
+  d.broadcast(&size, sizeof(size));
+  std::shared_ptr<DeviceCollective> group;
+  if (size > 0) {
+    id.resize(size);
+    d.broadcast(id.data(), size);
+    group = backend.join_collective(id, d.rank(), d.num_processes());
+  }
+  groups[key] = group;
+  return group;
+}
 
 }  // namespace
 
@@ -655,7 +719,7 @@ History Model::fit(const std::vector<Array>& x, const std::vector<Array>& y, Fit
 
   BatchFeeds feeds(x, input_dtypes(), y, step.y_dtypes, options.batch_size);
   std::uint64_t drawn = next_random_seed();  // drawn either way, so that later seeds do not shift
-  std::shared_ptr<AllreduceGradients> reducer;
+  std::shared_ptr<ScaledGradientReducer> reducer;
   std::vector<VariablePtr> moving;  // non-trainable variables that steps update (BatchNormalization's)
   std::vector<float> moving_buffer;
   if (parallel) {
@@ -667,7 +731,10 @@ History Model::fit(const std::vector<Array>& x, const std::vector<Array>& y, Fit
       if (!v->trainable()) moving.push_back(v);
     }
     dist->broadcast(&drawn, sizeof(drawn));
-    reducer = std::make_shared<AllreduceGradients>(*dist);
+    if (auto group = device_collective(*dist, step.program->backend()))
+      reducer = std::make_shared<DeviceAllreduceGradients>(std::move(group));
+    else
+      reducer = std::make_shared<AllreduceGradients>(*dist);
   }
   step.program->set_gradient_reducer(reducer);
   struct ForgetReducer {  // also when a callback or a step throws

@@ -128,6 +128,10 @@ void Backend::check_fits(std::size_t bytes, std::string_view what) const {
                                        format_bytes(bytes), format_bytes(budget->bytes), name(), budget->source));
 }
 
+std::unique_ptr<DeviceCollective> Backend::join_collective(std::span<const std::byte>, int, int) {
+  throw std::logic_error(fmt::format("the {} backend has no device collectives", name()));
+}
+
 void Backend::record_deallocation(std::size_t bytes) { live_bytes_.fetch_sub(std::int64_t(bytes)); }
 
 namespace {

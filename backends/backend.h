@@ -139,6 +139,15 @@ struct AllocationStats {
   std::int64_t peak_bytes = 0;
 };
 
+// Sums float32 buffers across the processes of a data-parallel run without leaving the device (NCCL on the
+// CUDA backend). Every process calls allreduce_sum in the same order with the same counts.
+class DeviceCollective {
+ public:
+  virtual ~DeviceCollective() = default;
+  // In place; ordered after the work issued so far on the backend and before the work issued next.
+  virtual void allreduce_sum(float* data, std::int64_t count) = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -225,6 +234,13 @@ class Backend {
   // same numbers on every backend and thread count, so a run is repeatable bit for bit.
   virtual void random(RandomKind kind, const TensorView& out, std::uint64_t seed, std::uint64_t offset, float a,
                       float b) = 0;
+
+  // ---- collectives (data-parallel training) ----
+  // A backend that can sum across processes on its device returns, on the chief process, the bytes that
+  // identify a new group; every process then passes them to join_collective with its rank. Empty (the
+  // default): gradients travel through host memory instead.
+  virtual std::vector<std::byte> collective_unique_id() { return {}; }
+  virtual std::unique_ptr<DeviceCollective> join_collective(std::span<const std::byte> unique_id, int rank, int processes);
 
   // ---- optimizers ----
   // Applies one fused update to `param` from `grad`, reading and writing `slots` as documented above.

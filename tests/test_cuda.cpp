@@ -51,9 +51,12 @@ TEST(CudaBackend, IsAvailableOrSaysWhy) {
 }
 
 #ifdef STRATA_TEST_WITH_CUDA
-TEST(CudaBackend, LoadsCublasOnFirstUse) {
+TEST(CudaBackend, LoadsCublasAndNcclOnFirstUse) {
   // The toolkit that compiled this build is here, so its cuBLAS is too, GPU or not.
   EXPECT_EQ(cublas_load_error(), "");
+#ifdef STRATA_TEST_WITH_NCCL
+  EXPECT_EQ(nccl_load_error(), "");
+#endif
 }
 #endif
 

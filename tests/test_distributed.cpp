@@ -1,16 +1,59 @@
 // Data-parallel fit across two processes (ctest runs it under mpirun -np 2): with a global batch B the
-// processes end with the weights one process reaches with batch B, and with identical weights.
+// processes end with the weights one process reaches with batch B, and with identical weights. Through
+// the host (MPI) on the CPU backend, and on the device with a backend that has collectives: the CUDA
+// backend's kernels run on the host, with a collective made of MPI in place of NCCL.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include "api/strata.h"
+#include "device_on_host.h"
 
 namespace strata {
 namespace {
 
-TEST(DataParallel, TwoProcessesTrainAsOneProcessWithTheGlobalBatch) {
+std::atomic<int> device_sums{0};
+
+// Sums with MPI in place: the buffers are host memory, so the collective stands in for NCCL.
+class MpiCollective final : public DeviceCollective {
+ public:
+  void allreduce_sum(float* data, std::int64_t count) override {
+    auto d = distribution::distribution();
+    d->start_allreduce_sum(data, std::size_t(count));
+    d->wait_all();
+    ++device_sums;
+  }
+};
+
+class HostDeviceWithCollective : public test::HostDevice {
+ public:
+  std::vector<std::byte> collective_unique_id() {
+    const char tag[] = "mpi-group";
+    std::vector<std::byte> id(sizeof(tag));
+    std::memcpy(id.data(), tag, sizeof(tag));
+    return id;
+  }
+  std::unique_ptr<DeviceCollective> join_collective(std::span<const std::byte> id, int, int) {
+    if (id.size() != sizeof("mpi-group") || std::memcmp(id.data(), "mpi-group", id.size()) != 0)
+      throw std::invalid_argument("the chief's group id did not arrive");
+    return std::make_unique<MpiCollective>();
+  }
+};
+
+const bool registered = (register_backend("device_with_collective",
+                                          [] {
+                                            return std::unique_ptr<Backend>(
+                                                new device::DeviceBackend<HostDeviceWithCollective>("device_with_collective"));
+                                          }),
+                         true);
+
+class DataParallel : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(DataParallel, TwoProcessesTrainAsOneProcessWithTheGlobalBatch) {
+  device_sums = 0;
   auto dp = std::make_shared<distribution::DataParallel>();
   ASSERT_EQ(dp->num_processes(), 2) << "run under mpirun -np 2";
   // 97 rows in batches of 16: the last batch has one row, so one process runs it without rows of its own.
@@ -27,7 +70,8 @@ TEST(DataParallel, TwoProcessesTrainAsOneProcessWithTheGlobalBatch) {
     clear_session();
     set_random_seed(7);
     auto model = std::unique_ptr<Sequential>(new Sequential({Input({5}), Dense(8, {.activation = "tanh"}), Dense(3, {.activation = "softmax"})}));
-    model->compile(Adam(AdamOptions{.learning_rate = 0.01}), "sparse_categorical_crossentropy", {"accuracy"});
+    model->compile({.optimizer = Adam(AdamOptions{.learning_rate = 0.01}), .loss = "sparse_categorical_crossentropy",
+                    .metrics = {"accuracy"}, .backend = GetParam()});
     distribution::set_distribution(parallel ? dp : nullptr);
     const History h = model->fit(x, y, {.epochs = 3, .batch_size = 16, .verbose = 0});
     distribution::set_distribution(nullptr);
@@ -49,11 +93,16 @@ TEST(DataParallel, TwoProcessesTrainAsOneProcessWithTheGlobalBatch) {
   // The logs are the global batch's, the same in both processes.
   for (const char* key : {"loss", "accuracy"})
     for (std::size_t e = 0; e < 3; ++e) EXPECT_NEAR(h_together.history.at(key)[e], h_alone.history.at(key)[e], 1e-5) << key;
+  // The device path summed on the device: one collective per gradient (4) and step (3 epochs of 7).
+  if (GetParam() == "device_with_collective") EXPECT_EQ(device_sums.load(), 4 * 3 * 7);
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, DataParallel, ::testing::Values(std::string("cpu"), std::string("device_with_collective")),
+                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
 
 // BatchNormalization normalises each process's rows by their own statistics; its moving statistics are
 // averaged after every step, so the processes still hold identical weights, non-trainable ones included.
-TEST(DataParallel, MovingStatisticsStayIdenticalAcrossProcesses) {
+TEST(DataParallelStatistics, MovingStatisticsStayIdenticalAcrossProcesses) {
   auto dp = std::make_shared<distribution::DataParallel>();
   ASSERT_EQ(dp->num_processes(), 2) << "run under mpirun -np 2";
   std::vector<float> xs(64 * 4);

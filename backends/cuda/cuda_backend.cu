@@ -3,13 +3,19 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <dlfcn.h>
+#ifdef STRATA_HAVE_NCCL
+#include <nccl.h>
+#endif
 
 #include <fmt/format.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <memory>
+#include <span>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/device_backend.h"
@@ -36,22 +42,30 @@ struct Cublas {
   std::string error;  // why it could not be loaded; empty when it was
 };
 
+// Opens a CUDA library by its soname: the loader's search path first, then the toolkit this build was
+// compiled against. Sets `error` and returns null when it cannot.
+void* open_cuda_library(const std::string& name, std::string& error) {
+  void* lib = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL);
+  for (const std::string dir : {std::string(STRATA_CUDA_LIBRARY_DIR), std::string("/usr/local/cuda/lib64")})
+    if (!lib) lib = dlopen((dir + "/" + name).c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!lib) error = fmt::format("{} could not be loaded ({}); add the CUDA toolkit's library folder to LD_LIBRARY_PATH", name, dlerror());
+  return lib;
+}
+
+// Fills `fn` with `symbol` from `lib`, or records in `error` that it is missing.
+template <class Fn>
+void load_symbol(void* lib, Fn& fn, const char* symbol, const std::string& library, std::string& error) {
+  fn = reinterpret_cast<Fn>(dlsym(lib, symbol));
+  if (!fn && error.empty()) error = fmt::format("{} has no {}", library, symbol);
+}
+
 const Cublas& cublas() {
   static const Cublas api = [] {
     Cublas c;
     const std::string name = fmt::format("libcublas.so.{}", CUBLAS_VER_MAJOR);
-    // The loader's search path first, then the toolkit this build was compiled against.
-    void* lib = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL);
-    for (const std::string dir : {std::string(STRATA_CUBLAS_DIR), std::string("/usr/local/cuda/lib64")})
-      if (!lib) lib = dlopen((dir + "/" + name).c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (!lib) {
-      c.error = fmt::format("{} could not be loaded ({}); add the CUDA toolkit's library folder to LD_LIBRARY_PATH", name, dlerror());
-      return c;
-    }
-    auto load = [&](auto& fn, const char* symbol) {
-      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(lib, symbol));
-      if (!fn && c.error.empty()) c.error = fmt::format("{} has no {}", name, symbol);
-    };
+    void* lib = open_cuda_library(name, c.error);
+    if (!lib) return c;
+    auto load = [&](auto& fn, const char* symbol) { load_symbol(lib, fn, symbol, name, c.error); };
     load(c.create, "cublasCreate_v2");
     load(c.destroy, "cublasDestroy_v2");
     load(c.set_stream, "cublasSetStream_v2");
@@ -62,6 +76,61 @@ const Cublas& cublas() {
     return c;
   }();
   return api;
+}
+
+#ifdef STRATA_HAVE_NCCL
+// NCCL too is opened on first use, by the first data-parallel fit on the GPU.
+struct Nccl {
+  decltype(&ncclGetUniqueId) get_unique_id = nullptr;
+  decltype(&ncclCommInitRank) comm_init_rank = nullptr;
+  decltype(&ncclAllReduce) all_reduce = nullptr;
+  decltype(&ncclCommDestroy) comm_destroy = nullptr;
+  decltype(&ncclGetErrorString) error_string = nullptr;
+  std::string error;
+};
+
+const Nccl& nccl() {
+  static const Nccl api = [] {
+    Nccl n;
+    const std::string name = "libnccl.so.2";
+    void* lib = open_cuda_library(name, n.error);
+    if (!lib) return n;
+    auto load = [&](auto& fn, const char* symbol) { load_symbol(lib, fn, symbol, name, n.error); };
+    load(n.get_unique_id, "ncclGetUniqueId");
+    load(n.comm_init_rank, "ncclCommInitRank");
+    load(n.all_reduce, "ncclAllReduce");
+    load(n.comm_destroy, "ncclCommDestroy");
+    load(n.error_string, "ncclGetErrorString");
+    return n;
+  }();
+  return api;
+}
+
+void check_nccl(ncclResult_t status, const char* what) {
+  if (status != ncclSuccess) throw std::runtime_error(fmt::format("NCCL error in {}: {}", what, nccl().error_string(status)));
+}
+
+// One process's member of an NCCL group; its sums run on the backend's stream, in order with the kernels.
+class NcclCollective final : public DeviceCollective {
+ public:
+  NcclCollective(ncclComm_t comm, cudaStream_t stream) : comm_(comm), stream_(stream) {}
+  ~NcclCollective() override { nccl().comm_destroy(comm_); }
+  void allreduce_sum(float* data, std::int64_t count) override {
+    check_nccl(nccl().all_reduce(data, data, std::size_t(count), ncclFloat32, ncclSum, comm_, stream_), "ncclAllReduce");
+  }
+
+ private:
+  ncclComm_t comm_;
+  cudaStream_t stream_;
+};
+#endif
+
+// This process's GPU: processes started on one machine (mpirun, srun, torchrun) take one each, by their
+// rank on the machine.
+int local_device(int devices) {
+  for (const char* var : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID", "LOCAL_RANK"})
+    if (const char* v = std::getenv(var)) return std::max(std::atoi(v), 0) % std::max(devices, 1);
+  return 0;
 }
 
 void check_cublas(cublasStatus_t status, const char* what) {
@@ -79,7 +148,10 @@ __global__ void for_each_index(std::int64_t n, F f) {
 class CudaDevice {
  public:
   CudaDevice() {
-    check_cuda(cudaSetDevice(0), "cudaSetDevice");
+    int devices = 0;
+    check_cuda(cudaGetDeviceCount(&devices), "cudaGetDeviceCount");
+    device_ = local_device(devices);
+    check_cuda(cudaSetDevice(device_), "cudaSetDevice");
     check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
     check_cublas(cublas().create(&blas_), "cublasCreate");
     check_cublas(cublas().set_stream(blas_, stream_), "cublasSetStream");
@@ -87,7 +159,7 @@ class CudaDevice {
     check_cublas(cublas().set_math_mode(blas_, cuda_tf32_enabled() ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH),
                  "cublasSetMathMode");
     int sms = 0;
-    check_cuda(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), "cudaDeviceGetAttribute");
+    check_cuda(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device_), "cudaDeviceGetAttribute");
     max_blocks_ = std::int64_t(std::max(sms, 1)) * 32;
   }
   ~CudaDevice() {
@@ -148,6 +220,36 @@ class CudaDevice {
     }
   }
 
+  // Data-parallel training sums gradients with NCCL where it can be loaded; without it, through the host.
+  std::vector<std::byte> collective_unique_id() {
+#ifdef STRATA_HAVE_NCCL
+    if (!nccl().error.empty()) return {};
+    ncclUniqueId id;
+    check_nccl(nccl().get_unique_id(&id), "ncclGetUniqueId");
+    std::vector<std::byte> bytes(sizeof(id));
+    std::memcpy(bytes.data(), &id, sizeof(id));
+    return bytes;
+#else
+    return {};
+#endif
+  }
+
+  std::unique_ptr<DeviceCollective> join_collective(std::span<const std::byte> unique_id, int rank, int processes) {
+#ifdef STRATA_HAVE_NCCL
+    if (!nccl().error.empty()) throw std::runtime_error(nccl().error);
+    ncclUniqueId id;
+    if (unique_id.size() != sizeof(id))
+      throw std::invalid_argument(fmt::format("an NCCL group id has {} bytes, not {}", sizeof(id), unique_id.size()));
+    std::memcpy(&id, unique_id.data(), sizeof(id));
+    ncclComm_t comm = nullptr;
+    check_nccl(nccl().comm_init_rank(&comm, processes, id, rank), "ncclCommInitRank");
+    return std::make_unique<NcclCollective>(comm, stream_);
+#else
+    (void)unique_id, (void)rank, (void)processes;
+    throw std::logic_error("this build's CUDA backend has no NCCL (nccl.h was not found)");
+#endif
+  }
+
   std::optional<MemoryBudget> memory_available() const {
     std::size_t free_bytes = 0, total = 0;
     if (cudaMemGetInfo(&free_bytes, &total) != cudaSuccess) {
@@ -158,6 +260,7 @@ class CudaDevice {
   }
 
  private:
+  int device_ = 0;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t blas_ = nullptr;
   std::int64_t max_blocks_ = 1024;
@@ -178,6 +281,14 @@ std::string cuda_unavailable_reason() {
 
 std::string cublas_load_error() { return cublas().error; }
 
+std::string nccl_load_error() {
+#ifdef STRATA_HAVE_NCCL
+  return nccl().error;
+#else
+  return "this build's CUDA backend has no NCCL (nccl.h was not found)";
+#endif
+}
+
 bool cuda_tf32_enabled() {
   const char* v = std::getenv("STRATA_CUDA_TF32");
   return v && std::string(v) == "1";
@@ -186,7 +297,9 @@ bool cuda_tf32_enabled() {
 std::string cuda_device_description() {
   if (!cuda_unavailable_reason().empty()) return {};
   cudaDeviceProp prop{};
-  if (cudaGetDeviceProperties(&prop, 0) != cudaSuccess) return {};
+  int devices = 0;
+  cudaGetDeviceCount(&devices);
+  if (cudaGetDeviceProperties(&prop, local_device(devices)) != cudaSuccess) return {};
   return fmt::format("{} (compute capability {}.{}, {})", prop.name, prop.major, prop.minor, format_bytes(prop.totalGlobalMem));
 }
 

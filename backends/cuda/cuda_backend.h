@@ -13,6 +13,9 @@ bool cuda_tf32_enabled();
 // loader's path or in the CUDA toolkit the build used, with every function the backend calls.
 std::string cublas_load_error();
 
+// The same for NCCL, which data-parallel training on GPUs uses to sum gradients (through the host without it).
+std::string nccl_load_error();
+
 // "NVIDIA H100 80GB HBM3 (compute capability 9.0, 79.1 GiB)", or empty without a usable device.
 std::string cuda_device_description();
 

@@ -11,6 +11,9 @@
 //   void synchronize();
 //   void gemm(const GemmArgs& args);                         row-major, as Backend::gemm
 //   std::optional<MemoryBudget> memory_available() const;
+// and, optionally, device collectives for data-parallel training:
+//   std::vector<std::byte> collective_unique_id();
+//   std::unique_ptr<DeviceCollective> join_collective(std::span<const std::byte> id, int rank, int processes);
 // Kernels read only what they capture by value (pointers, sizes, Dims), so the same code runs on the host
 // one index at a time: the test suite builds this class over a host Device and runs the backend op
 // tests on it, which checks the index arithmetic and formulas of every kernel on machines without a GPU.
@@ -146,6 +149,19 @@ class DeviceBackend : public Backend {
     if (bytes && dst != src) device_.device_copy(dst, src, bytes);
   }
   void synchronize() override { device_.synchronize(); }
+
+  std::vector<std::byte> collective_unique_id() override {
+    if constexpr (requires { device_.collective_unique_id(); })
+      return device_.collective_unique_id();
+    else
+      return {};
+  }
+  std::unique_ptr<DeviceCollective> join_collective(std::span<const std::byte> id, int rank, int processes) override {
+    if constexpr (requires { device_.join_collective(id, rank, processes); })
+      return device_.join_collective(id, rank, processes);
+    else
+      return Backend::join_collective(id, rank, processes);
+  }
 
   // ---- element-wise ----
   void fill(const TensorView& out, Scalar value) override {
