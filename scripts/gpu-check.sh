@@ -7,16 +7,18 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-.gpu/out}
 mkdir -p "$out"
-export LD_LIBRARY_PATH="$PWD/.gpu/lib:/usr/local/cuda/lib64:/usr/local/cuda/lib:${LD_LIBRARY_PATH:-}"
+programs=/tmp/strata-gpu
+rm -rf "$programs" && mkdir -p "$programs" && tar -C "$programs" -xJf .gpu/programs.tar.xz || exit 1
+export LD_LIBRARY_PATH="$programs/lib:/usr/local/cuda/lib64:/usr/local/cuda/lib:${LD_LIBRARY_PATH:-}"
 export STRATA_FASHION_MNIST="$PWD/.gpu/data"
 status=0
 nvidia-smi >"$out/nvidia-smi.txt" 2>&1
 for t in test_cuda test_backend_ops; do
-  .gpu/bin/$t --gtest_color=no >"$out/$t.txt" 2>&1 || status=1
-  grep -E '^\[  (PASSED|FAILED|SKIPPED) |CUDA device|test accuracy' "$out/$t.txt"
+  "$programs/bin/$t" --gtest_color=no >"$out/$t.txt" 2>&1 || status=1
+  grep -E '^\[  (PASSED|FAILED) |CUDA device|test accuracy after' "$out/$t.txt"
 done
 runs=${1:-3}
 if [ "$runs" -gt 0 ]; then
-  STRATA_BENCH=.gpu/bin/bench_strata bash bench/gpu.sh "$runs" 2>&1 | tee "$out/bench_gpu.txt"
+  STRATA_BENCH="$programs/bin/bench_strata" bash bench/gpu.sh "$runs" 2>&1 | tee "$out/bench_gpu.txt"
 fi
 exit $status
