@@ -368,9 +368,11 @@ class DeviceBackend : public Backend {
     }
     float* parts = scratch(std::size_t(n_out * chunks));
     device_.launch(n_out * chunks, [=] STRATA_HOST_DEVICE(std::int64_t i) {
-      const std::int64_t o = i / chunks, c = i % chunks;
+      // Neighbouring threads take neighbouring outputs, which are neighbours in memory when the kept
+      // dimensions are the inner ones (per-channel statistics), so their reads coalesce.
+      const std::int64_t o = i % n_out, c = i / n_out;
       const std::int64_t k0 = c * kReduceChunk, k1 = k0 + kReduceChunk < count ? k0 + kReduceChunk : count;
-      parts[i] = partial(o, k0, k1);
+      parts[o * chunks + c] = partial(o, k0, k1);
     });
     device_.launch(n_out, [=] STRATA_HOST_DEVICE(std::int64_t o) {
       double acc = init;
