@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "backends/backend.h"  // RandomKind
+
 #if defined(__CUDACC__)
 #define STRATA_HOST_DEVICE __host__ __device__
 #else
@@ -63,6 +65,26 @@ STRATA_HOST_DEVICE inline float normal_at(std::uint64_t seed, std::uint64_t offs
   const Block b = generate(seed, offset, i / 4);
   const unsigned pair = unsigned(i % 4) / 2;
   return to_normal(b.v[2 * pair], b.v[2 * pair + 1], (i % 2) != 0);
+}
+
+// Writes the elements of block `blk` of a random stream of `kind` (elements 4 * blk to 4 * blk + 3 that are
+// below n), as Backend::random defines them; backends give each thread whole blocks.
+STRATA_HOST_DEVICE inline void write_block(RandomKind kind, float* p, std::int64_t n, std::int64_t blk, std::uint64_t seed,
+                                           std::uint64_t offset, float a, float b) {
+  const Block bits = generate(seed, offset, std::uint64_t(blk));
+  for (int j = 0; j < 4; ++j) {
+    const std::int64_t i = blk * 4 + j;
+    if (i >= n) break;
+    switch (kind) {
+      case RandomKind::uniform: p[i] = a + (b - a) * to_unit_float(bits.v[j]); break;
+      case RandomKind::normal: {
+        const int pair = j / 2;
+        p[i] = a + b * to_normal(bits.v[2 * pair], bits.v[2 * pair + 1], (j % 2) != 0);
+        break;
+      }
+      case RandomKind::keep_mask: p[i] = to_unit_float(bits.v[j]) < a ? 1.0f / a : 0.0f; break;
+    }
+  }
 }
 
 }  // namespace strata::philox

@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "backends/kernel_geometry.h"
 #include "backends/philox.h"
 
 namespace strata {
@@ -203,22 +204,7 @@ void CpuBackend::random(RandomKind kind, const TensorView& out, std::uint64_t se
   // Whole Philox blocks per item so that threads never split one block.
   const std::int64_t blocks = (n + 3) / 4;
   parallel_for(blocks, 40, [&](std::int64_t begin, std::int64_t end) {
-    for (std::int64_t blk = begin; blk < end; ++blk) {
-      const philox::Block bits = philox::generate(seed, offset, std::uint64_t(blk));
-      for (int j = 0; j < 4; ++j) {
-        const std::int64_t i = blk * 4 + j;
-        if (i >= n) break;
-        switch (kind) {
-          case RandomKind::uniform: p[i] = a + (b - a) * philox::to_unit_float(bits.v[j]); break;
-          case RandomKind::normal: {
-            const int pair = j / 2;
-            p[i] = a + b * philox::to_normal(bits.v[2 * pair], bits.v[2 * pair + 1], (j % 2) != 0);
-            break;
-          }
-          case RandomKind::keep_mask: p[i] = philox::to_unit_float(bits.v[j]) < a ? 1.0f / a : 0.0f; break;
-        }
-      }
-    }
+    for (std::int64_t blk = begin; blk < end; ++blk) philox::write_block(kind, p, n, blk, seed, offset, a, b);
   });
 }
 
@@ -230,16 +216,7 @@ void CpuBackend::optimizer_update(const OptimizerUpdate& u, const TensorView& pa
   if (grad.numel() != n)
     throw std::invalid_argument(fmt::format("optimizer_update: parameter {} and gradient {} differ",
                                             param.shape.to_string(), grad.shape.to_string()));
-  std::size_t needed = 0;
-  switch (u.kind) {
-    case OptimizerKind::sgd: needed = u.momentum > 0.f ? 1 : 0; break;
-    case OptimizerKind::adam: needed = u.amsgrad ? 3 : 2; break;
-    case OptimizerKind::rmsprop: needed = 1 + (u.momentum > 0.f ? 1 : 0) + (u.centered ? 1 : 0); break;
-    case OptimizerKind::adagrad: needed = 1; break;
-    case OptimizerKind::nadam: needed = 2; break;
-  }
-  if (slots.size() != needed)
-    throw std::invalid_argument(fmt::format("optimizer_update: expected {} slots, got {}", needed, slots.size()));
+  const std::size_t needed = optimizer_slots(u, slots.size());
   float* __restrict p = param.as<float>();
   const float* __restrict g = grad.as<const float>();
   float* __restrict s0 = needed > 0 ? slots[0].as<float>() : nullptr;

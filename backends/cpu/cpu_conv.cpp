@@ -7,29 +7,11 @@
 #include <stdexcept>
 
 #include "backends/cpu/cpu_backend.h"
+#include "backends/kernel_geometry.h"
 
 namespace strata::cpu {
 
 namespace {
-
-struct ConvGeometry {
-  std::int64_t n, h, w, c, oh, ow, o, kh, kw, cg, og, groups;
-  std::int64_t patch() const { return kh * kw * cg; }  // columns of one group's im2col matrix
-  std::int64_t pixels() const { return oh * ow; }
-};
-
-ConvGeometry conv_geometry(const char* what, const Shape& x, const Shape& k, const Shape& y, const Window2D& w) {
-  if (x.rank() != 4 || k.rank() != 4 || y.rank() != 4)
-    throw std::invalid_argument(fmt::format("cpu {}: expects rank-4 NHWC tensors and an HWIO kernel, got {}, {}, {}",
-                                            what, x.to_string(), k.to_string(), y.to_string()));
-  ConvGeometry g{x[0], x[1], x[2], x[3], y[1], y[2], y[3], k[0], k[1], k[2], 0, w.groups};
-  if (g.groups < 1 || g.c % g.groups != 0 || g.o % g.groups != 0 || g.cg * g.groups != g.c || y[0] != x[0] ||
-      k[3] != g.o || k[0] != w.kernel_h || k[1] != w.kernel_w)
-    throw std::invalid_argument(fmt::format("cpu {}: input {}, kernel {} and output {} do not fit (groups={})", what,
-                                            x.to_string(), k.to_string(), y.to_string(), g.groups));
-  g.og = g.o / g.groups;
-  return g;
-}
 
 // Chunks of im2col work are small enough that the column matrix stays in a core's L2 cache between im2col
 // and the GEMM that reads it: about 64K floats.
@@ -43,11 +25,6 @@ std::int64_t images_per_chunk(const ConvGeometry& g) {
 std::int64_t rows_per_chunk(const ConvGeometry& g) {
   const std::int64_t per_row = std::max<std::int64_t>(1, g.ow * g.patch());
   return std::clamp<std::int64_t>(kChunkFloats / per_row, 1, g.n * g.oh);
-}
-
-bool is_pointwise(const ConvGeometry& g, const Window2D& w) {
-  return g.kh == 1 && g.kw == 1 && w.stride_h == 1 && w.stride_w == 1 && w.pad_top == 0 && w.pad_left == 0 &&
-         g.groups == 1 && g.oh == g.h && g.ow == g.w;
 }
 
 // col[(r - r0) * ow + ox, (kh, kw, c)] = x[img, iy, ix, group * cg + c] for the output rows r = img * oh + oy
@@ -111,7 +88,7 @@ void col2im(const ConvGeometry& g, const Window2D& w, const float* col, std::int
 // produced and consumed by the same core and no barrier separates the two.
 
 void CpuBackend::conv2d(const TensorView& x, const TensorView& kernel, const TensorView& y, const Window2D& w) {
-  const ConvGeometry g = conv_geometry("conv2d", x.shape, kernel.shape, y.shape, w);
+  const ConvGeometry g = conv_geometry("cpu", "conv2d", x.shape, kernel.shape, y.shape, w);
   const float* xp = x.as<const float>();
   const float* kp = kernel.as<const float>();
   float* yp = y.as<float>();
@@ -138,7 +115,7 @@ void CpuBackend::conv2d(const TensorView& x, const TensorView& kernel, const Ten
 
 void CpuBackend::conv2d_backward_data(const TensorView& dy, const TensorView& kernel, const TensorView& dx,
                                       const Window2D& w) {
-  const ConvGeometry g = conv_geometry("conv2d_backward_data", dx.shape, kernel.shape, dy.shape, w);
+  const ConvGeometry g = conv_geometry("cpu", "conv2d_backward_data", dx.shape, kernel.shape, dy.shape, w);
   const float* dyp = dy.as<const float>();
   const float* kp = kernel.as<const float>();
   float* dxp = dx.as<float>();
@@ -166,7 +143,7 @@ void CpuBackend::conv2d_backward_data(const TensorView& dy, const TensorView& ke
 
 void CpuBackend::conv2d_backward_filter(const TensorView& x, const TensorView& dy, const TensorView& dkernel,
                                         const Window2D& w) {
-  const ConvGeometry g = conv_geometry("conv2d_backward_filter", x.shape, dkernel.shape, dy.shape, w);
+  const ConvGeometry g = conv_geometry("cpu", "conv2d_backward_filter", x.shape, dkernel.shape, dy.shape, w);
   const float* xp = x.as<const float>();
   const float* dyp = dy.as<const float>();
   float* dkp = dkernel.as<float>();

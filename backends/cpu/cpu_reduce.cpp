@@ -7,23 +7,11 @@
 #include <stdexcept>
 
 #include "backends/cpu/cpu_backend.h"
+#include "backends/kernel_geometry.h"
 
 namespace strata::cpu {
 
 namespace {
-
-// A tensor seen as (outer, axis, inner) around one axis.
-struct AxisSplit {
-  std::int64_t outer = 1, len = 1, inner = 1;
-};
-
-AxisSplit split_at(const Shape& s, int axis) {
-  AxisSplit r;
-  for (int i = 0; i < axis; ++i) r.outer *= s[i];
-  r.len = s[axis];
-  for (int i = axis + 1; i < s.rank(); ++i) r.inner *= s[i];
-  return r;
-}
 
 template <class Idx>
 std::int64_t load_index(const void* p, std::int64_t i) {
@@ -248,36 +236,6 @@ void CpuBackend::softmax_backward(const TensorView& y, const TensorView& dy, con
 
 namespace {
 
-// The geometry shared by gather and scatter_add.
-struct GatherGeometry {
-  std::int64_t batch = 1;   // leading dims shared by table and indices
-  std::int64_t rest = 1;    // remaining table dims before axis
-  std::int64_t axis_len = 1;
-  std::int64_t n_idx = 1;   // index entries per batch element
-  std::int64_t suffix = 1;  // table dims after axis
-};
-
-GatherGeometry gather_geometry(const char* what, const Shape& table, const TensorView& indices, int axis,
-                               int batch_dims) {
-  if (indices.dtype != DType::int32 && indices.dtype != DType::int64)
-    throw std::invalid_argument(fmt::format("cpu {}: indices must be int32 or int64, got {}", what,
-                                            dtype_name(indices.dtype)));
-  if (batch_dims > axis || batch_dims > indices.shape.rank())
-    throw std::invalid_argument(fmt::format("cpu {}: batch_dims {} exceeds axis {}", what, batch_dims, axis));
-  GatherGeometry g;
-  for (int i = 0; i < batch_dims; ++i) {
-    if (table[i] != indices.shape[i])
-      throw std::invalid_argument(fmt::format("cpu {}: batch dimension {} differs between {} and indices {}", what, i,
-                                              table.to_string(), indices.shape.to_string()));
-    g.batch *= table[i];
-  }
-  for (int i = batch_dims; i < axis; ++i) g.rest *= table[i];
-  g.axis_len = table[axis];
-  for (int i = batch_dims; i < indices.shape.rank(); ++i) g.n_idx *= indices.shape[i];
-  for (int i = axis + 1; i < table.rank(); ++i) g.suffix *= table[i];
-  return g;
-}
-
 [[noreturn]] void index_out_of_range(const char* what, std::int64_t index, std::int64_t len) {
   throw std::out_of_range(fmt::format("{}: index {} is out of range [0, {})", what, index, len));
 }
@@ -286,7 +244,7 @@ GatherGeometry gather_geometry(const char* what, const Shape& table, const Tenso
 
 void CpuBackend::gather(const TensorView& table, const TensorView& indices, const TensorView& out, int axis,
                         int batch_dims) {
-  const GatherGeometry g = gather_geometry("gather", table.shape, indices, axis, batch_dims);
+  const GatherGeometry g = gather_geometry("cpu", "gather", table.shape, indices, axis, batch_dims);
   const std::size_t esize = dtype_size(table.dtype);
   const char* tp = static_cast<const char*>(table.data);
   char* op = static_cast<char*>(out.data);
@@ -311,7 +269,7 @@ void CpuBackend::scatter_add(const TensorView& updates, const TensorView& indice
                              int batch_dims) {
   if (updates.dtype != DType::float32 || out.dtype != DType::float32)
     throw std::invalid_argument("cpu scatter_add: expects float32 updates and output");
-  const GatherGeometry g = gather_geometry("scatter_add", out.shape, indices, axis, batch_dims);
+  const GatherGeometry g = gather_geometry("cpu", "scatter_add", out.shape, indices, axis, batch_dims);
   for (std::int64_t i = 0, n = indices.numel(); i < n; ++i) {
     const std::int64_t k = index_at(indices, i);
     if (k < 0 || k >= g.axis_len) index_out_of_range("scatter_add", k, g.axis_len);

@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "backends/cpu/cpu_backend.h"
+#include "backends/kernel_geometry.h"
 
 namespace strata::cpu {
 
@@ -26,9 +27,7 @@ float* out_data(std::span<const TensorView> v, std::size_t i) { return static_ca
 }  // namespace
 
 void CpuBackend::rnn_cell(RnnCellOp op, std::span<const TensorView> in, std::span<const TensorView> out) {
-  const std::size_t want_in[] = {2, 5, 4, 3, 4, 4, 4}, want_out[] = {2, 1, 1, 1, 1, 1, 1};
-  if (in.size() != want_in[int(op)] || out.size() != want_out[int(op)])
-    throw std::invalid_argument(fmt::format("{}: wrong number of operands", rnn_cell_op_name(op)));
+  check_rnn_cell_operands(op, in.size(), out.size());
   const bool lstm = op == RnnCellOp::lstm || op == RnnCellOp::lstm_grad_z || op == RnnCellOp::lstm_grad_c;
   const std::int64_t width = in[0].shape[in[0].shape.rank() - 1];
   const std::int64_t u = width / (lstm ? 4 : 3);

@@ -190,9 +190,9 @@ class CudaDevice {
   void free(void* p) { cudaFree(p); }
 
   void to_device(void* dst, const void* host, std::size_t bytes) {
-    // Synchronous with respect to the host buffer (the caller may free it at once), ordered on the stream.
+    // From pageable memory the call returns once the bytes are staged, so the caller may reuse or free
+    // its buffer at once; the copy itself is ordered on the stream with the kernels.
     check_cuda(cudaMemcpyAsync(dst, host, bytes, cudaMemcpyHostToDevice, stream_), "cudaMemcpy to the device");
-    check_cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
   }
   void to_host(void* host, const void* src, std::size_t bytes) {
     check_cuda(cudaMemcpyAsync(host, src, bytes, cudaMemcpyDeviceToHost, stream_), "cudaMemcpy to the host");

@@ -34,6 +34,7 @@
 
 #include "backends/backend.h"
 #include "backends/cuda/device_math.h"
+#include "backends/kernel_geometry.h"
 #include "backends/philox.h"
 
 namespace strata::device {
@@ -54,29 +55,6 @@ inline Dims strides_of(const std::array<std::int64_t, kMaxRank>& s) {
   for (int i = 0; i < kMaxRank; ++i) d.v[i] = s[std::size_t(i)];
   return d;
 }
-
-// A tensor seen as (outer, axis, inner) around one axis.
-struct AxisSplit {
-  std::int64_t outer = 1, len = 1, inner = 1;
-};
-
-inline AxisSplit split_at(const Shape& s, int axis) {
-  AxisSplit r;
-  for (int i = 0; i < axis; ++i) r.outer *= s[i];
-  r.len = s[axis];
-  for (int i = axis + 1; i < s.rank(); ++i) r.inner *= s[i];
-  return r;
-}
-
-struct GatherGeometry {
-  std::int64_t batch = 1, rest = 1, axis_len = 1, n_idx = 1, suffix = 1;
-};
-
-struct ConvGeometry {
-  std::int64_t n, h, w, c, oh, ow, o, kh, kw, cg, og, groups;
-  std::int64_t patch() const { return kh * kw * cg; }
-  std::int64_t pixels() const { return oh * ow; }
-};
 
 template <class Device>
 class DeviceBackend : public Backend {
@@ -135,6 +113,7 @@ class DeviceBackend : public Backend {
 
   std::optional<MemoryBudget> memory_available() const override {
     auto budget = device_.memory_available();
+    std::lock_guard lock(mutex_);
     if (budget) budget->bytes += cached_bytes_;
     return budget;
   }
@@ -460,7 +439,7 @@ class DeviceBackend : public Backend {
 
   // ---- indexing ----
   void gather(const TensorView& table, const TensorView& indices, const TensorView& out, int axis, int batch_dims) override {
-    const GatherGeometry g = gather_geometry("gather", table.shape, indices, axis, batch_dims);
+    const GatherGeometry g = gather_geometry(name_, "gather", table.shape, indices, axis, batch_dims);
     check_indices("gather", indices, g.axis_len);
     const std::size_t esize = dtype_size(table.dtype);
     const char* tp = static_cast<const char*>(table.data);
@@ -480,7 +459,7 @@ class DeviceBackend : public Backend {
                    int batch_dims) override {
     if (updates.dtype != DType::float32 || out.dtype != DType::float32)
       throw std::invalid_argument(fmt::format("{} scatter_add: expects float32 updates and output", name_));
-    const GatherGeometry g = gather_geometry("scatter_add", out.shape, indices, axis, batch_dims);
+    const GatherGeometry g = gather_geometry(name_, "scatter_add", out.shape, indices, axis, batch_dims);
     check_indices("scatter_add", indices, g.axis_len);
     const float* up = updates.as<const float>();
     float* op = out.as<float>();
@@ -497,7 +476,7 @@ class DeviceBackend : public Backend {
 
   // ---- convolution: im2col + GEMM over chunks of images, with the column matrix in reused scratch ----
   void conv2d(const TensorView& x, const TensorView& kernel, const TensorView& y, const Window2D& w) override {
-    const ConvGeometry g = conv_geometry("conv2d", x.shape, kernel.shape, y.shape, w);
+    const ConvGeometry g = conv_geometry(name_, "conv2d", x.shape, kernel.shape, y.shape, w);
     const float* xp = x.as<const float>();
     const float* kp = kernel.as<const float>();
     float* yp = y.as<float>();
@@ -518,7 +497,7 @@ class DeviceBackend : public Backend {
   }
 
   void conv2d_backward_data(const TensorView& dy, const TensorView& kernel, const TensorView& dx, const Window2D& w) override {
-    const ConvGeometry g = conv_geometry("conv2d_backward_data", dx.shape, kernel.shape, dy.shape, w);
+    const ConvGeometry g = conv_geometry(name_, "conv2d_backward_data", dx.shape, kernel.shape, dy.shape, w);
     const float* dyp = dy.as<const float>();
     const float* kp = kernel.as<const float>();
     float* dxp = dx.as<float>();
@@ -542,7 +521,7 @@ class DeviceBackend : public Backend {
 
   void conv2d_backward_filter(const TensorView& x, const TensorView& dy, const TensorView& dkernel,
                               const Window2D& w) override {
-    const ConvGeometry g = conv_geometry("conv2d_backward_filter", x.shape, dkernel.shape, dy.shape, w);
+    const ConvGeometry g = conv_geometry(name_, "conv2d_backward_filter", x.shape, dkernel.shape, dy.shape, w);
     const float* xp = x.as<const float>();
     const float* dyp = dy.as<const float>();
     float* dkp = dkernel.as<float>();
@@ -636,9 +615,7 @@ class DeviceBackend : public Backend {
 
   // ---- recurrent cells: one thread per (sample, unit) ----
   void rnn_cell(RnnCellOp op, std::span<const TensorView> in, std::span<const TensorView> out) override {
-    const std::size_t want_in[] = {2, 5, 4, 3, 4, 4, 4}, want_out[] = {2, 1, 1, 1, 1, 1, 1};
-    if (in.size() != want_in[int(op)] || out.size() != want_out[int(op)])
-      throw std::invalid_argument(fmt::format("{}: wrong number of operands", rnn_cell_op_name(op)));
+    check_rnn_cell_operands(op, in.size(), out.size());
     const bool lstm = op == RnnCellOp::lstm || op == RnnCellOp::lstm_grad_z || op == RnnCellOp::lstm_grad_c;
     const std::int64_t width = in[0].shape[in[0].shape.rank() - 1];
     const std::int64_t u = width / (lstm ? 4 : 3);
@@ -712,20 +689,7 @@ class DeviceBackend : public Backend {
     float* p = out.as<float>();
     const std::int64_t n = out.numel();
     device_.launch((n + 3) / 4, [=] STRATA_HOST_DEVICE(std::int64_t blk) {
-      const philox::Block bits = philox::generate(seed, offset, std::uint64_t(blk));
-      for (int j = 0; j < 4; ++j) {
-        const std::int64_t i = blk * 4 + j;
-        if (i >= n) break;
-        switch (kind) {
-          case RandomKind::uniform: p[i] = a + (b - a) * philox::to_unit_float(bits.v[j]); break;
-          case RandomKind::normal: {
-            const int pair = j / 2;
-            p[i] = a + b * philox::to_normal(bits.v[2 * pair], bits.v[2 * pair + 1], (j % 2) != 0);
-            break;
-          }
-          case RandomKind::keep_mask: p[i] = philox::to_unit_float(bits.v[j]) < a ? 1.0f / a : 0.0f; break;
-        }
-      }
+      philox::write_block(kind, p, n, blk, seed, offset, a, b);
     });
   }
 
@@ -738,16 +702,7 @@ class DeviceBackend : public Backend {
     if (grad.numel() != n)
       throw std::invalid_argument(fmt::format("optimizer_update: parameter {} and gradient {} differ",
                                               param.shape.to_string(), grad.shape.to_string()));
-    std::size_t needed = 0;
-    switch (u.kind) {
-      case OptimizerKind::sgd: needed = u.momentum > 0.f ? 1 : 0; break;
-      case OptimizerKind::adam: needed = u.amsgrad ? 3 : 2; break;
-      case OptimizerKind::rmsprop: needed = 1 + (u.momentum > 0.f ? 1 : 0) + (u.centered ? 1 : 0); break;
-      case OptimizerKind::adagrad: needed = 1; break;
-      case OptimizerKind::nadam: needed = 2; break;
-    }
-    if (slots.size() != needed)
-      throw std::invalid_argument(fmt::format("optimizer_update: expected {} slots, got {}", needed, slots.size()));
+    const std::size_t needed = optimizer_slots(u, slots.size());
     float* p = param.as<float>();
     const float* g = grad.as<const float>();
     float* s0 = needed > 0 ? slots[0].as<float>() : nullptr;
@@ -847,27 +802,6 @@ class DeviceBackend : public Backend {
           fmt::format("{} {}: shapes {} and {} differ", name_, what, a.shape.to_string(), b.shape.to_string()));
   }
 
-  GatherGeometry gather_geometry(const char* what, const Shape& table, const TensorView& indices, int axis,
-                                 int batch_dims) const {
-    if (indices.dtype != DType::int32 && indices.dtype != DType::int64)
-      throw std::invalid_argument(fmt::format("{} {}: indices must be int32 or int64, got {}", name_, what,
-                                              dtype_name(indices.dtype)));
-    if (batch_dims > axis || batch_dims > indices.shape.rank())
-      throw std::invalid_argument(fmt::format("{} {}: batch_dims {} exceeds axis {}", name_, what, batch_dims, axis));
-    GatherGeometry g;
-    for (int i = 0; i < batch_dims; ++i) {
-      if (table[i] != indices.shape[i])
-        throw std::invalid_argument(fmt::format("{} {}: batch dimension {} differs between {} and indices {}", name_, what,
-                                                i, table.to_string(), indices.shape.to_string()));
-      g.batch *= table[i];
-    }
-    for (int i = batch_dims; i < axis; ++i) g.rest *= table[i];
-    g.axis_len = table[axis];
-    for (int i = batch_dims; i < indices.shape.rank(); ++i) g.n_idx *= indices.shape[i];
-    for (int i = axis + 1; i < table.rank(); ++i) g.suffix *= table[i];
-    return g;
-  }
-
   // Public only because nvcc allows extended lambdas in public member functions alone.
  public:
   // Indices out of range throw, as on the CPU: a kernel records the first bad one it meets, read back here.
@@ -894,24 +828,6 @@ class DeviceBackend : public Backend {
       device_.to_device(slot, clear, sizeof(clear));
       throw std::out_of_range(fmt::format("{}: index {} is out of range [0, {})", what, found[1], len));
     }
-  }
-
-  ConvGeometry conv_geometry(const char* what, const Shape& x, const Shape& k, const Shape& y, const Window2D& w) const {
-    if (x.rank() != 4 || k.rank() != 4 || y.rank() != 4)
-      throw std::invalid_argument(fmt::format("{} {}: expects rank-4 NHWC tensors and an HWIO kernel, got {}, {}, {}", name_,
-                                              what, x.to_string(), k.to_string(), y.to_string()));
-    ConvGeometry g{x[0], x[1], x[2], x[3], y[1], y[2], y[3], k[0], k[1], k[2], 0, w.groups};
-    if (g.groups < 1 || g.c % g.groups != 0 || g.o % g.groups != 0 || g.cg * g.groups != g.c || y[0] != x[0] ||
-        k[3] != g.o || k[0] != w.kernel_h || k[1] != w.kernel_w)
-      throw std::invalid_argument(fmt::format("{} {}: input {}, kernel {} and output {} do not fit (groups={})", name_,
-                                              what, x.to_string(), k.to_string(), y.to_string(), g.groups));
-    g.og = g.o / g.groups;
-    return g;
-  }
-
-  static bool is_pointwise(const ConvGeometry& g, const Window2D& w) {
-    return g.kh == 1 && g.kw == 1 && w.stride_h == 1 && w.stride_w == 1 && w.pad_top == 0 && w.pad_left == 0 &&
-           g.groups == 1 && g.oh == g.h && g.ow == g.w;
   }
 
   static std::int64_t images_per_chunk(const ConvGeometry& g) {
@@ -968,7 +884,7 @@ class DeviceBackend : public Backend {
 
   std::string name_;
   Device device_;
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::map<std::size_t, std::vector<void*>> free_blocks_;
   std::unordered_map<void*, std::size_t> sizes_;
   std::size_t cached_bytes_ = 0;
