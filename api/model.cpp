@@ -129,18 +129,32 @@ class AllreduceGradients : public ScaledGradientReducer {
   std::vector<Place> place_;  // per gradient index
 };
 
-// The same average without leaving the device, on backends with collectives (NCCL): each gradient, once
-// final, is scaled into a copy of its own (the gradient itself may not be written before finish()) and
-// summed across processes there, in order with the backward pass's remaining work on the device; finish()
-// copies the sums back. The copies are made on the first step and reused.
+// The same average without leaving the device, on backends with collectives (NCCL). Each gradient, once
+// final, is scaled into its place in a device bucket (the gradient itself may not be written before
+// finish()); a full bucket (about 4 MiB, or one larger gradient) is summed across processes while the
+// backward pass goes on, on the collective's own stream, and finish() waits for the sums and copies them
+// back. Buckets are laid out and allocated on the first step and reused after.
 class DeviceAllreduceGradients : public ScaledGradientReducer {
  public:
   explicit DeviceAllreduceGradients(std::shared_ptr<DeviceCollective> collective) : collective_(std::move(collective)) {}
 
   void gradient_ready(Backend& backend, int index, const TensorView& g) override {
-    if (std::size_t(index) >= copies_.size()) copies_.resize(std::size_t(index) + 1);
-    DeviceBuffer& copy = copies_[std::size_t(index)];
-    if (copy.bytes() != g.bytes()) copy = DeviceBuffer(backend, g.bytes());
+    if (std::size_t(index) >= place_.size()) place_.resize(std::size_t(index) + 1, {-1, 0});
+    Place& p = place_[std::size_t(index)];
+    if (p.bucket < 0) {  // first step: into the open bucket if it has room, else into a new one
+      const std::int64_t n = g.numel();
+      if (buckets_.empty() || buckets_.back().closed || buckets_.back().used + n > buckets_.back().capacity) {
+        if (!buckets_.empty()) buckets_.back().closed = true;
+        Bucket b;
+        b.capacity = std::max<std::int64_t>(n, kBucketFloats);
+        b.values = DeviceBuffer(backend, std::size_t(b.capacity) * sizeof(float));
+        buckets_.push_back(std::move(b));
+      }
+      Bucket& b = buckets_.back();
+      p = {int(buckets_.size()) - 1, b.used};
+      b.used += n;
+      ++b.members;
+    }
     if (!scale_.data()) scale_ = DeviceBuffer(backend, sizeof(float));
     if (share != scale_value_) {
       backend.fill(TensorView{scale_.data(), DType::float32, Shape{1}}, share);
@@ -148,17 +162,44 @@ class DeviceAllreduceGradients : public ScaledGradientReducer {
     }
     Shape ones;
     for (int i = 0; i < g.shape.rank(); ++i) ones.push_back(1);
-    backend.binary(BinaryOp::multiply, g, TensorView{scale_.data(), DType::float32, ones}, TensorView{copy.data(), g.dtype, g.shape});
-    collective_->allreduce_sum(static_cast<float*>(copy.data()), g.numel());
+    Bucket& b = buckets_[std::size_t(p.bucket)];
+    backend.binary(BinaryOp::multiply, g, TensorView{scale_.data(), DType::float32, ones}, TensorView{at(b, p.offset), g.dtype, g.shape});
+    if (++b.ready == b.members && b.closed) start(b);
   }
 
   void finish(Backend& backend, std::span<const TensorView> grads) override {
-    for (std::size_t i = 0; i < grads.size(); ++i) backend.copy(grads[i].data, copies_.at(i).data(), grads[i].bytes());
+    for (Bucket& b : buckets_) {
+      b.closed = true;
+      if (!b.started) start(b);
+    }
+    collective_->wait();
+    for (std::size_t i = 0; i < grads.size(); ++i) {
+      const Place& p = place_.at(i);
+      backend.copy(grads[i].data, at(buckets_[std::size_t(p.bucket)], p.offset), grads[i].bytes());
+    }
+    for (Bucket& b : buckets_) b.ready = 0, b.started = false;
   }
 
  private:
+  static constexpr std::int64_t kBucketFloats = std::int64_t(1) << 20;  // 4 MiB
+  struct Bucket {
+    DeviceBuffer values;
+    std::int64_t capacity = 0, used = 0;
+    int members = 0, ready = 0;
+    bool closed = false, started = false;
+  };
+  struct Place {
+    int bucket;
+    std::int64_t offset;
+  };
+  static float* at(Bucket& b, std::int64_t offset) { return static_cast<float*>(b.values.data()) + offset; }
+  void start(Bucket& b) {
+    collective_->allreduce_sum(at(b, 0), b.used);
+    b.started = true;
+  }
   std::shared_ptr<DeviceCollective> collective_;
-  std::vector<DeviceBuffer> copies_;  // per gradient index
+  std::vector<Bucket> buckets_;
+  std::vector<Place> place_;  // per gradient index
   DeviceBuffer scale_;
   float scale_value_ = -1.f;
 };

@@ -144,8 +144,11 @@ struct AllocationStats {
 class DeviceCollective {
  public:
   virtual ~DeviceCollective() = default;
-  // In place; ordered after the work issued so far on the backend and before the work issued next.
+  // In place, after the work issued so far on the backend; it may run beside work issued later (NCCL runs
+  // on a stream of its own), so `data` must not be touched until wait().
   virtual void allreduce_sum(float* data, std::int64_t count) = 0;
+  // Orders the work issued after it behind every sum started so far.
+  virtual void wait() {}
 };
 
 class Backend {

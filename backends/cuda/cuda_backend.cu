@@ -110,18 +110,36 @@ void check_nccl(ncclResult_t status, const char* what) {
   if (status != ncclSuccess) throw std::runtime_error(fmt::format("NCCL error in {}: {}", what, nccl().error_string(status)));
 }
 
-// One process's member of an NCCL group; its sums run on the backend's stream, in order with the kernels.
+// One process's member of an NCCL group. Sums run on a stream of their own, each after the kernels
+// issued before it on the backend's stream, so that they overlap the rest of the backward pass; wait()
+// puts the backend's stream behind them.
 class NcclCollective final : public DeviceCollective {
  public:
-  NcclCollective(ncclComm_t comm, cudaStream_t stream) : comm_(comm), stream_(stream) {}
-  ~NcclCollective() override { nccl().comm_destroy(comm_); }
+  NcclCollective(ncclComm_t comm, cudaStream_t compute) : comm_(comm), compute_(compute) {
+    check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+    check_cuda(cudaEventCreateWithFlags(&issued_, cudaEventDisableTiming), "cudaEventCreate");
+    check_cuda(cudaEventCreateWithFlags(&summed_, cudaEventDisableTiming), "cudaEventCreate");
+  }
+  ~NcclCollective() override {
+    nccl().comm_destroy(comm_);
+    cudaEventDestroy(issued_);
+    cudaEventDestroy(summed_);
+    cudaStreamDestroy(stream_);
+  }
   void allreduce_sum(float* data, std::int64_t count) override {
+    check_cuda(cudaEventRecord(issued_, compute_), "cudaEventRecord");
+    check_cuda(cudaStreamWaitEvent(stream_, issued_, 0), "cudaStreamWaitEvent");
     check_nccl(nccl().all_reduce(data, data, std::size_t(count), ncclFloat32, ncclSum, comm_, stream_), "ncclAllReduce");
+  }
+  void wait() override {
+    check_cuda(cudaEventRecord(summed_, stream_), "cudaEventRecord");
+    check_cuda(cudaStreamWaitEvent(compute_, summed_, 0), "cudaStreamWaitEvent");
   }
 
  private:
   ncclComm_t comm_;
-  cudaStream_t stream_;
+  cudaStream_t compute_, stream_ = nullptr;
+  cudaEvent_t issued_ = nullptr, summed_ = nullptr;
 };
 #endif
 
