@@ -198,8 +198,9 @@ class DeviceBackend : public Backend {
         s_off += idx * ss.v[ax];
         d_off += idx * ds.v[ax];
       }
+      // Atomically: a destination with zero strides (a broadcast's gradient) gathers several sources.
       if (accumulate)
-        reinterpret_cast<float*>(dp)[d_off] += reinterpret_cast<const float*>(sp)[s_off];
+        atomic_add(reinterpret_cast<float*>(dp) + d_off, reinterpret_cast<const float*>(sp)[s_off]);
       else
         copy_element(dp + d_off * std::int64_t(esize), sp + s_off * std::int64_t(esize), esize);
     });
