@@ -257,7 +257,7 @@ class CudaDevice {
     if (!nccl().error.empty()) throw std::runtime_error(nccl().error);
     ncclUniqueId id;
     if (unique_id.size() != sizeof(id))
-      throw std::invalid_argument(fmt::format("an NCCL group id has {} bytes, not {}", sizeof(id), unique_id.size()));
+      throw std::invalid_argument(fmt::format("the NCCL group id received has {} bytes instead of {}", unique_id.size(), sizeof(id)));
     std::memcpy(&id, unique_id.data(), sizeof(id));
     ncclComm_t comm = nullptr;
     check_nccl(nccl().comm_init_rank(&comm, processes, id, rank), "ncclCommInitRank");
