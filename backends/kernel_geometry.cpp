@@ -67,6 +67,14 @@ std::size_t optimizer_slots(const OptimizerUpdate& u, std::size_t given) {
   return needed;
 }
 
+void check_copy_strided(const StridedView& src, const StridedView& dst, bool accumulate) {
+  if (src.shape.rank() != dst.shape.rank())
+    throw std::invalid_argument(fmt::format("copy_strided: ranks of {} and {} differ", src.shape.to_string(),
+                                            dst.shape.to_string()));
+  if (src.dtype != dst.dtype) throw std::invalid_argument("copy_strided: source and destination dtypes differ");
+  if (accumulate && dst.dtype != DType::float32) throw std::invalid_argument("copy_strided: accumulation needs float32");
+}
+
 void check_rnn_cell_operands(RnnCellOp op, std::size_t inputs, std::size_t outputs) {
   const std::size_t want_in[] = {2, 5, 4, 3, 4, 4, 4}, want_out[] = {2, 1, 1, 1, 1, 1, 1};
   if (inputs != want_in[int(op)] || outputs != want_out[int(op)])

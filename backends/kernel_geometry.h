@@ -42,6 +42,9 @@ bool is_pointwise(const ConvGeometry& g, const Window2D& w);
 // The number of state slots `update` reads and writes (see OptimizerUpdate); throws unless `given` matches.
 std::size_t optimizer_slots(const OptimizerUpdate& update, std::size_t given);
 
+// Throws unless copy_strided's operands have one rank and dtype (float32 to accumulate).
+void check_copy_strided(const StridedView& src, const StridedView& dst, bool accumulate);
+
 // Throws unless rnn_cell gets the operand counts RnnCellOp documents.
 void check_rnn_cell_operands(RnnCellOp op, std::size_t inputs, std::size_t outputs);
 

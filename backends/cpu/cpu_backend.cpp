@@ -150,12 +150,7 @@ void CpuBackend::cast(const TensorView& in, const TensorView& out) {
 }
 
 void CpuBackend::copy_strided(const StridedView& src, const StridedView& dst, bool accumulate) {
-  if (src.shape.rank() != dst.shape.rank())
-    throw std::invalid_argument(fmt::format("copy_strided: ranks of {} and {} differ", src.shape.to_string(),
-                                            dst.shape.to_string()));
-  if (src.dtype != dst.dtype) throw std::invalid_argument("copy_strided: source and destination dtypes differ");
-  if (accumulate && dst.dtype != DType::float32)
-    throw std::invalid_argument("copy_strided: accumulation needs float32");
+  check_copy_strided(src, dst, accumulate);
   const int rank = dst.shape.rank();
   if (rank == 0) {
     if (accumulate)

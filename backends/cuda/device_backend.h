@@ -179,12 +179,7 @@ class DeviceBackend : public Backend {
   }
 
   void copy_strided(const StridedView& src, const StridedView& dst, bool accumulate) override {
-    if (src.shape.rank() != dst.shape.rank())
-      throw std::invalid_argument(fmt::format("copy_strided: ranks of {} and {} differ", src.shape.to_string(),
-                                              dst.shape.to_string()));
-    if (src.dtype != dst.dtype) throw std::invalid_argument("copy_strided: source and destination dtypes differ");
-    if (accumulate && dst.dtype != DType::float32)
-      throw std::invalid_argument("copy_strided: accumulation needs float32");
+    check_copy_strided(src, dst, accumulate);
     const int rank = dst.shape.rank();
     const Dims dims = dims_of(dst.shape), ss = strides_of(src.strides), ds = strides_of(dst.strides);
     const std::size_t esize = dtype_size(dst.dtype);
