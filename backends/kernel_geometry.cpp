@@ -54,6 +54,20 @@ bool is_pointwise(const ConvGeometry& g, const Window2D& w) {
          g.groups == 1 && g.oh == g.h && g.ow == g.w;
 }
 
+GemmArgs pointwise_conv_forward(const ConvGeometry& g, const float* x, const float* kernel, float* y) {
+  return GemmArgs{.m = g.n * g.pixels(), .n = g.o, .k = g.c, .a = x, .lda = g.c, .b = kernel, .ldb = g.o, .c = y, .ldc = g.o};
+}
+
+GemmArgs pointwise_conv_backward_data(const ConvGeometry& g, const float* dy, const float* kernel, float* dx) {
+  return GemmArgs{.transpose_b = true, .m = g.n * g.pixels(), .n = g.c, .k = g.o, .a = dy, .lda = g.o, .b = kernel,
+                  .ldb = g.o, .c = dx, .ldc = g.c};
+}
+
+GemmArgs pointwise_conv_backward_filter(const ConvGeometry& g, const float* x, const float* dy, float* dkernel) {
+  return GemmArgs{.transpose_a = true, .m = g.c, .n = g.o, .k = g.n * g.pixels(), .a = x, .lda = g.c, .b = dy,
+                  .ldb = g.o, .c = dkernel, .ldc = g.o};
+}
+
 std::size_t optimizer_slots(const OptimizerUpdate& u, std::size_t given) {
   std::size_t needed = 0;
   switch (u.kind) {

@@ -39,6 +39,11 @@ ConvGeometry conv_geometry(std::string_view backend, const char* what, const Sha
 // A 1x1 convolution with unit strides, no padding and one group: a single GEMM.
 bool is_pointwise(const ConvGeometry& g, const Window2D& w);
 
+// A pointwise convolution as the single GEMM of each pass (NHWC rows of pixels times the kernel).
+GemmArgs pointwise_conv_forward(const ConvGeometry& g, const float* x, const float* kernel, float* y);
+GemmArgs pointwise_conv_backward_data(const ConvGeometry& g, const float* dy, const float* kernel, float* dx);
+GemmArgs pointwise_conv_backward_filter(const ConvGeometry& g, const float* x, const float* dy, float* dkernel);
+
 // The number of state slots `update` reads and writes (see OptimizerUpdate); throws unless `given` matches.
 std::size_t optimizer_slots(const OptimizerUpdate& update, std::size_t given);
 

@@ -93,8 +93,7 @@ void CpuBackend::conv2d(const TensorView& x, const TensorView& kernel, const Ten
   const float* kp = kernel.as<const float>();
   float* yp = y.as<float>();
   if (is_pointwise(g, w)) {
-    gemm(GemmArgs{.m = g.n * g.pixels(), .n = g.o, .k = g.c, .a = xp, .lda = g.c, .b = kp, .ldb = g.o, .c = yp,
-                  .ldc = g.o});
+    gemm(pointwise_conv_forward(g, xp, kp, yp));
     return;
   }
   // Threads split output rows (not images), so that one image is shared too.
@@ -120,8 +119,7 @@ void CpuBackend::conv2d_backward_data(const TensorView& dy, const TensorView& ke
   const float* kp = kernel.as<const float>();
   float* dxp = dx.as<float>();
   if (is_pointwise(g, w)) {
-    gemm(GemmArgs{.transpose_b = true, .m = g.n * g.pixels(), .n = g.c, .k = g.o, .a = dyp, .lda = g.o, .b = kp,
-                  .ldb = g.o, .c = dxp, .ldc = g.c});
+    gemm(pointwise_conv_backward_data(g, dyp, kp, dxp));
     return;
   }
   const std::int64_t chunk = images_per_chunk(g), col_floats = chunk * g.pixels() * g.patch();
@@ -148,8 +146,7 @@ void CpuBackend::conv2d_backward_filter(const TensorView& x, const TensorView& d
   const float* dyp = dy.as<const float>();
   float* dkp = dkernel.as<float>();
   if (is_pointwise(g, w)) {
-    gemm(GemmArgs{.transpose_a = true, .m = g.c, .n = g.o, .k = g.n * g.pixels(), .a = xp, .lda = g.c, .b = dyp,
-                  .ldb = g.o, .c = dkp, .ldc = g.o});
+    gemm(pointwise_conv_backward_filter(g, xp, dyp, dkp));
     return;
   }
   // Each thread sums its images' contributions into its own copy of the kernel gradient (thread 0 into the

@@ -477,19 +477,14 @@ class DeviceBackend : public Backend {
     const float* kp = kernel.as<const float>();
     float* yp = y.as<float>();
     if (is_pointwise(g, w)) {
-      gemm(GemmArgs{.m = g.n * g.pixels(), .n = g.o, .k = g.c, .a = xp, .lda = g.c, .b = kp, .ldb = g.o, .c = yp, .ldc = g.o});
+      gemm(pointwise_conv_forward(g, xp, kp, yp));
       return;
     }
-    const std::int64_t chunk = images_per_chunk(g);
-    float* col = scratch(std::size_t(chunk * g.pixels() * g.patch()));
-    for (std::int64_t n0 = 0; n0 < g.n; n0 += chunk) {
-      const std::int64_t nb = std::min(chunk, g.n - n0);
-      for (std::int64_t grp = 0; grp < g.groups; ++grp) {
-        im2col(g, w, xp, n0, nb, grp, col);
-        gemm(GemmArgs{.m = nb * g.pixels(), .n = g.og, .k = g.patch(), .a = col, .lda = g.patch(), .b = kp + grp * g.og,
-                      .ldb = g.o, .c = yp + n0 * g.pixels() * g.o + grp * g.og, .ldc = g.o});
-      }
-    }
+    for_each_image_chunk(g, [&](std::int64_t n0, std::int64_t nb, std::int64_t grp, float* col) {
+      im2col(g, w, xp, n0, nb, grp, col);
+      gemm(GemmArgs{.m = nb * g.pixels(), .n = g.og, .k = g.patch(), .a = col, .lda = g.patch(), .b = kp + grp * g.og,
+                    .ldb = g.o, .c = yp + n0 * g.pixels() * g.o + grp * g.og, .ldc = g.o});
+    });
   }
 
   void conv2d_backward_data(const TensorView& dy, const TensorView& kernel, const TensorView& dx, const Window2D& w) override {
@@ -498,21 +493,15 @@ class DeviceBackend : public Backend {
     const float* kp = kernel.as<const float>();
     float* dxp = dx.as<float>();
     if (is_pointwise(g, w)) {
-      gemm(GemmArgs{.transpose_b = true, .m = g.n * g.pixels(), .n = g.c, .k = g.o, .a = dyp, .lda = g.o, .b = kp,
-                    .ldb = g.o, .c = dxp, .ldc = g.c});
+      gemm(pointwise_conv_backward_data(g, dyp, kp, dxp));
       return;
     }
-    const std::int64_t chunk = images_per_chunk(g);
-    float* col = scratch(std::size_t(chunk * g.pixels() * g.patch()));
-    for (std::int64_t n0 = 0; n0 < g.n; n0 += chunk) {
-      const std::int64_t nb = std::min(chunk, g.n - n0);
-      for (std::int64_t grp = 0; grp < g.groups; ++grp) {
-        gemm(GemmArgs{.transpose_b = true, .m = nb * g.pixels(), .n = g.patch(), .k = g.og,
-                      .a = dyp + n0 * g.pixels() * g.o + grp * g.og, .lda = g.o, .b = kp + grp * g.og, .ldb = g.o,
-                      .c = col, .ldc = g.patch()});
-        col2im(g, w, col, n0, nb, grp, dxp);
-      }
-    }
+    for_each_image_chunk(g, [&](std::int64_t n0, std::int64_t nb, std::int64_t grp, float* col) {
+      gemm(GemmArgs{.transpose_b = true, .m = nb * g.pixels(), .n = g.patch(), .k = g.og,
+                    .a = dyp + n0 * g.pixels() * g.o + grp * g.og, .lda = g.o, .b = kp + grp * g.og, .ldb = g.o,
+                    .c = col, .ldc = g.patch()});
+      col2im(g, w, col, n0, nb, grp, dxp);
+    });
   }
 
   void conv2d_backward_filter(const TensorView& x, const TensorView& dy, const TensorView& dkernel,
@@ -522,21 +511,15 @@ class DeviceBackend : public Backend {
     const float* dyp = dy.as<const float>();
     float* dkp = dkernel.as<float>();
     if (is_pointwise(g, w)) {
-      gemm(GemmArgs{.transpose_a = true, .m = g.c, .n = g.o, .k = g.n * g.pixels(), .a = xp, .lda = g.c, .b = dyp,
-                    .ldb = g.o, .c = dkp, .ldc = g.o});
+      gemm(pointwise_conv_backward_filter(g, xp, dyp, dkp));
       return;
     }
-    const std::int64_t chunk = images_per_chunk(g);
-    float* col = scratch(std::size_t(chunk * g.pixels() * g.patch()));
-    for (std::int64_t n0 = 0; n0 < g.n; n0 += chunk) {
-      const std::int64_t nb = std::min(chunk, g.n - n0);
-      for (std::int64_t grp = 0; grp < g.groups; ++grp) {
-        im2col(g, w, xp, n0, nb, grp, col);
-        gemm(GemmArgs{.transpose_a = true, .m = g.patch(), .n = g.og, .k = nb * g.pixels(), .beta = n0 == 0 ? 0.f : 1.f,
-                      .a = col, .lda = g.patch(), .b = dyp + n0 * g.pixels() * g.o + grp * g.og, .ldb = g.o,
-                      .c = dkp + grp * g.og, .ldc = g.o});
-      }
-    }
+    for_each_image_chunk(g, [&](std::int64_t n0, std::int64_t nb, std::int64_t grp, float* col) {
+      im2col(g, w, xp, n0, nb, grp, col);
+      gemm(GemmArgs{.transpose_a = true, .m = g.patch(), .n = g.og, .k = nb * g.pixels(), .beta = n0 == 0 ? 0.f : 1.f,
+                    .a = col, .lda = g.patch(), .b = dyp + n0 * g.pixels() * g.o + grp * g.og, .ldb = g.o,
+                    .c = dkp + grp * g.og, .ldc = g.o});
+    });
   }
 
   // ---- pooling: one thread per output (forward) or per input element (backward, no atomics) ----
@@ -826,9 +809,15 @@ class DeviceBackend : public Backend {
     }
   }
 
-  static std::int64_t images_per_chunk(const ConvGeometry& g) {
+  // Calls step(n0, nb, group, col) for each chunk of images [n0, n0 + nb) and each group, with col room for
+  // the chunk's im2col matrix; chunks are as many images as fit kColumnFloats.
+  template <class Step>
+  void for_each_image_chunk(const ConvGeometry& g, Step&& step) {
     const std::int64_t per_image = std::max<std::int64_t>(1, g.pixels() * g.patch());
-    return std::clamp<std::int64_t>(kColumnFloats / per_image, 1, std::max<std::int64_t>(g.n, 1));
+    const std::int64_t chunk = std::clamp<std::int64_t>(kColumnFloats / per_image, 1, std::max<std::int64_t>(g.n, 1));
+    float* col = scratch(std::size_t(chunk * per_image));
+    for (std::int64_t n0 = 0; n0 < g.n; n0 += chunk)
+      for (std::int64_t grp = 0; grp < g.groups; ++grp) step(n0, std::min(chunk, g.n - n0), grp, col);
   }
 
   // col[(img - n0) * pixels + oy * ow + ox, (ky, kx, c)] = x[img, iy, ix, group * cg + c], zero outside the image.
