@@ -277,6 +277,24 @@ TEST_P(BackendOps, ReduceOverAxes) {
     }
 }
 
+// A NaN makes its maximum and minimum NaN wherever it lies (after numbers, in a later chunk of a long
+// reduction), as numpy and JAX; the other outputs are untouched.
+TEST_P(BackendOps, ReduceMaxAndMinPropagateNaN) {
+  const Shape s{3, 2000};
+  auto host = random_vector(6000, -2, 2, 11);
+  host[2000 + 1500] = std::numeric_limits<float>::quiet_NaN();
+  DeviceTensor x(be(), s, host);
+  for (ReduceOp op : {ReduceOp::max, ReduceOp::min})
+    for (const Shape& os : {Shape{3, 1}, Shape{1, 2000}, Shape{1, 1}}) {
+      SCOPED_TRACE(std::string(reduce_op_name(op)) + " to " + os.to_string());
+      DeviceTensor out(be(), os);
+      be().reduce(op, x.view, out.view);
+      const auto got = out.read();
+      const std::size_t nan_at = os[0] == 3 ? 1 : os[1] == 2000 ? 1500 : 0;
+      for (std::size_t i = 0; i < got.size(); ++i) EXPECT_EQ(std::isnan(got[i]), i == nan_at) << "output " << i;
+    }
+}
+
 TEST_P(BackendOps, ArgmaxSoftmaxAndBackward) {
   const Shape s{3, 4, 5};
   const auto host = random_vector(60, -3, 3, 11);

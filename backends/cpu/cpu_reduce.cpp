@@ -22,6 +22,17 @@ std::int64_t index_at(const TensorView& idx, std::int64_t i) {
   return idx.dtype == DType::int64 ? load_index<std::int64_t>(idx.data, i) : load_index<std::int32_t>(idx.data, i);
 }
 
+// A NaN anywhere makes the maximum (minimum) NaN, as numpy, JAX and the device backend: std::max would
+// drop a NaN that comes after a number.
+template <class T>
+T max_keeping_nan(T acc, T v) {
+  return v > acc || v != v ? v : acc;
+}
+template <class T>
+T min_keeping_nan(T acc, T v) {
+  return v < acc || v != v ? v : acc;
+}
+
 }  // namespace
 
 void CpuBackend::reduce(ReduceOp op, const TensorView& in, const TensorView& out) {
@@ -97,9 +108,9 @@ void CpuBackend::reduce(ReduceOp op, const TensorView& in, const TensorView& out
         const float* s = src + row * inner;
         float* o = dst + out_row_of(row) * inner;
         if (is_max) {
-          for (std::int64_t j = j0; j < j1; ++j) o[j] = std::max(o[j], s[j]);
+          for (std::int64_t j = j0; j < j1; ++j) o[j] = max_keeping_nan(o[j], s[j]);
         } else if (is_min) {
-          for (std::int64_t j = j0; j < j1; ++j) o[j] = std::min(o[j], s[j]);
+          for (std::int64_t j = j0; j < j1; ++j) o[j] = min_keeping_nan(o[j], s[j]);
         } else {
           for (std::int64_t j = j0; j < j1; ++j) o[j] += s[j];
         }
@@ -136,9 +147,9 @@ void CpuBackend::reduce(ReduceOp op, const TensorView& in, const TensorView& out
         }
         const float* s = src + offset;
         if (is_max) {
-          for (std::int64_t j = 0; j < run; ++j) acc = std::max(acc, double(s[j]));
+          for (std::int64_t j = 0; j < run; ++j) acc = max_keeping_nan(acc, double(s[j]));
         } else if (is_min) {
-          for (std::int64_t j = 0; j < run; ++j) acc = std::min(acc, double(s[j]));
+          for (std::int64_t j = 0; j < run; ++j) acc = min_keeping_nan(acc, double(s[j]));
         } else {
           float part = 0.f;
           for (std::int64_t j = 0; j < run; ++j) part += s[j];
