@@ -6,12 +6,7 @@
 #include <cstdint>
 
 #include "backends/backend.h"  // RandomKind
-
-#if defined(__CUDACC__)
-#define STRATA_HOST_DEVICE __host__ __device__
-#else
-#define STRATA_HOST_DEVICE
-#endif
+#include "backends/host_device.h"
 
 namespace strata::philox {
 

@@ -295,6 +295,16 @@ TEST_P(BackendOps, ReduceMaxAndMinPropagateNaN) {
     }
 }
 
+TEST_P(BackendOps, ArgmaxTakesTheFirstNaNElseTheFirstMaximum) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  // Rows as numpy.argmax answers them: 3 (first NaN, though a larger number follows), 1 (first of two
+  // equal maxima), 0 (NaN first).
+  DeviceTensor x(be(), Shape{3, 6}, {1, 3, 3, nan, nan, 5, -1, 4, 2, 4, 0, 4, nan, 1, nan, 2, 3, 9});
+  DeviceTensor am(be(), Shape{3}, DType::int64);
+  be().argmax(x.view, am.view, 1);
+  EXPECT_EQ(am.read<std::int64_t>(), (std::vector<std::int64_t>{3, 1, 0}));
+}
+
 TEST_P(BackendOps, ArgmaxSoftmaxAndBackward) {
   const Shape s{3, 4, 5};
   const auto host = random_vector(60, -3, 3, 11);

@@ -8,6 +8,7 @@
 
 #include "backends/cpu/cpu_backend.h"
 #include "backends/kernel_geometry.h"
+#include "backends/reduce_rules.h"
 
 namespace strata::cpu {
 
@@ -20,17 +21,6 @@ std::int64_t load_index(const void* p, std::int64_t i) {
 
 std::int64_t index_at(const TensorView& idx, std::int64_t i) {
   return idx.dtype == DType::int64 ? load_index<std::int64_t>(idx.data, i) : load_index<std::int32_t>(idx.data, i);
-}
-
-// A NaN anywhere makes the maximum (minimum) NaN, as numpy, JAX and the device backend: std::max would
-// drop a NaN that comes after a number.
-template <class T>
-T max_keeping_nan(T acc, T v) {
-  return v > acc || v != v ? v : acc;
-}
-template <class T>
-T min_keeping_nan(T acc, T v) {
-  return v < acc || v != v ? v : acc;
 }
 
 }  // namespace
@@ -170,16 +160,7 @@ void CpuBackend::argmax(const TensorView& in, const TensorView& out, int axis) {
   parallel_for(s.outer * s.inner, s.len, [&](std::int64_t b, std::int64_t e) {
     for (std::int64_t oi = b; oi < e; ++oi) {
       const std::int64_t o = oi / s.inner, i = oi % s.inner;
-      const float* p = x + o * s.len * s.inner + i;
-      std::int64_t best = 0;
-      float best_v = p[0];
-      for (std::int64_t k = 1; k < s.len; ++k) {
-        const float v = p[k * s.inner];
-        if (v > best_v || (std::isnan(v) && !std::isnan(best_v))) {
-          best_v = v;
-          best = k;
-        }
-      }
+      const std::int64_t best = argmax_strided(x + o * s.len * s.inner + i, s.len, s.inner);
       if (out.dtype == DType::int64)
         out.as<std::int64_t>()[oi] = best;
       else

@@ -36,6 +36,7 @@
 #include "backends/cuda/device_math.h"
 #include "backends/kernel_geometry.h"
 #include "backends/philox.h"
+#include "backends/reduce_rules.h"
 
 namespace strata::device {
 
@@ -330,7 +331,7 @@ class DeviceBackend : public Backend {
           r /= red_dims.v[g];
         }
         const float v = src[off];
-        acc = is_max ? (v > acc || v != v ? v : acc) : is_min ? (v < acc || v != v ? v : acc) : acc + v;
+        acc = is_max ? max_keeping_nan(acc, v) : is_min ? min_keeping_nan(acc, v) : acc + v;
       }
       return acc;
     };
@@ -353,7 +354,7 @@ class DeviceBackend : public Backend {
       double acc = init;
       for (std::int64_t c = 0; c < chunks; ++c) {
         const double v = parts[o * chunks + c];
-        acc = is_max ? (v > acc || v != v ? v : acc) : is_min ? (v < acc || v != v ? v : acc) : acc + v;
+        acc = is_max ? max_keeping_nan(acc, v) : is_min ? min_keeping_nan(acc, v) : acc + v;
       }
       dst[o] = float(acc * scale);
     });
@@ -369,16 +370,7 @@ class DeviceBackend : public Backend {
     const bool wide = out.dtype == DType::int64;
     device_.launch(s.outer * s.inner, [=] STRATA_HOST_DEVICE(std::int64_t oi) {
       const std::int64_t o = oi / s.inner, i = oi % s.inner;
-      const float* p = x + o * s.len * s.inner + i;
-      std::int64_t best = 0;
-      float best_v = p[0];
-      for (std::int64_t k = 1; k < s.len; ++k) {
-        const float v = p[k * s.inner];
-        if (v > best_v || (v != v && best_v == best_v)) {
-          best_v = v;
-          best = k;
-        }
-      }
+      const std::int64_t best = argmax_strided(x + o * s.len * s.inner + i, s.len, s.inner);
       if (wide)
         static_cast<std::int64_t*>(op)[oi] = best;
       else

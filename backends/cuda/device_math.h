@@ -8,7 +8,7 @@
 #include <cstring>
 
 #include "backends/backend.h"
-#include "backends/philox.h"  // STRATA_HOST_DEVICE
+#include "backends/host_device.h"
 
 namespace strata::device {
 
