@@ -433,7 +433,13 @@ RunConfig read_run_config(const std::string& path, const std::vector<std::string
   CompileOptions options;
   if (root["optimizer"]) {
     try {
-      const Json o = r.keras_object(root["optimizer"]);
+      Json o = r.keras_object(root["optimizer"]);
+      // A schedule as learning rate takes the same short form, {CosineDecay: {...}}, as the optimizer.
+      const YAML::Node& opt = root["optimizer"];
+      if (opt.IsMap() && opt.size() == 1 && !opt["class_name"] && opt.begin()->second.IsMap()) {
+        const YAML::Node rate = opt.begin()->second["learning_rate"];
+        if (rate && rate.IsMap()) o["config"]["learning_rate"] = r.keras_object(rate);
+      }
       options.optimizer = o.is_string() ? get_optimizer(o.get<std::string>()) : get_optimizer(o);
     } catch (const ConfigError&) {
       throw;

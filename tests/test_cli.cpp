@@ -3,6 +3,7 @@
 // directory keeps what an earlier run wrote.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -228,6 +229,21 @@ TEST_F(Cli, CallbacksFromTheConfig) {
   const CliRun bad = strata("train " + path("unknown.yaml"));
   EXPECT_EQ(bad.status, 2);
   EXPECT_NE(bad.output.find("unknown.yaml:14:5: unknown callback 'EarlyStoping'; did you mean 'EarlyStopping'?"), std::string::npos) << bad.output;
+}
+
+// A schedule as learning rate takes the short form {CosineDecay: {...}}, as optimizers and callbacks do.
+TEST_F(Cli, LearningRateScheduleInShortForm) {
+  std::string text = read_file(dir_ / "config.yaml");
+  const std::string constant = "{Adam: {learning_rate: 0.02}}";
+  text.replace(text.find(constant), constant.size(), "{Adam: {learning_rate: {CosineDecay: {initial_learning_rate: 0.02, decay_steps: 20}}}}");
+  std::ofstream(dir_ / "cosine.yaml") << text;
+  const CliRun r = strata("train " + path("cosine.yaml") + " --output-dir " + path("out") + " --epochs 2");
+  ASSERT_EQ(r.status, 0) << r.output;
+  // 90 training rows in batches of 16: 12 steps, where the cosine from 0.02 over 20 steps stands at
+  // 0.01 * (1 + cos(0.6 pi)).
+  auto model = load_model(path("out/model.h5"));
+  EXPECT_EQ(model->optimizer()->iterations(), 12);
+  EXPECT_NEAR(model->optimizer()->learning_rate(), 0.01 * (1 + std::cos(0.6 * M_PI)), 1e-6);
 }
 
 // Ctrl-C keeps the last epoch's checkpoint; --resume then ends with the weights of an uninterrupted run.
