@@ -15,6 +15,7 @@
 #include "graph/ops.h"
 #include "graph/program.h"
 #include "layers/activation.h"
+#include "layers/activation_layers.h"
 #include "layers/attention.h"
 #include "layers/batch_normalization.h"
 #include "layers/bidirectional.h"

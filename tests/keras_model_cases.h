@@ -1,0 +1,97 @@
+// Checks of a whole model saved by Keras (scripts/fixtures/keras_*.py -> tests/fixtures/keras/NAME.keras,
+// NAME.weights.h5 and NAME.json with sample inputs and Keras's outputs): it predicts as Keras did, from the
+// .keras file and from the .weights.h5 file; Strata's saved files round-trip; Keras loads Strata's file.
+#pragma once
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <string>
+
+#include "api/strata.h"
+#include "python_tools.h"
+
+namespace strata::test {
+
+inline const std::string& keras_model_fixtures() {
+  static const std::string dir = std::string(STRATA_FIXTURES_DIR) + "/keras/";
+  return dir;
+}
+
+struct KerasModelCase {
+  std::vector<Array> inputs;
+  std::vector<Array> outputs;
+};
+
+inline KerasModelCase load_keras_model_case(const std::string& name) {
+  std::ifstream in(keras_model_fixtures() + name + ".json");
+  const Json j = Json::parse(in);
+  KerasModelCase c;
+  auto read = [](const Json& e) {
+    std::vector<float> values;
+    for (const Json& v : e["values"]) values.push_back(v.get<float>());
+    return Array::from_floats(values, config::shape(e["shape"], "shape"));
+  };
+  for (const Json& e : j["inputs"]) c.inputs.push_back(read(e));
+  for (const Json& e : j["outputs"]) c.outputs.push_back(read(e));
+  return c;
+}
+
+inline void expect_outputs(const std::vector<Array>& got, const std::vector<Array>& want, double tolerance = 2e-5) {
+  ASSERT_EQ(got.size(), want.size());
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    ASSERT_EQ(got[i].shape(), want[i].shape()) << "output " << i;
+    const auto g = got[i].to_floats(), w = want[i].to_floats();
+    for (std::size_t k = 0; k < g.size(); ++k) ASSERT_NEAR(g[k], w[k], tolerance) << "output " << i << " element " << k;
+  }
+}
+
+inline void check_predicts_as_keras_did(const std::string& name) {
+  clear_session();
+  const KerasModelCase c = load_keras_model_case(name);
+  auto model = load_model(keras_model_fixtures() + name + ".keras");
+  expect_outputs(model->predict(c.inputs, {.verbose = 0}), c.outputs);
+  // Keras's .weights.h5 file, into a model rebuilt from the config.
+  auto rebuilt = model_from_json(model->to_json());
+  rebuilt->load_weights(keras_model_fixtures() + name + ".weights.h5");
+  expect_outputs(rebuilt->predict(c.inputs, {.verbose = 0}), c.outputs);
+}
+
+inline void check_saved_files_round_trip(const std::string& name) {
+  clear_session();
+  const KerasModelCase c = load_keras_model_case(name);
+  auto model = load_model(keras_model_fixtures() + name + ".keras");
+  for (const std::string suffix : {".keras", ".h5"}) {
+    SCOPED_TRACE(suffix);
+    const std::string path = ::testing::TempDir() + name + suffix;
+    model->save(path);
+    auto loaded = load_model(path);
+    EXPECT_EQ(loaded->to_json(), model->to_json());
+    expect_outputs(loaded->predict(c.inputs, {.verbose = 0}), c.outputs);
+  }
+}
+
+inline void check_keras_loads_strata_file(const std::string& name) {
+  const std::string python = keras_python();
+  if (python.empty())
+    GTEST_SKIP() << "Keras 3 is not installed (set STRATA_KERAS_PYTHON to a Python with Keras 3 and a backend): not checking that Keras loads Strata's files";
+  clear_session();
+  auto model = load_model(keras_model_fixtures() + name + ".keras");
+  const std::string path = ::testing::TempDir() + name + "_strata.keras";
+  model->save(path);
+  const std::string script = fmt::format(R"(
+import json, numpy as np, keras
+case = json.load(open("{0}"))
+xs = [np.array(e["values"], dtype="float32").reshape(e["shape"]) for e in case["inputs"]]
+m = keras.models.load_model("{1}", compile=False)
+xs = [x.astype(i.dtype) for x, i in zip(xs, m.inputs)]
+ys = m.predict(xs, verbose=0)
+ys = ys if isinstance(ys, list) else [ys]
+for y, e in zip(ys, case["outputs"]):
+    assert np.allclose(np.asarray(y).ravel(), e["values"], atol=2e-5), (y, e["values"])
+)", keras_model_fixtures() + name + ".json", path);
+  EXPECT_EQ(run_python(python, script), 0);
+}
+
+}  // namespace strata::test
