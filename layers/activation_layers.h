@@ -9,7 +9,7 @@
 namespace strata {
 
 struct ReLUOptions {
-  std::optional<float> max_value;  // unset: no upper clip
+  std::optional<float> max_value = std::nullopt;  // unset: no upper clip
   float negative_slope = 0.f;
   float threshold = 0.f;
   std::string name;

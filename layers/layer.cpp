@@ -228,6 +228,51 @@ Json shape_to_json(const Shape& shape) {
   return out;
 }
 
+NumberArray number_array(const Json& value, const std::string& what) {
+  const Json& v = value.is_object() && value.value("class_name", "") == "__numpy__" && value.contains("config")
+                      ? value.at("config").value("value", Json())
+                      : value;
+  NumberArray out;
+  if (v.is_number()) {
+    out.values.push_back(v.get<float>());
+    return out;
+  }
+  // Walk the nesting, taking each level's length from its first element; ragged lists are refused.
+  const Json* level = &v;
+  while (level->is_array()) {
+    if (out.shape.rank() == kMaxRank) throw std::invalid_argument(fmt::format("{} has more than {} dimensions", what, kMaxRank));
+    out.shape.push_back(std::int64_t(level->size()));
+    if (level->empty()) break;
+    level = &level->at(0);
+  }
+  if (out.shape.rank() == 0 || !(level->is_number() || level->is_array()))
+    throw std::invalid_argument(fmt::format("{} must be a number or a list of numbers, got {}", what, value.dump()));
+  const auto walk = [&](const auto& self, const Json& node, int depth) -> void {
+    if (depth == out.shape.rank()) {
+      if (!node.is_number()) throw std::invalid_argument(fmt::format("{}: {} is not a number", what, node.dump()));
+      out.values.push_back(node.get<float>());
+      return;
+    }
+    if (!node.is_array() || std::int64_t(node.size()) != out.shape[depth])
+      throw std::invalid_argument(fmt::format("{} is not a regular array of numbers: {}", what, value.dump()));
+    for (const Json& e : node) self(self, e, depth + 1);
+  };
+  walk(walk, v, 0);
+  return out;
+}
+
+Json number_array_to_json(const NumberArray& array) {
+  if (array.shape.rank() == 0) return array.values.at(0);
+  std::size_t next = 0;
+  const auto build = [&](const auto& self, int depth) -> Json {
+    Json node = Json::array();
+    for (std::int64_t i = 0; i < array.shape[depth]; ++i)
+      node.push_back(depth + 1 == array.shape.rank() ? Json(array.values.at(next++)) : self(self, depth + 1));
+    return node;
+  };
+  return build(build, 0);
+}
+
 void require_channels_last(const Json& config, const std::string& class_name) {
   if (config.contains("data_format") && !config.at("data_format").is_null() && config.at("data_format") != "channels_last")
     throw std::invalid_argument(fmt::format("{}: data_format {} is not supported (channels_last only)", class_name,

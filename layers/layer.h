@@ -169,6 +169,15 @@ std::vector<int> int_tuple(const Json& config, const char* key, int rank, std::v
 Json initializer(const Json& config, const char* key, const char* fallback);
 // Keras's dtype policy object for float32.
 Json dtype_policy();
+// A number or a nested list of numbers (or numpy's {"class_name": "__numpy__", ...} form), as Keras writes
+// array-valued arguments such as Rescaling's scale or Normalization's mean.
+struct NumberArray {
+  Shape shape;  // () for a number
+  std::vector<float> values;
+};
+NumberArray number_array(const Json& value, const std::string& what);
+// The number, or nested lists of the array's shape.
+Json number_array_to_json(const NumberArray& array);
 }  // namespace config
 
 }  // namespace strata

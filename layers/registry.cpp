@@ -22,6 +22,7 @@
 #include "layers/embedding.h"
 #include "layers/layer_normalization.h"
 #include "layers/multi_head_attention.h"
+#include "layers/normalization.h"
 #include "layers/merging.h"
 #include "layers/recurrent.h"
 #include "layers/pooling.h"
@@ -43,7 +44,7 @@ const std::map<std::string, Factory>& factories() {
       {"Activation", &Activation::from_config}, {"Dense", &Dense::from_config},
       {"Dropout", &Dropout::from_config},       {"Flatten", &Flatten::from_config},
       {"InputLayer", &InputLayer::from_config}, {"Input", &InputLayer::from_config},  // keras.Input, for YAML
-      {"Rescaling", &Rescaling::from_config},
+      {"Rescaling", &Rescaling::from_config},   {"Normalization", &Normalization::from_config},
       {"Reshape", &Reshape::from_config},
       {"Conv1D", &Conv1D::from_config},         {"Conv2D", &Conv2D::from_config},
       {"MaxPooling1D", &MaxPooling1D::from_config}, {"MaxPooling2D", &MaxPooling2D::from_config},

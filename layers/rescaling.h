@@ -1,4 +1,5 @@
-// Rescaling: inputs * scale + offset (e.g. scale 1/255 for 8-bit images).
+// Rescaling: inputs * scale + offset (e.g. scale 1/255 for 8-bit images). scale and offset may be arrays
+// that broadcast against the inputs (one value per channel, as EfficientNet's preprocessing).
 #pragma once
 
 #include "layers/layer.h"
@@ -14,6 +15,9 @@ struct RescalingOptions {
 class Rescaling : public LayerBase<Rescaling> {
  public:
   explicit Rescaling(float scale, RescalingOptions options = {});
+  // One scale per channel (the last axis).
+  explicit Rescaling(std::vector<float> channel_scales, RescalingOptions options = {});
+  Rescaling(config::NumberArray scale, config::NumberArray offset, LayerOptions options = {});
   std::string class_name() const override { return "Rescaling"; }
   Json get_config() const override;
   static LayerPtr from_config(const Json& config);
@@ -23,7 +27,8 @@ class Rescaling : public LayerBase<Rescaling> {
   bool supports_masking() const override { return true; }
 
  private:
-  float scale_, offset_;
+  config::NumberArray scale_, offset_;
+  VariablePtr scale_values_, offset_values_;  // the arrays as graph operands; not weights (Keras keeps them in the config)
 };
 
 }  // namespace strata
