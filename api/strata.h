@@ -30,6 +30,7 @@
 #include "layers/embedding.h"
 #include "layers/layer_normalization.h"
 #include "layers/multi_head_attention.h"
+#include "layers/noise.h"
 #include "layers/normalization.h"
 #include "layers/merging.h"
 #include "layers/recurrent.h"

@@ -497,6 +497,16 @@ Tensor dropout(const Tensor& x, float rate, std::uint64_t seed, std::vector<std:
   return in_train_phase(multiply(x, mask), x);
 }
 
+Tensor random_normal_like(const Tensor& x, float mean, float stddev, std::uint64_t seed) {
+  if (!(stddev >= 0.f)) throw std::invalid_argument(fmt::format("random_normal_like: stddev must be at least 0, got {}", stddev));
+  NodeAttrs a;
+  a.random = RandomKind::normal;
+  a.alpha = mean;
+  a.beta = stddev;
+  a.seed = seed;
+  return make(OpKind::random_like, std::move(a), {x});
+}
+
 Tensor in_train_phase(const Tensor& training, const Tensor& inference) {
   return make(OpKind::in_train_phase, NodeAttrs{}, {training, inference});
 }

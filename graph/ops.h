@@ -148,6 +148,9 @@ Tensor average_pool(const Tensor& x, std::vector<int> pool_size, std::vector<int
 // noise_shape (empty: x's shape; -1: x's dimension) shares one draw along its dimensions of size 1, as
 // SpatialDropout drops whole channels.
 Tensor dropout(const Tensor& x, float rate, std::uint64_t seed = 0, std::vector<std::int64_t> noise_shape = {});
+// Normal draws of x's shape (keras.random.normal), fresh each step from (global seed, seed, step) as dropout's
+// masks. Not differentiable; wrap its use in in_train_phase for training-only noise.
+Tensor random_normal_like(const Tensor& x, float mean, float stddev, std::uint64_t seed);
 // `training` while training, `inference` otherwise.
 Tensor in_train_phase(const Tensor& training, const Tensor& inference);
 // After each training step, `variable` takes `value` (moving statistics, counters).

@@ -22,6 +22,7 @@
 #include "layers/embedding.h"
 #include "layers/layer_normalization.h"
 #include "layers/multi_head_attention.h"
+#include "layers/noise.h"
 #include "layers/normalization.h"
 #include "layers/merging.h"
 #include "layers/recurrent.h"
@@ -45,7 +46,9 @@ const std::map<std::string, Factory>& factories() {
       {"Dropout", &Dropout::from_config},       {"Flatten", &Flatten::from_config},
       {"InputLayer", &InputLayer::from_config}, {"Input", &InputLayer::from_config},  // keras.Input, for YAML
       {"Rescaling", &Rescaling::from_config},   {"Normalization", &Normalization::from_config},
-      {"Reshape", &Reshape::from_config},
+      {"Reshape", &Reshape::from_config},       {"Permute", &Permute::from_config},
+      {"RepeatVector", &RepeatVector::from_config}, {"Identity", &Identity::from_config},
+      {"GaussianNoise", &GaussianNoise::from_config}, {"GaussianDropout", &GaussianDropout::from_config},
       {"Conv1D", &Conv1D::from_config},         {"Conv2D", &Conv2D::from_config},
       {"MaxPooling1D", &MaxPooling1D::from_config}, {"MaxPooling2D", &MaxPooling2D::from_config},
       {"AveragePooling1D", &AveragePooling1D::from_config}, {"AveragePooling2D", &AveragePooling2D::from_config},

@@ -1,7 +1,9 @@
 #include "layers/reshape.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "graph/ops.h"
@@ -55,6 +57,67 @@ LayerPtr Reshape::from_config(const Json& c) {
     t.push_back(d.get<std::int64_t>());
   }
   return std::make_shared<Reshape>(t, LayerOptions{config::name(c), config::trainable(c)});
+}
+
+Permute::Permute(std::vector<int> dims, LayerOptions options)
+    : LayerBase(options.name, "permute", options.trainable), dims_(std::move(dims)) {
+  std::vector<int> sorted = dims_;
+  std::sort(sorted.begin(), sorted.end());
+  for (std::size_t i = 0; i < sorted.size(); ++i)
+    if (sorted[i] != int(i) + 1)
+      throw std::invalid_argument(fmt::format("Permute '{}': dims ({}) must be a permutation of 1 .. {}", name(), fmt::join(dims_, ", "),
+                                              dims_.size()));
+}
+
+Tensor Permute::call(const Tensor& inputs) {
+  if (inputs.rank() != int(dims_.size()) + 1)
+    throw std::invalid_argument(fmt::format("Permute: dims ({}) need inputs of rank {}, got {}", fmt::join(dims_, ", "), dims_.size() + 1,
+                                            inputs.shape().to_string()));
+  std::vector<int> axes{0};
+  axes.insert(axes.end(), dims_.begin(), dims_.end());
+  return ops::transpose(inputs, axes);
+}
+
+Json Permute::get_config() const {
+  Json c = Layer::get_config();
+  c["dims"] = dims_;
+  return c;
+}
+
+LayerPtr Permute::from_config(const Json& c) {
+  config::check_keys(c, "Permute", {"dims"});
+  if (!c.contains("dims") || !c.at("dims").is_array() ||
+      !std::all_of(c.at("dims").begin(), c.at("dims").end(), [](const Json& d) { return d.is_number_integer(); }))
+    throw std::invalid_argument("Permute: 'dims' must be a list of integers");
+  return std::make_shared<Permute>(c.at("dims").get<std::vector<int>>(), LayerOptions{config::name(c), config::trainable(c)});
+}
+
+RepeatVector::RepeatVector(std::int64_t n, LayerOptions options) : LayerBase(options.name, "repeat_vector", options.trainable), n_(n) {
+  if (n_ <= 0) throw std::invalid_argument(fmt::format("RepeatVector '{}': n must be positive, got {}", name(), n_));
+}
+
+Tensor RepeatVector::call(const Tensor& inputs) {
+  if (inputs.rank() != 2)
+    throw std::invalid_argument(fmt::format("RepeatVector expects inputs of shape (batch, features), got {}", inputs.shape().to_string()));
+  // (batch, 1, features) broadcast against zeros (n, features): the gradient sums the n copies.
+  return ops::add(ops::expand_dims(inputs, 1), ops::constant(0.f, inputs, Shape{n_, inputs.shape()[1]}));
+}
+
+Json RepeatVector::get_config() const {
+  Json c = Layer::get_config();
+  c["n"] = n_;
+  return c;
+}
+
+LayerPtr RepeatVector::from_config(const Json& c) {
+  config::check_keys(c, "RepeatVector", {"n"});
+  if (!c.contains("n") || !c.at("n").is_number_integer()) throw std::invalid_argument("RepeatVector: 'n' must be a positive integer");
+  return std::make_shared<RepeatVector>(c.at("n").get<std::int64_t>(), LayerOptions{config::name(c), config::trainable(c)});
+}
+
+LayerPtr Identity::from_config(const Json& c) {
+  config::check_keys(c, "Identity", {});
+  return std::make_shared<Identity>(LayerOptions{config::name(c), config::trainable(c)});
 }
 
 }  // namespace strata

@@ -1,0 +1,53 @@
+// GaussianNoise and GaussianDropout: noise while training, identity otherwise, as Keras's regularisation
+// layers (and the input of Keras's denoising autoencoders).
+#pragma once
+
+#include <optional>
+
+#include "layers/layer.h"
+
+namespace strata {
+
+struct NoiseOptions {
+  std::optional<std::uint64_t> seed = std::nullopt;  // unset: drawn from the global seed
+  std::string name;
+  bool trainable = true;
+};
+
+// x + N(0, stddev) while training.
+class GaussianNoise : public LayerBase<GaussianNoise> {
+ public:
+  explicit GaussianNoise(float stddev, NoiseOptions options = {});
+  std::string class_name() const override { return "GaussianNoise"; }
+  Json get_config() const override;
+  static LayerPtr from_config(const Json& config);
+
+ protected:
+  Tensor call(const Tensor& inputs) override;
+  bool supports_masking() const override { return true; }
+
+ private:
+  float stddev_;
+  std::optional<std::uint64_t> user_seed_;
+  std::uint64_t seed_;
+};
+
+// x * N(1, sqrt(rate / (1 - rate))) while training.
+class GaussianDropout : public LayerBase<GaussianDropout> {
+ public:
+  explicit GaussianDropout(float rate, NoiseOptions options = {});
+  std::string class_name() const override { return "GaussianDropout"; }
+  Json get_config() const override;
+  static LayerPtr from_config(const Json& config);
+
+ protected:
+  Tensor call(const Tensor& inputs) override;
+  bool supports_masking() const override { return true; }
+
+ private:
+  float rate_;
+  std::optional<std::uint64_t> user_seed_;
+  std::uint64_t seed_;
+};
+
+}  // namespace strata
