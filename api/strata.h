@@ -25,6 +25,7 @@
 #include "layers/depthwise_conv.h"
 #include "layers/dropout.h"
 #include "layers/flatten.h"
+#include "layers/group_normalization.h"
 #include "layers/initializers.h"
 #include "layers/input_layer.h"
 #include "layers/embedding.h"

@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <algorithm>
 #include <stdexcept>
 
 #include "graph/ops.h"
@@ -17,15 +16,6 @@ float number(const Json& c, const char* cls, const char* key, float fallback) {
   if (!c.contains(key) || c.at(key).is_null()) return fallback;
   if (!c.at(key).is_number()) throw std::invalid_argument(fmt::format("{}: '{}' must be a number, got {}", cls, key, c.at(key).dump()));
   return c.at(key).get<float>();
-}
-
-// Keras writes an int for one axis and a list for several.
-std::vector<int> int_or_list(const Json& c, const char* cls, const char* key, std::vector<int> fallback) {
-  if (!c.contains(key) || c.at(key).is_null()) return fallback;
-  const Json& v = c.at(key);
-  if (v.is_number_integer()) return {v.get<int>()};
-  if (v.is_array() && std::all_of(v.begin(), v.end(), [](const Json& e) { return e.is_number_integer(); })) return v.get<std::vector<int>>();
-  throw std::invalid_argument(fmt::format("{}: '{}' must be an integer or a list of integers, got {}", cls, key, v.dump()));
 }
 
 Json int_or_list_json(const std::vector<int>& axes) { return axes.size() == 1 ? Json(axes[0]) : Json(axes); }
@@ -136,7 +126,7 @@ Json PReLU::get_config() const {
 LayerPtr PReLU::from_config(const Json& c) {
   config::check_keys(c, "PReLU", {"alpha_initializer", "shared_axes"});
   PReLUOptions o{.alpha_initializer = config::initializer(c, "alpha_initializer", "zeros"),
-                 .shared_axes = int_or_list(c, "PReLU", "shared_axes", {}), .name = config::name(c), .trainable = config::trainable(c)};
+                 .shared_axes = config::axes(c, "shared_axes", "PReLU", {}), .name = config::name(c), .trainable = config::trainable(c)};
   return std::make_shared<PReLU>(o);
 }
 
@@ -179,7 +169,7 @@ Json Softmax::get_config() const {
 
 LayerPtr Softmax::from_config(const Json& c) {
   config::check_keys(c, "Softmax", {"axis"});
-  return std::make_shared<Softmax>(int_or_list(c, "Softmax", "axis", {-1}), LayerOptions{config::name(c), config::trainable(c)});
+  return std::make_shared<Softmax>(config::axes(c, "axis", "Softmax", {-1}), LayerOptions{config::name(c), config::trainable(c)});
 }
 
 }  // namespace strata

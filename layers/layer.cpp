@@ -1,6 +1,8 @@
 #include "layers/layer.h"
 
 #include <fmt/format.h>
+
+#include <algorithm>
 #include <fmt/ranges.h>
 
 #include <stdexcept>
@@ -226,6 +228,14 @@ Json shape_to_json(const Shape& shape) {
   Json out = Json::array();
   for (auto d : shape) out.push_back(d < 0 ? Json(nullptr) : Json(d));
   return out;
+}
+
+std::vector<int> axes(const Json& c, const char* key, const std::string& cls, std::vector<int> fallback) {
+  if (!c.contains(key) || c.at(key).is_null()) return fallback;
+  const Json& v = c.at(key);
+  if (v.is_number_integer()) return {v.get<int>()};
+  if (v.is_array() && std::all_of(v.begin(), v.end(), [](const Json& e) { return e.is_number_integer(); })) return v.get<std::vector<int>>();
+  throw std::invalid_argument(fmt::format("{}: '{}' must be an integer or a list of integers, got {}", cls, key, v.dump()));
 }
 
 NumberArray number_array(const Json& value, const std::string& what) {

@@ -165,6 +165,8 @@ Json shape_to_json(const Shape& shape);
 void require_channels_last(const Json& config, const std::string& class_name);
 // An int-or-tuple key (kernel_size, strides, ...) as `rank` values; `fallback` when absent or null.
 std::vector<int> int_tuple(const Json& config, const char* key, int rank, std::vector<int> fallback);
+// An axis or a list of axes under `key` (Keras writes an int for one), or `fallback` when absent or null.
+std::vector<int> axes(const Json& config, const char* key, const std::string& class_name, std::vector<int> fallback);
 // The initializer under `key`, or `fallback` when absent or null.
 Json initializer(const Json& config, const char* key, const char* fallback);
 // Keras's dtype policy object for float32.

@@ -65,12 +65,7 @@ Json LayerNormalization::get_config() const {
 LayerPtr LayerNormalization::from_config(const Json& c) {
   config::check_keys(c, "LayerNormalization", {"axis", "epsilon", "center", "scale", "rms_scaling", "beta_initializer", "gamma_initializer"});
   LayerNormalizationOptions o;
-  if (c.contains("axis")) {
-    const Json& a = c.at("axis");
-    if (a.is_number_integer()) o.axis = {a.get<int>()};
-    else if (a.is_array()) o.axis = a.get<std::vector<int>>();
-    else throw std::invalid_argument(fmt::format("LayerNormalization: 'axis' must be an integer or a list, got {}", a.dump()));
-  }
+  o.axis = config::axes(c, "axis", "LayerNormalization", {-1});
   o.epsilon = c.value("epsilon", 1e-3f);
   o.center = c.value("center", true);
   o.scale = c.value("scale", true);

@@ -147,13 +147,8 @@ Json Normalization::get_config() const {
 LayerPtr Normalization::from_config(const Json& c) {
   config::check_keys(c, "Normalization", {"axis", "mean", "variance", "invert"});
   NormalizationOptions o{.name = config::name(c), .trainable = config::trainable(c)};
-  if (c.contains("axis")) {
-    const Json& a = c.at("axis");
-    if (a.is_null()) o.axis = {};
-    else if (a.is_number_integer()) o.axis = {a.get<int>()};
-    else if (a.is_array() && std::all_of(a.begin(), a.end(), [](const Json& e) { return e.is_number_integer(); })) o.axis = a.get<std::vector<int>>();
-    else throw std::invalid_argument(fmt::format("Normalization: 'axis' must be an integer, a list or null, got {}", a.dump()));
-  }
+  // null (Keras's axis=None) keeps no axis: one mean and variance for everything.
+  o.axis = c.contains("axis") && c.at("axis").is_null() ? std::vector<int>{} : config::axes(c, "axis", "Normalization", {-1});
   if (c.contains("invert") && !c.at("invert").is_null()) {
     if (!c.at("invert").is_boolean()) throw std::invalid_argument("Normalization: 'invert' must be true or false");
     o.invert = c.at("invert").get<bool>();

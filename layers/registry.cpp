@@ -18,6 +18,7 @@
 #include "layers/depthwise_conv.h"
 #include "layers/dropout.h"
 #include "layers/flatten.h"
+#include "layers/group_normalization.h"
 #include "layers/input_layer.h"
 #include "layers/embedding.h"
 #include "layers/layer_normalization.h"
@@ -62,7 +63,8 @@ const std::map<std::string, Factory>& factories() {
       {"Add", &Add::from_config},           {"Subtract", &Subtract::from_config},   {"Multiply", &Multiply::from_config},
       {"Average", &Average::from_config},   {"Maximum", &Maximum::from_config},     {"Minimum", &Minimum::from_config},
       {"Concatenate", &Concatenate::from_config}, {"Dot", &Dot::from_config},
-      {"LayerNormalization", &LayerNormalization::from_config}, {"Embedding", &Embedding::from_config},
+      {"LayerNormalization", &LayerNormalization::from_config},
+      {"GroupNormalization", &GroupNormalization::from_config}, {"UnitNormalization", &UnitNormalization::from_config}, {"Embedding", &Embedding::from_config},
       {"Masking", &Masking::from_config},
       {"Attention", &Attention::from_config}, {"MultiHeadAttention", &MultiHeadAttention::from_config}, {"Bidirectional", &Bidirectional::from_config}, {"TimeDistributed", &TimeDistributed::from_config},
       {"SimpleRNN", &SimpleRNN::from_config}, {"LSTM", &LSTM::from_config}, {"GRU", &GRU::from_config},
