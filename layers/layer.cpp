@@ -1,10 +1,9 @@
 #include "layers/layer.h"
 
 #include <fmt/format.h>
-
-#include <algorithm>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "layers/initializers.h"

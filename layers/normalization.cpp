@@ -72,6 +72,9 @@ void Normalization::build(const Shape& input_shape) {
   variance_ = add_weight("variance", kept_shape, "ones", false);
   count_ = add_weight("count", Shape(), "zeros", false);  // Keras keeps it in its files; adapt() on an array leaves it 0
   if (adapted_) {
+    if (std::int64_t(adapted_->first.size()) != std::max<std::int64_t>(kept_shape.numel(), 1))
+      throw std::invalid_argument(fmt::format("adapt() saw {} statistics, input {} keeps {}", adapted_->first.size(),
+                                              input_shape.to_string(), kept_shape.to_string()));
     mean_->assign(adapted_->first);
     variance_->assign(adapted_->second);
     adapted_.reset();
@@ -95,8 +98,9 @@ void Normalization::adapt(const Array& data) {
   const std::vector<int> kept = kept_axes(shape.rank());
   if (built()) {
     const Shape& built_shape = input_shape();
-    for (int d : kept)
-      if (built_shape[d] != shape[d])
+    const bool fits = built_shape.rank() == shape.rank() &&
+                      std::all_of(kept.begin(), kept.end(), [&](int d) { return built_shape[d] == shape[d]; });
+    if (!fits)
         throw std::invalid_argument(fmt::format("Normalization '{}': built for input {}, adapt() got data {}", name(),
                                                 built_shape.to_string(), shape.to_string()));
   }

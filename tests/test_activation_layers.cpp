@@ -25,7 +25,7 @@ TEST_P(KerasActivationReference, SameOutputsAsKeras) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, KerasActivationReference,
-                         ::testing::Range(0, int(test::load_layer_fixture("keras_activation_layers.json")["cases"].size())));
+        ::testing::Range(0, int(test::load_layer_fixture("keras_activation_layers.json")["cases"].size())));
 
 // Keras's documented ReLU: max_value at and above it, x from the threshold up, negative_slope * (x - threshold) below.
 double relu_reference(double x, std::optional<double> max_value, double slope, double threshold) {
@@ -137,20 +137,12 @@ TEST(ActivationLayers, ConfigsAndErrors) {
   EXPECT_EQ(ReLU().name(), "re_lu");
   EXPECT_EQ(PReLU().name(), "p_re_lu");
   EXPECT_EQ(LeakyReLU().name(), "leaky_re_lu");
-  auto message = [](auto&& f) {
-    try {
-      f();
-    } catch (const std::exception& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
-  EXPECT_NE(message([] { layer_from_config("ReLU", Json{{"max_value", -1.0}}); }).find("max_value must be at least 0"), std::string::npos);
-  EXPECT_NE(message([] { ReLU({.negative_slope = -0.1f}); }).find("negative_slope must be at least 0"), std::string::npos);
-  EXPECT_NE(message([] { layer_from_config("Softmax", Json{{"axis", "last"}}); }).find("'axis' must be an integer or a list"), std::string::npos);
-  EXPECT_NE(message([] { layer_from_config("ELU", Json{{"alpha", "one"}}); }).find("ELU: 'alpha' must be a number"), std::string::npos);
-  EXPECT_NE(message([] { layer_from_config("PReLU", Json{{"alpha_regularizer", "l2"}}); }).find("alpha_regularizer"), std::string::npos);
-  EXPECT_NE(message([] { Sequential({Input({4, 3}), PReLU({.shared_axes = {3}})}); }).find("shared axis 3"), std::string::npos);
+  test::expect_error_containing([] { layer_from_config("ReLU", Json{{"max_value", -1.0}}); }, "max_value must be at least 0");
+  test::expect_error_containing([] { ReLU({.negative_slope = -0.1f}); }, "negative_slope must be at least 0");
+  test::expect_error_containing([] { layer_from_config("Softmax", Json{{"axis", "last"}}); }, "'axis' must be an integer or a list");
+  test::expect_error_containing([] { layer_from_config("ELU", Json{{"alpha", "one"}}); }, "ELU: 'alpha' must be a number");
+  test::expect_error_containing([] { layer_from_config("PReLU", Json{{"alpha_regularizer", "l2"}}); }, "alpha_regularizer");
+  test::expect_error_containing([] { Sequential({Input({4, 3}), PReLU({.shared_axes = {3}})}); }, "shared axis 3");
 }
 
 // A MobileNet-style convnet saved by Keras with ReLU(6.), PReLU, LeakyReLU, ELU and Softmax layers.

@@ -5,7 +5,9 @@
 
 #include <cmath>
 #include <cstdint>
+#include <exception>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "backends/backend.h"
@@ -28,6 +30,24 @@ inline std::vector<float> random_away_from_zero(std::size_t n, float gap, float 
   std::vector<float> v(n);
   for (auto& x : v) x = neg(rng) ? -mag(rng) : mag(rng);
   return v;
+}
+
+// The message of the exception f() throws, or "no error".
+template <class F>
+std::string error_message(F&& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+// Expects f() to throw an exception whose message contains `part`; shows the message otherwise.
+template <class F>
+void expect_error_containing(F&& f, const std::string& part) {
+  const std::string message = error_message(f);
+  EXPECT_NE(message.find(part), std::string::npos) << "'" << message << "' does not contain '" << part << "'";
 }
 
 // A tensor in a backend's memory, filled from and read back to the host.
