@@ -11,13 +11,6 @@ namespace strata {
 
 namespace {
 
-// A number-valued key, `fallback` when absent or null.
-float number(const Json& c, const char* cls, const char* key, float fallback) {
-  if (!c.contains(key) || c.at(key).is_null()) return fallback;
-  if (!c.at(key).is_number()) throw std::invalid_argument(fmt::format("{}: '{}' must be a number, got {}", cls, key, c.at(key).dump()));
-  return c.at(key).get<float>();
-}
-
 Json int_or_list_json(const std::vector<int>& axes) { return axes.size() == 1 ? Json(axes[0]) : Json(axes); }
 
 }  // namespace
@@ -63,9 +56,10 @@ Json ReLU::get_config() const {
 
 LayerPtr ReLU::from_config(const Json& c) {
   config::check_keys(c, "ReLU", {"max_value", "negative_slope", "threshold"});
-  ReLUOptions o{.max_value = std::nullopt, .negative_slope = number(c, "ReLU", "negative_slope", 0.f), .threshold = number(c, "ReLU", "threshold", 0.f),
+  ReLUOptions o{.negative_slope = config::number(c, "negative_slope", "ReLU", 0.f),
+                .threshold = config::number(c, "threshold", "ReLU", 0.f),
                 .name = config::name(c), .trainable = config::trainable(c)};
-  if (c.contains("max_value") && !c.at("max_value").is_null()) o.max_value = number(c, "ReLU", "max_value", 0.f);
+  if (c.contains("max_value") && !c.at("max_value").is_null()) o.max_value = config::number(c, "max_value", "ReLU");
   return std::make_shared<ReLU>(o);
 }
 
@@ -88,7 +82,7 @@ Json LeakyReLU::get_config() const {
 LayerPtr LeakyReLU::from_config(const Json& c) {
   // Keras 2 (tf.keras) files call the slope "alpha"; Keras 3 reads it as negative_slope too.
   config::check_keys(c, "LeakyReLU", {"negative_slope", "alpha"});
-  const float slope = number(c, "LeakyReLU", "negative_slope", number(c, "LeakyReLU", "alpha", 0.3f));
+  const float slope = config::number(c, "negative_slope", "LeakyReLU", config::number(c, "alpha", "LeakyReLU", 0.3f));
   return std::make_shared<LeakyReLU>(slope, LayerOptions{config::name(c), config::trainable(c)});
 }
 
@@ -144,7 +138,7 @@ Json ELU::get_config() const {
 
 LayerPtr ELU::from_config(const Json& c) {
   config::check_keys(c, "ELU", {"alpha"});
-  return std::make_shared<ELU>(number(c, "ELU", "alpha", 1.f), LayerOptions{config::name(c), config::trainable(c)});
+  return std::make_shared<ELU>(config::number(c, "alpha", "ELU", 1.f), LayerOptions{config::name(c), config::trainable(c)});
 }
 
 // ---- Softmax ----

@@ -93,7 +93,7 @@ LayerPtr Attention::from_config(const Json& c) {
   o.use_scale = c.value("use_scale", false);
   o.score_mode = c.value("score_mode", std::string("dot"));
   o.dropout = c.value("dropout", 0.f);
-  if (c.contains("seed") && c.at("seed").is_number_integer()) o.seed = c.at("seed").get<std::uint64_t>();
+  o.seed = config::seed(c);
   o.name = config::name(c);
   o.trainable = config::trainable(c);
   return std::make_shared<Attention>(o);

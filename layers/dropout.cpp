@@ -39,7 +39,7 @@ LayerPtr Dropout::from_config(const Json& c) {
   DropoutOptions o;
   o.name = config::name(c);
   o.trainable = config::trainable(c);
-  if (c.contains("seed") && c.at("seed").is_number_integer()) o.seed = c.at("seed").get<std::uint64_t>();
+  o.seed = config::seed(c);
   if (c.contains("noise_shape") && c.at("noise_shape").is_array())
     for (const auto& d : c.at("noise_shape")) o.noise_shape.push_back(d.is_number_integer() ? d.get<std::int64_t>() : -1);
   return std::make_shared<Dropout>(c.at("rate").get<float>(), o);
@@ -78,7 +78,7 @@ DropoutOptions SpatialDropout::options_from_config(const Json& c, const std::str
   DropoutOptions o;
   o.name = config::name(c);
   o.trainable = config::trainable(c);
-  if (c.contains("seed") && c.at("seed").is_number_integer()) o.seed = c.at("seed").get<std::uint64_t>();
+  o.seed = config::seed(c);
   return o;
 }
 

@@ -229,6 +229,19 @@ Json shape_to_json(const Shape& shape) {
   return out;
 }
 
+float number(const Json& c, const char* key, const std::string& cls, std::optional<float> fallback) {
+  const bool given = c.contains(key) && !c.at(key).is_null();
+  if (!given && fallback) return *fallback;
+  if (!given || !c.at(key).is_number())
+    throw std::invalid_argument(fmt::format("{}: '{}' must be a number, got {}", cls, key, given ? c.at(key).dump() : "nothing"));
+  return c.at(key).get<float>();
+}
+
+std::optional<std::uint64_t> seed(const Json& c) {
+  if (c.contains("seed") && c.at("seed").is_number_integer()) return c.at("seed").get<std::uint64_t>();
+  return std::nullopt;
+}
+
 std::vector<int> axes(const Json& c, const char* key, const std::string& cls, std::vector<int> fallback) {
   if (!c.contains(key) || c.at(key).is_null()) return fallback;
   const Json& v = c.at(key);

@@ -165,6 +165,11 @@ Json shape_to_json(const Shape& shape);
 void require_channels_last(const Json& config, const std::string& class_name);
 // An int-or-tuple key (kernel_size, strides, ...) as `rank` values; `fallback` when absent or null.
 std::vector<int> int_tuple(const Json& config, const char* key, int rank, std::vector<int> fallback);
+// The number under `key`; `fallback` when absent or null, and an error naming the layer and key when there
+// is no fallback or the value is not a number.
+float number(const Json& config, const char* key, const std::string& class_name, std::optional<float> fallback = std::nullopt);
+// A layer's random seed: the integer under "seed", unset when absent or null (drawn from the global seed).
+std::optional<std::uint64_t> seed(const Json& config);
 // An axis or a list of axes under `key` (Keras writes an int for one), or `fallback` when absent or null.
 std::vector<int> axes(const Json& config, const char* key, const std::string& class_name, std::vector<int> fallback);
 // The initializer under `key`, or `fallback` when absent or null.

@@ -157,7 +157,7 @@ LayerPtr MultiHeadAttention::from_config(const Json& c) {
   }
   o.kernel_initializer = config::initializer(c, "kernel_initializer", "glorot_uniform");
   o.bias_initializer = config::initializer(c, "bias_initializer", "zeros");
-  if (c.contains("seed") && c.at("seed").is_number_integer()) o.seed = c.at("seed").get<std::uint64_t>();
+  o.seed = config::seed(c);
   o.name = config::name(c);
   o.trainable = config::trainable(c);
   return std::make_shared<MultiHeadAttention>(c.at("num_heads").get<int>(), c.at("key_dim").get<int>(), o);

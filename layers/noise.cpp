@@ -11,15 +11,8 @@ namespace strata {
 
 namespace {
 
-float number(const Json& c, const char* cls, const char* key) {
-  if (!c.contains(key) || !c.at(key).is_number()) throw std::invalid_argument(fmt::format("{}: '{}' must be a number", cls, key));
-  return c.at(key).get<float>();
-}
-
 NoiseOptions options_from_config(const Json& c) {
-  NoiseOptions o{.name = config::name(c), .trainable = config::trainable(c)};
-  if (c.contains("seed") && c.at("seed").is_number_integer()) o.seed = c.at("seed").get<std::uint64_t>();
-  return o;
+  return NoiseOptions{.seed = config::seed(c), .name = config::name(c), .trainable = config::trainable(c)};
 }
 
 }  // namespace
@@ -44,7 +37,7 @@ Json GaussianNoise::get_config() const {
 
 LayerPtr GaussianNoise::from_config(const Json& c) {
   config::check_keys(c, "GaussianNoise", {"stddev", "seed"});
-  return std::make_shared<GaussianNoise>(number(c, "GaussianNoise", "stddev"), options_from_config(c));
+  return std::make_shared<GaussianNoise>(config::number(c, "stddev", "GaussianNoise"), options_from_config(c));
 }
 
 GaussianDropout::GaussianDropout(float rate, NoiseOptions options)
@@ -70,7 +63,7 @@ Json GaussianDropout::get_config() const {
 
 LayerPtr GaussianDropout::from_config(const Json& c) {
   config::check_keys(c, "GaussianDropout", {"rate", "seed"});
-  return std::make_shared<GaussianDropout>(number(c, "GaussianDropout", "rate"), options_from_config(c));
+  return std::make_shared<GaussianDropout>(config::number(c, "rate", "GaussianDropout"), options_from_config(c));
 }
 
 }  // namespace strata

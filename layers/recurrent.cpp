@@ -243,7 +243,7 @@ RecurrentOptions Recurrent::options_from_config(const Json& c, const std::string
   o.return_state = c.value("return_state", false);
   o.zero_output_for_mask = c.value("zero_output_for_mask", false);
   o.go_backwards = c.value("go_backwards", false);
-  if (c.contains("seed") && c.at("seed").is_number_integer()) o.seed = c.at("seed").get<std::uint64_t>();
+  o.seed = config::seed(c);
   o.name = config::name(c);
   o.trainable = config::trainable(c);
   return o;
