@@ -807,6 +807,20 @@ History Model::fit(const std::vector<Array>& x, const std::vector<Array>& y, Fit
     next_epoch_ = resume_from_->next_epoch;
     resume_from_.reset();
   }
+  // As Keras, the optimizer's moving averages (use_ema) replace the weights when fit() ends, before
+  // on_train_end, and also when it ends by an exception.
+  Optimizer& optimizer = *options_.optimizer.get();
+  struct FinalizeWeights {
+    Optimizer& optimizer;
+    bool enabled;
+    ~FinalizeWeights() {
+      if (!enabled) return;
+      try {
+        optimizer.finalize_variable_values();
+      } catch (...) {  // already unwinding from the first error
+      }
+    }
+  } finalize_on_error{optimizer, options.epochs > 0};
   Logs epoch_logs;
   for (int epoch = next_epoch_; epoch < options.epochs && !stop_training; ++epoch) {
     for (auto& cb : callbacks) cb->on_epoch_begin(epoch, {});
@@ -854,6 +868,8 @@ History Model::fit(const std::vector<Array>& x, const std::vector<Array>& y, Fit
     next_epoch_ = epoch + 1;
     for (auto& cb : callbacks) cb->on_epoch_end(epoch, epoch_logs);
   }
+  finalize_on_error.enabled = false;
+  if (options.epochs > 0) optimizer.finalize_variable_values();
   for (auto& cb : callbacks) cb->on_train_end(epoch_logs);
   History result = *history;
   result.set_model(nullptr);

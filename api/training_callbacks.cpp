@@ -172,4 +172,49 @@ void LearningRateScheduler::on_epoch_begin(int epoch, const Logs&) {
   if (verbose_ > 0) fmt::print("\nEpoch {}: LearningRateScheduler setting learning rate to {}.\n", epoch + 1, lr);
 }
 
+Optimizer& SwapEMAWeights::averaging_optimizer() const {
+  if (!model() || !model()->optimizer()) throw std::logic_error("SwapEMAWeights: the model has no optimizer; compile it first");
+  Optimizer& optimizer = *model()->optimizer();
+  if (!optimizer.moving_average().use_ema)
+    throw std::invalid_argument(fmt::format("SwapEMAWeights: the model's {} optimizer needs use_ema=true", optimizer.class_name()));
+  if (optimizer.variables().empty())
+    throw std::logic_error("SwapEMAWeights: the optimizer holds no moving averages yet; train the model first");
+  return optimizer;
+}
+
+void SwapEMAWeights::on_train_begin(const Logs&) {
+  averages_in_model_ = false;
+  if (model() && model()->optimizer() && !model()->optimizer()->moving_average().use_ema)
+    (void)averaging_optimizer();  // throws, naming the optimizer
+}
+
+void SwapEMAWeights::swap_in() {
+  if (averages_in_model_) return;
+  averaging_optimizer().swap_moving_averages();
+  averages_in_model_ = true;
+}
+
+void SwapEMAWeights::swap_out() {
+  if (!averages_in_model_) return;
+  averaging_optimizer().swap_moving_averages();
+  averages_in_model_ = false;
+}
+
+void SwapEMAWeights::on_epoch_begin(int, const Logs&) {
+  if (swap_on_epoch_) swap_out();
+}
+
+void SwapEMAWeights::on_epoch_end(int epoch, const Logs&) {
+  if (!swap_on_epoch_ || averages_in_model_) return;
+  swap_in();
+  // fit() ends by putting the averages into the weights; after the last epoch they are already there, so the
+  // averages must hold them too (Keras's _finalize_ema_values).
+  if (epoch == params().epochs - 1) averaging_optimizer().copy_variables_to_moving_averages();
+}
+
+void SwapEMAWeights::on_test_begin(const Logs&) { swap_in(); }
+void SwapEMAWeights::on_test_end(const Logs&) { swap_out(); }
+void SwapEMAWeights::on_predict_begin(const Logs&) { swap_in(); }
+void SwapEMAWeights::on_predict_end(const Logs&) { swap_out(); }
+
 }  // namespace strata

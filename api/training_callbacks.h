@@ -1,5 +1,5 @@
-// Keras's training callbacks EarlyStopping, TerminateOnNaN, CSVLogger, ReduceLROnPlateau and
-// LearningRateScheduler, with Keras's defaults.
+// Keras's training callbacks EarlyStopping, TerminateOnNaN, CSVLogger, ReduceLROnPlateau,
+// LearningRateScheduler and SwapEMAWeights, with Keras's defaults.
 #pragma once
 
 #include <cstdio>
@@ -15,6 +15,8 @@
 #include "optimizers/schedules.h"
 
 namespace strata {
+
+class Optimizer;
 
 struct EarlyStoppingOptions {
   std::string monitor = "val_loss";
@@ -104,6 +106,29 @@ class LearningRateScheduler : public Callback {
  private:
   std::function<double(int, double)> schedule_;
   int verbose_;
+};
+
+// For an optimizer with use_ema: evaluation and prediction (validation in fit() too) run with the moving
+// averages in place of the weights, which come back afterwards. With swap_on_epoch, the averages are also
+// in place between epochs, for the callbacks that follow this one (ModelCheckpoint saves them).
+class SwapEMAWeights : public Callback {
+ public:
+  explicit SwapEMAWeights(bool swap_on_epoch = false) : swap_on_epoch_(swap_on_epoch) {}
+  // Fails before the first epoch, not at the first validation, when the optimizer has no use_ema.
+  void on_train_begin(const Logs& logs) override;
+  void on_epoch_begin(int epoch, const Logs& logs) override;
+  void on_epoch_end(int epoch, const Logs& logs) override;
+  void on_test_begin(const Logs& logs) override;
+  void on_test_end(const Logs& logs) override;
+  void on_predict_begin(const Logs& logs) override;
+  void on_predict_end(const Logs& logs) override;
+
+ private:
+  Optimizer& averaging_optimizer() const;
+  void swap_in();
+  void swap_out();
+  bool swap_on_epoch_;
+  bool averages_in_model_ = false;
 };
 
 }  // namespace strata

@@ -116,6 +116,7 @@ enum class OptimizerKind : std::uint8_t { sgd, adam, rmsprop, adagrad, nadam };
 //   rmsprop  [velocity] (+ [momentum] when momentum > 0) (+ [average_gradient] when centered)
 //   adagrad  [accumulator]
 //   nadam    [m, v]
+// followed, with `ema` set, by the parameter's moving average (Keras's use_ema).
 struct OptimizerUpdate {
   OptimizerKind kind = OptimizerKind::sgd;
   float learning_rate = 0.01f;
@@ -131,6 +132,10 @@ struct OptimizerUpdate {
   // nadam's momentum-cache terms.
   float adam_alpha = 0.f;
   float nadam_m_coef = 0.f, nadam_g_coef = 0.f, nadam_v_coef = 0.f;
+  // After the step: average = ema_momentum * average + (1 - ema_momentum) * param. The host passes 0 on the
+  // first step, so that the average starts at the parameter, as Keras does.
+  bool ema = false;
+  float ema_momentum = 0.f;
 };
 
 struct AllocationStats {

@@ -77,7 +77,9 @@ std::size_t optimizer_slots(const OptimizerUpdate& u, std::size_t given) {
     case OptimizerKind::adagrad: needed = 1; break;
     case OptimizerKind::nadam: needed = 2; break;
   }
-  if (given != needed) throw std::invalid_argument(fmt::format("optimizer_update: expected {} slots, got {}", needed, given));
+  const std::size_t with_average = needed + (u.ema ? 1 : 0);
+  if (given != with_average)
+    throw std::invalid_argument(fmt::format("optimizer_update: expected {} slots, got {}", with_average, given));
   return needed;
 }
 

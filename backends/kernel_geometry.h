@@ -44,7 +44,8 @@ GemmArgs pointwise_conv_forward(const ConvGeometry& g, const float* x, const flo
 GemmArgs pointwise_conv_backward_data(const ConvGeometry& g, const float* dy, const float* kernel, float* dx);
 GemmArgs pointwise_conv_backward_filter(const ConvGeometry& g, const float* x, const float* dy, float* dkernel);
 
-// The number of state slots `update` reads and writes (see OptimizerUpdate); throws unless `given` matches.
+// The number of state slots the update rule reads and writes, not counting the moving average that `ema` adds
+// after them (see OptimizerUpdate); throws unless `given` counts both.
 std::size_t optimizer_slots(const OptimizerUpdate& update, std::size_t given);
 
 // Throws unless copy_strided's operands have one rank and dtype (float32 to accumulate).

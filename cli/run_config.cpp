@@ -358,13 +358,19 @@ class Reader {
         keys({});
         return std::make_shared<TerminateOnNaN>();
       }
+      if (cls == "SwapEMAWeights") {
+        keys({"swap_on_epoch"});
+        bool swap_on_epoch = false;
+        read(swap_on_epoch, "swap_on_epoch");
+        return std::make_shared<SwapEMAWeights>(swap_on_epoch);
+      }
     } catch (const ConfigError&) {
       throw;
     } catch (const std::exception& e) {
       fail(entry, fmt::format("{}: {}", cls, e.what()));
     }
     const std::vector<std::string> supported = {"EarlyStopping", "ModelCheckpoint", "CSVLogger", "TerminateOnNaN", "ReduceLROnPlateau",
-                                                "LearningRateScheduler", "TensorBoard"};
+                                                "LearningRateScheduler", "TensorBoard", "SwapEMAWeights"};
     const std::string near = closest_match(cls, supported);
     fail(entry, near.empty() || near == cls ? fmt::format("callback '{}' is not available in strata (available: {})", cls, fmt::join(supported, ", "))
                                             : fmt::format("unknown callback '{}'; did you mean '{}'?", cls, near));

@@ -52,9 +52,29 @@ std::vector<Tensor> Optimizer::transform_gradients(std::vector<Tensor> grads) co
 
 float Optimizer::learning_rate() const { return schedule_ ? schedule_(iterations_) : hyper_.learning_rate; }
 
+void check_moving_average(const MovingAverageOptions& options) {
+  if (!options.use_ema) return;
+  if (!(options.ema_momentum >= 0.f && options.ema_momentum <= 1.f))
+    throw std::invalid_argument(fmt::format("ema_momentum must be in [0, 1], got {}", options.ema_momentum));
+  if (options.ema_overwrite_frequency && *options.ema_overwrite_frequency < 1)
+    throw std::invalid_argument(
+        fmt::format("ema_overwrite_frequency must be an integer >= 1 or null, got {}", *options.ema_overwrite_frequency));
+}
+
+void Optimizer::set_moving_average(MovingAverageOptions options) {
+  if (!variables_.empty()) throw std::logic_error("optimizer: use_ema must be set before the optimizer is built");
+  try {
+    check_moving_average(options);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(fmt::format("optimizer: {}", e.what()));
+  }
+  ema_ = options;
+}
+
 namespace {
 
-std::vector<std::string> slot_names(const OptimizerUpdate& u) {
+// The update rule's slots, in OptimizerUpdate's order.
+std::vector<std::string> rule_slot_names(const OptimizerUpdate& u) {
   switch (u.kind) {
     case OptimizerKind::sgd: return u.momentum > 0.f ? std::vector<std::string>{"momentum"} : std::vector<std::string>{};
     case OptimizerKind::adam:
@@ -72,7 +92,18 @@ std::vector<std::string> slot_names(const OptimizerUpdate& u) {
   return {};
 }
 
+// Every slot of a variable: the rule's, then the moving average with use_ema (the backend's order).
+std::vector<std::string> slot_names(const OptimizerUpdate& u, bool ema) {
+  std::vector<std::string> names = rule_slot_names(u);
+  if (ema) names.emplace_back("average");
+  return names;
+}
+
 }  // namespace
+
+VariablePtr Optimizer::moving_average_of(std::size_t i) const {
+  return ema_.use_ema && i < slots_.size() ? slots_[i].back() : nullptr;
+}
 
 void Optimizer::build(const std::vector<VariablePtr>& variables, Backend& backend) {
   if (!variables_.empty()) {
@@ -84,9 +115,9 @@ void Optimizer::build(const std::vector<VariablePtr>& variables, Backend& backen
     variables_ = variables;
     for (const VariablePtr& var : variables) {
       std::vector<VariablePtr> slots;
-      for (const std::string& name : slot_names(hyper_)) {
+      for (const std::string& name : slot_names(hyper_, ema_.use_ema)) {
         auto slot = std::make_shared<Variable>(var->name() + "_" + name, var->shape(), var->dtype(), false, &backend);
-        if (hyper_.kind == OptimizerKind::adagrad) backend.fill(slot->view(), initial_accumulator_);
+        if (name == "accumulator") backend.fill(slot->view(), initial_accumulator_);
         slots.push_back(std::move(slot));
       }
       for (const auto& [target, values] : pending_slots_)
@@ -105,8 +136,8 @@ void Optimizer::build(const std::vector<VariablePtr>& variables, Backend& backen
 
 namespace {
 
-// Keras's build() calls, each a list of our slot indices created interleaved per variable.
-std::vector<std::vector<std::size_t>> keras_slot_groups(const OptimizerUpdate& u) {
+// Keras's build() calls of the update rule, each a list of our slot indices created interleaved per variable.
+std::vector<std::vector<std::size_t>> keras_rule_slot_groups(const OptimizerUpdate& u) {
   switch (u.kind) {
     case OptimizerKind::sgd: return u.momentum > 0.f ? std::vector<std::vector<std::size_t>>{{0}} : std::vector<std::vector<std::size_t>>{};
     case OptimizerKind::adam: return u.amsgrad ? std::vector<std::vector<std::size_t>>{{0, 1}, {2}} : std::vector<std::vector<std::size_t>>{{0, 1}};
@@ -123,6 +154,13 @@ std::vector<std::vector<std::size_t>> keras_slot_groups(const OptimizerUpdate& u
   return {};
 }
 
+// The base class's build() creates the moving averages before the rule's slots.
+std::vector<std::vector<std::size_t>> keras_slot_groups(const OptimizerUpdate& u, bool ema) {
+  std::vector<std::vector<std::size_t>> groups = keras_rule_slot_groups(u);
+  if (ema) groups.insert(groups.begin(), {rule_slot_names(u).size()});
+  return groups;
+}
+
 std::string keras_weight_path(const std::string& name) {
   std::string s = name;
   for (char& c : s)
@@ -137,8 +175,8 @@ std::vector<Optimizer::StateValue> Optimizer::keras_state(const std::vector<Vari
   if (variables_.empty()) return state;
   state.push_back({"iteration", Shape(), {float(iterations_)}});
   state.push_back({"learning_rate", Shape(), {learning_rate()}});
-  const auto names = slot_names(hyper_);
-  for (const auto& group : keras_slot_groups(hyper_))
+  const auto names = slot_names(hyper_, ema_.use_ema);
+  for (const auto& group : keras_slot_groups(hyper_, ema_.use_ema))
     for (const VariablePtr& w : model_weights) {
       const auto it = std::find(variables_.begin(), variables_.end(), w);
       if (it == variables_.end()) continue;  // not trained (frozen): Keras builds no slots for it either
@@ -165,10 +203,10 @@ void Optimizer::set_keras_state(const std::vector<VariablePtr>& model_weights, c
     if (!schedule_) hyper_.learning_rate = lr;
     return;
   }
-  const auto names = slot_names(hyper_);
+  const auto names = slot_names(hyper_, ema_.use_ema);
   pending_slots_.clear();
   std::vector<std::vector<std::vector<float>>> per_weight(model_weights.size(), std::vector<std::vector<float>>(names.size()));
-  for (const auto& group : keras_slot_groups(hyper_))
+  for (const auto& group : keras_slot_groups(hyper_, ema_.use_ema))
     for (std::size_t w = 0; w < model_weights.size(); ++w)
       for (std::size_t i : group) {
         const StateValue& v = take("slots");
@@ -210,6 +248,8 @@ void Optimizer::apply(Backend& backend, std::span<const TensorView> params, std:
                                             slot_views_.size(), params.size(), grads.size()));
   OptimizerUpdate u = hyper_;
   u.learning_rate = learning_rate();
+  u.ema = ema_.use_ema;
+  u.ema_momentum = iterations_ == 0 ? 0.f : ema_.ema_momentum;
   const double t = double(iterations_ + 1);
   u.adam_alpha = float(u.learning_rate * std::sqrt(1.0 - std::pow(double(u.beta_2), t)) /
                        (1.0 - std::pow(double(u.beta_1), t)));
@@ -226,7 +266,29 @@ void Optimizer::apply(Backend& backend, std::span<const TensorView> params, std:
     nadam_u_product_ = u_product_t;
   }
   for (std::size_t i = 0; i < params.size(); ++i) backend.optimizer_update(u, params[i], grads[i], slot_views_[i]);
+  // Keras counts this step's overwrite from the iteration count before the step.
+  if (ema_.use_ema && ema_.ema_overwrite_frequency && (iterations_ + 1) % *ema_.ema_overwrite_frequency == 0)
+    for (std::size_t i = 0; i < params.size(); ++i) backend.copy(params[i].data, slot_views_[i].back().data, params[i].bytes());
   ++iterations_;
+}
+
+void Optimizer::finalize_variable_values() {
+  if (!ema_.use_ema) return;
+  for (std::size_t i = 0; i < variables_.size(); ++i) variables_[i]->assign(slots_[i].back()->to_vector());
+}
+
+void Optimizer::copy_variables_to_moving_averages() {
+  if (!ema_.use_ema) return;
+  for (std::size_t i = 0; i < variables_.size(); ++i) slots_[i].back()->assign(variables_[i]->to_vector());
+}
+
+void Optimizer::swap_moving_averages() {
+  if (!ema_.use_ema) return;
+  for (std::size_t i = 0; i < variables_.size(); ++i) {
+    std::vector<float> value = variables_[i]->to_vector();
+    variables_[i]->assign(slots_[i].back()->to_vector());
+    slots_[i].back()->assign(value);
+  }
 }
 
 }  // namespace strata

@@ -23,6 +23,18 @@ struct GradientClipping {
   std::optional<float> global_clipnorm;  // all gradients scaled together to a joint norm of at most this
 };
 
+// Keras's use_ema: the optimizer keeps an exponential moving average of each trained variable, which
+// replaces the variable at the end of fit() (and every ema_overwrite_frequency steps when that is set).
+struct MovingAverageOptions {
+  bool use_ema = false;
+  float ema_momentum = 0.99f;
+  std::optional<std::int64_t> ema_overwrite_frequency;
+};
+
+// Throws std::invalid_argument, naming the key, on a momentum outside [0, 1] or a frequency below 1 while
+// use_ema is on (Keras checks nothing while it is off).
+void check_moving_average(const MovingAverageOptions& options);
+
 class Optimizer {
  public:
   explicit Optimizer(OptimizerUpdate hyperparameters, float initial_accumulator_value = 0.1f);
@@ -41,6 +53,9 @@ class Optimizer {
   const GradientClipping& clipping() const { return clipping_; }
   // The gradients as the update sees them (clipped), traced once into the training graph.
   std::vector<Tensor> transform_gradients(std::vector<Tensor> gradients) const;
+  // Before build() only (the averages are slots); throws on a momentum outside [0, 1] or a frequency below 1.
+  void set_moving_average(MovingAverageOptions options);
+  const MovingAverageOptions& moving_average() const { return ema_; }
   std::int64_t iterations() const { return iterations_; }
   void set_iterations(std::int64_t n) { iterations_ = n; }
 
@@ -49,6 +64,8 @@ class Optimizer {
   const std::vector<VariablePtr>& variables() const { return variables_; }
   // Slots of variable i, in the order OptimizerUpdate documents.
   const std::vector<VariablePtr>& slots(std::size_t i) const { return slots_[i]; }
+  // Variable i's moving average (its last slot) with use_ema, else null.
+  VariablePtr moving_average_of(std::size_t i) const;
   // How many values the state holds, counted as Keras counts an optimizer's variables: the iteration
   // count, the learning rate, running scalars (Nadam's momentum product) and every slot; 0 before build.
   std::int64_t state_size() const;
@@ -70,11 +87,20 @@ class Optimizer {
   // Allocates nothing.
   void apply(Backend& backend, std::span<const TensorView> params, std::span<const TensorView> grads);
 
+  // With use_ema: puts each variable's moving average into the variable, as Keras's
+  // finalize_variable_values at the end of fit(); otherwise, or before build(), does nothing.
+  void finalize_variable_values();
+  // With use_ema: exchanges each variable's value with its moving average (keras.callbacks.SwapEMAWeights).
+  void swap_moving_averages();
+  // With use_ema: sets each moving average to its variable's value.
+  void copy_variables_to_moving_averages();
+
  private:
   OptimizerUpdate hyper_;
   float initial_accumulator_;
   std::function<float(std::int64_t)> schedule_;
   GradientClipping clipping_;
+  MovingAverageOptions ema_;
   std::int64_t iterations_ = 0;
   double nadam_u_product_ = 1.0;
   std::vector<VariablePtr> variables_;

@@ -16,6 +16,12 @@ OptimizerUpdate with_decay(OptimizerUpdate u, const std::optional<float>& weight
   return u;
 }
 
+// The arguments every optimizer's options carry under the same names.
+template <class Options>
+OptimizerCommon common_of(const Options& o) {
+  return {o.weight_decay, o.clipnorm, o.clipvalue, o.global_clipnorm, {o.use_ema, o.ema_momentum, o.ema_overwrite_frequency}};
+}
+
 }  // namespace
 
 KerasOptimizer::KerasOptimizer(OptimizerUpdate update, const LearningRate& lr, const OptimizerCommon& common,
@@ -29,6 +35,7 @@ KerasOptimizer::KerasOptimizer(OptimizerUpdate update, const LearningRate& lr, c
     set_learning_rate(lr.value());
   }
   set_clipping({common.clipnorm, common.clipvalue, common.global_clipnorm});
+  set_moving_average(common.moving_average);
 }
 
 Json KerasOptimizer::get_config() const {
@@ -43,9 +50,9 @@ Json KerasOptimizer::get_config() const {
             {"clipnorm", opt(common_.clipnorm)},
             {"global_clipnorm", opt(common_.global_clipnorm)},
             {"clipvalue", opt(common_.clipvalue)},
-            {"use_ema", false},
-            {"ema_momentum", 0.99},
-            {"ema_overwrite_frequency", nullptr},
+            {"use_ema", moving_average().use_ema},
+            {"ema_momentum", moving_average().ema_momentum},
+            {"ema_overwrite_frequency", moving_average().ema_overwrite_frequency ? Json(*moving_average().ema_overwrite_frequency) : Json(nullptr)},
             {"loss_scale_factor", nullptr},
             {"gradient_accumulation_steps", nullptr}};
   c.update(own_config());
@@ -54,7 +61,7 @@ Json KerasOptimizer::get_config() const {
 
 SGD::SGD(SGDOptions o)
     : KerasOptimizer({.kind = OptimizerKind::sgd, .momentum = o.momentum, .nesterov = o.nesterov}, o.learning_rate,
-                     {o.weight_decay, o.clipnorm, o.clipvalue, o.global_clipnorm}) {
+                     common_of(o)) {
   if (!(o.momentum >= 0.f && o.momentum <= 1.f))
     throw std::invalid_argument(fmt::format("SGD: momentum must be in [0, 1], got {}", o.momentum));
 }
@@ -64,7 +71,7 @@ Json SGD::own_config() const {
 
 Adam::Adam(AdamOptions o)
     : KerasOptimizer({.kind = OptimizerKind::adam, .beta_1 = o.beta_1, .beta_2 = o.beta_2, .epsilon = o.epsilon, .amsgrad = o.amsgrad},
-                     o.learning_rate, {o.weight_decay, o.clipnorm, o.clipvalue, o.global_clipnorm}) {}
+                     o.learning_rate, common_of(o)) {}
 Json Adam::own_config() const {
   const auto& h = hyperparameters();
   return {{"beta_1", h.beta_1}, {"beta_2", h.beta_2}, {"epsilon", h.epsilon}, {"amsgrad", h.amsgrad}};
@@ -72,7 +79,7 @@ Json Adam::own_config() const {
 
 AdamW::AdamW(AdamWOptions o)
     : KerasOptimizer({.kind = OptimizerKind::adam, .beta_1 = o.beta_1, .beta_2 = o.beta_2, .epsilon = o.epsilon, .amsgrad = o.amsgrad},
-                     o.learning_rate, {o.weight_decay, o.clipnorm, o.clipvalue, o.global_clipnorm}) {}
+                     o.learning_rate, common_of(o)) {}
 Json AdamW::own_config() const {
   const auto& h = hyperparameters();
   return {{"beta_1", h.beta_1}, {"beta_2", h.beta_2}, {"epsilon", h.epsilon}, {"amsgrad", h.amsgrad}};
@@ -80,7 +87,7 @@ Json AdamW::own_config() const {
 
 RMSprop::RMSprop(RMSpropOptions o)
     : KerasOptimizer({.kind = OptimizerKind::rmsprop, .momentum = o.momentum, .epsilon = o.epsilon, .centered = o.centered, .rho = o.rho},
-                     o.learning_rate, {o.weight_decay, o.clipnorm, o.clipvalue, o.global_clipnorm}) {}
+                     o.learning_rate, common_of(o)) {}
 Json RMSprop::own_config() const {
   const auto& h = hyperparameters();
   return {{"rho", h.rho}, {"momentum", h.momentum}, {"epsilon", h.epsilon}, {"centered", h.centered}};
@@ -88,7 +95,7 @@ Json RMSprop::own_config() const {
 
 Adagrad::Adagrad(AdagradOptions o)
     : KerasOptimizer({.kind = OptimizerKind::adagrad, .epsilon = o.epsilon}, o.learning_rate,
-                     {o.weight_decay, o.clipnorm, o.clipvalue, o.global_clipnorm}, o.initial_accumulator_value),
+                     common_of(o), o.initial_accumulator_value),
       initial_accumulator_(o.initial_accumulator_value) {}
 Json Adagrad::own_config() const {
   return {{"initial_accumulator_value", initial_accumulator_}, {"epsilon", hyperparameters().epsilon}};
@@ -96,7 +103,7 @@ Json Adagrad::own_config() const {
 
 Nadam::Nadam(NadamOptions o)
     : KerasOptimizer({.kind = OptimizerKind::nadam, .beta_1 = o.beta_1, .beta_2 = o.beta_2, .epsilon = o.epsilon},
-                     o.learning_rate, {o.weight_decay, o.clipnorm, o.clipvalue, o.global_clipnorm}) {}
+                     o.learning_rate, common_of(o)) {}
 Json Nadam::own_config() const {
   const auto& h = hyperparameters();
   return {{"beta_1", h.beta_1}, {"beta_2", h.beta_2}, {"epsilon", h.epsilon}};
@@ -119,7 +126,6 @@ std::shared_ptr<Optimizer> get_optimizer(const Json& identifier) {
       for (const char* k : own) ok = ok || key == k;
       if (!ok) throw std::invalid_argument(fmt::format("optimizer {}: unknown config key '{}'", cls, key));
     }
-    if (c.value("use_ema", false)) throw std::invalid_argument(fmt::format("optimizer {}: use_ema is not supported", cls));
     if (c.contains("gradient_accumulation_steps") && !c.at("gradient_accumulation_steps").is_null())
       throw std::invalid_argument(fmt::format("optimizer {}: gradient_accumulation_steps is not supported", cls));
   };
@@ -133,38 +139,67 @@ std::shared_ptr<Optimizer> get_optimizer(const Json& identifier) {
     if (c.at("learning_rate").is_number()) return c.at("learning_rate").get<double>();
     return schedule_from_json(c.at("learning_rate"));
   };
+  // Keras's use_ema, ema_momentum and ema_overwrite_frequency, read the same way for every optimizer.
+  MovingAverageOptions ema;
+  if (c.contains("use_ema") && !c.at("use_ema").is_null()) {
+    if (!c.at("use_ema").is_boolean())
+      throw std::invalid_argument(fmt::format("optimizer {}: use_ema must be true or false, got {}", cls, c.at("use_ema").dump()));
+    ema.use_ema = c.at("use_ema").get<bool>();
+  }
+  if (c.contains("ema_momentum") && !c.at("ema_momentum").is_null()) {
+    if (!c.at("ema_momentum").is_number())
+      throw std::invalid_argument(fmt::format("optimizer {}: ema_momentum must be a number, got {}", cls, c.at("ema_momentum").dump()));
+    ema.ema_momentum = c.at("ema_momentum").get<float>();
+  }
+  if (c.contains("ema_overwrite_frequency") && !c.at("ema_overwrite_frequency").is_null()) {
+    if (!c.at("ema_overwrite_frequency").is_number_integer())
+      throw std::invalid_argument(fmt::format("optimizer {}: ema_overwrite_frequency must be an integer >= 1 or null, got {}", cls,
+                                              c.at("ema_overwrite_frequency").dump()));
+    ema.ema_overwrite_frequency = c.at("ema_overwrite_frequency").get<std::int64_t>();
+  }
+  try {
+    check_moving_average(ema);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(fmt::format("optimizer {}: {}", cls, e.what()));
+  }
   if (lower == "sgd") {
     check({"momentum", "nesterov"});
     return std::make_shared<SGD>(SGDOptions{lr(0.01), num("momentum", 0.f), c.value("nesterov", false), opt("weight_decay"),
-                                            opt("clipnorm"), opt("clipvalue"), opt("global_clipnorm")});
+                                            opt("clipnorm"), opt("clipvalue"), opt("global_clipnorm"), ema.use_ema,
+                                 ema.ema_momentum, ema.ema_overwrite_frequency});
   }
   if (lower == "adam") {
     check({"beta_1", "beta_2", "epsilon", "amsgrad"});
     return std::make_shared<Adam>(AdamOptions{lr(0.001), num("beta_1", 0.9f), num("beta_2", 0.999f), num("epsilon", 1e-7f),
                                               c.value("amsgrad", false), opt("weight_decay"), opt("clipnorm"), opt("clipvalue"),
-                                              opt("global_clipnorm")});
+                                              opt("global_clipnorm"), ema.use_ema,
+                                 ema.ema_momentum, ema.ema_overwrite_frequency});
   }
   if (lower == "adamw") {
     check({"beta_1", "beta_2", "epsilon", "amsgrad"});
     return std::make_shared<AdamW>(AdamWOptions{lr(0.001), num("weight_decay", 0.004f), num("beta_1", 0.9f), num("beta_2", 0.999f),
                                                 num("epsilon", 1e-7f), c.value("amsgrad", false), opt("clipnorm"), opt("clipvalue"),
-                                                opt("global_clipnorm")});
+                                                opt("global_clipnorm"), ema.use_ema,
+                                 ema.ema_momentum, ema.ema_overwrite_frequency});
   }
   if (lower == "rmsprop") {
     check({"rho", "momentum", "epsilon", "centered"});
     return std::make_shared<RMSprop>(RMSpropOptions{lr(0.001), num("rho", 0.9f), num("momentum", 0.f), num("epsilon", 1e-7f),
                                                     c.value("centered", false), opt("weight_decay"), opt("clipnorm"),
-                                                    opt("clipvalue"), opt("global_clipnorm")});
+                                                    opt("clipvalue"), opt("global_clipnorm"), ema.use_ema,
+                                 ema.ema_momentum, ema.ema_overwrite_frequency});
   }
   if (lower == "adagrad") {
     check({"initial_accumulator_value", "epsilon"});
     return std::make_shared<Adagrad>(AdagradOptions{lr(0.001), num("initial_accumulator_value", 0.1f), num("epsilon", 1e-7f),
-                                                    opt("weight_decay"), opt("clipnorm"), opt("clipvalue"), opt("global_clipnorm")});
+                                                    opt("weight_decay"), opt("clipnorm"), opt("clipvalue"), opt("global_clipnorm"), ema.use_ema,
+                                 ema.ema_momentum, ema.ema_overwrite_frequency});
   }
   if (lower == "nadam") {
     check({"beta_1", "beta_2", "epsilon"});
     return std::make_shared<Nadam>(NadamOptions{lr(0.001), num("beta_1", 0.9f), num("beta_2", 0.999f), num("epsilon", 1e-7f),
-                                                opt("weight_decay"), opt("clipnorm"), opt("clipvalue"), opt("global_clipnorm")});
+                                                opt("weight_decay"), opt("clipnorm"), opt("clipvalue"), opt("global_clipnorm"), ema.use_ema,
+                                 ema.ema_momentum, ema.ema_overwrite_frequency});
   }
   throw std::invalid_argument(fmt::format("unknown optimizer '{}' (known: SGD, Adam, AdamW, RMSprop, Adagrad, Nadam)", cls));
 }

@@ -14,6 +14,7 @@ namespace strata {
 // The arguments every Keras optimizer takes besides its own.
 struct OptimizerCommon {
   std::optional<float> weight_decay, clipnorm, clipvalue, global_clipnorm;
+  MovingAverageOptions moving_average;
 };
 
 // A base for the Keras optimizers: the learning rate or schedule and the common arguments.
@@ -36,6 +37,9 @@ struct SGDOptions {
   float momentum = 0.f;
   bool nesterov = false;
   std::optional<float> weight_decay, clipnorm, clipvalue, global_clipnorm;
+  bool use_ema = false;
+  float ema_momentum = 0.99f;
+  std::optional<std::int64_t> ema_overwrite_frequency;
 };
 class SGD : public KerasOptimizer {
  public:
@@ -50,6 +54,9 @@ struct AdamOptions {
   float beta_1 = 0.9f, beta_2 = 0.999f, epsilon = 1e-7f;
   bool amsgrad = false;
   std::optional<float> weight_decay, clipnorm, clipvalue, global_clipnorm;
+  bool use_ema = false;
+  float ema_momentum = 0.99f;
+  std::optional<std::int64_t> ema_overwrite_frequency;
 };
 class Adam : public KerasOptimizer {
  public:
@@ -65,6 +72,9 @@ struct AdamWOptions {
   float beta_1 = 0.9f, beta_2 = 0.999f, epsilon = 1e-7f;
   bool amsgrad = false;
   std::optional<float> clipnorm, clipvalue, global_clipnorm;
+  bool use_ema = false;
+  float ema_momentum = 0.99f;
+  std::optional<std::int64_t> ema_overwrite_frequency;
 };
 class AdamW : public KerasOptimizer {
  public:
@@ -79,6 +89,9 @@ struct RMSpropOptions {
   float rho = 0.9f, momentum = 0.f, epsilon = 1e-7f;
   bool centered = false;
   std::optional<float> weight_decay, clipnorm, clipvalue, global_clipnorm;
+  bool use_ema = false;
+  float ema_momentum = 0.99f;
+  std::optional<std::int64_t> ema_overwrite_frequency;
 };
 class RMSprop : public KerasOptimizer {
  public:
@@ -92,6 +105,9 @@ struct AdagradOptions {
   LearningRate learning_rate = 0.001;
   float initial_accumulator_value = 0.1f, epsilon = 1e-7f;
   std::optional<float> weight_decay, clipnorm, clipvalue, global_clipnorm;
+  bool use_ema = false;
+  float ema_momentum = 0.99f;
+  std::optional<std::int64_t> ema_overwrite_frequency;
 };
 class Adagrad : public KerasOptimizer {
  public:
@@ -107,6 +123,9 @@ struct NadamOptions {
   LearningRate learning_rate = 0.001;
   float beta_1 = 0.9f, beta_2 = 0.999f, epsilon = 1e-7f;
   std::optional<float> weight_decay, clipnorm, clipvalue, global_clipnorm;
+  bool use_ema = false;
+  float ema_momentum = 0.99f;
+  std::optional<std::int64_t> ema_overwrite_frequency;
 };
 class Nadam : public KerasOptimizer {
  public:

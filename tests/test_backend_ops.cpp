@@ -645,7 +645,7 @@ TEST_P(BackendOps, RandomStreams) {
 
 // Keras 3's update rules, step by step in double.
 struct RefState {
-  std::vector<double> p, s0, s1, s2;
+  std::vector<double> p, s0, s1, s2, average;
 };
 
 TEST_P(BackendOps, FusedOptimizerUpdates) {
@@ -670,6 +670,9 @@ TEST_P(BackendOps, FusedOptimizerUpdates) {
     u.nesterov = true;
     u.weight_decay = 0.01f;
     configs.push_back({"sgd nesterov decay", u, 1});
+    u.ema = true;  // the moving average follows the rule's slot
+    u.ema_momentum = 0.9f;
+    configs.push_back({"sgd nesterov decay ema", u, 2});
   }
   {
     auto u = make(OptimizerKind::adam);
@@ -677,6 +680,9 @@ TEST_P(BackendOps, FusedOptimizerUpdates) {
     configs.push_back({"adam", u, 2});
     u.amsgrad = true;
     configs.push_back({"adam amsgrad", u, 3});
+    u.ema = true;
+    u.ema_momentum = 0.5f;
+    configs.push_back({"adam amsgrad ema", u, 4});
   }
   {
     auto u = make(OptimizerKind::rmsprop);
@@ -690,6 +696,9 @@ TEST_P(BackendOps, FusedOptimizerUpdates) {
     auto u = make(OptimizerKind::adagrad);
     u.learning_rate = 0.05f;
     configs.push_back({"adagrad", u, 1});
+    u.ema = true;
+    u.ema_momentum = 0.99f;
+    configs.push_back({"adagrad ema", u, 2});
   }
   {
     auto u = make(OptimizerKind::nadam);
@@ -706,7 +715,7 @@ TEST_P(BackendOps, FusedOptimizerUpdates) {
     std::vector<TensorView> sv;
     for (auto& s : slots) sv.push_back(s.view);
     RefState r{std::vector<double>(p0.begin(), p0.end()), std::vector<double>(n, cfg.u.kind == OptimizerKind::adagrad ? 0.1 : 0.0),
-               std::vector<double>(n, 0.0), std::vector<double>(n, 0.0)};
+               std::vector<double>(n, 0.0), std::vector<double>(n, 0.0), std::vector<double>(n, 0.0)};
     double u_product = 1.0;
     for (int step = 0; step < 4; ++step) {
       const auto g = random_vector(n, -1, 1, 100 + std::uint32_t(step));
@@ -719,6 +728,7 @@ TEST_P(BackendOps, FusedOptimizerUpdates) {
       u.nadam_m_coef = float(ut1 / (1 - upt1));
       u.nadam_g_coef = float((1 - ut) / (1 - upt));
       u.nadam_v_coef = float(1 / (1 - std::pow(b2, t)));
+      if (u.ema) u.ema_momentum = step == 0 ? 0.f : cfg.u.ema_momentum;  // as the optimizer passes it
       be().optimizer_update(u, p.view, gt.view, sv);
       for (std::size_t i = 0; i < n; ++i) {
         double& w = r.p[i];
@@ -772,10 +782,24 @@ TEST_P(BackendOps, FusedOptimizerUpdates) {
             break;
           }
         }
+        if (u.ema) r.average[i] = u.ema_momentum * r.average[i] + (1 - double(u.ema_momentum)) * w;
       }
       u_product = upt;
     }
     expect_close(p.read(), r.p, 1e-5, 1e-4, "parameters after 4 steps");
+    if (cfg.u.ema) expect_close(slots.back().read(), r.average, 1e-5, 1e-4, "moving averages after 4 steps");
+  }
+}
+
+TEST_P(BackendOps, OptimizerUpdateCountsTheMovingAverageSlot) {
+  OptimizerUpdate u{.kind = OptimizerKind::adam, .learning_rate = 0.01f, .ema = true};
+  DeviceTensor p(be(), Shape{3}), g(be(), Shape{3}), m(be(), Shape{3}), v(be(), Shape{3});
+  const std::vector<TensorView> rule_slots_only = {m.view, v.view};
+  try {
+    be().optimizer_update(u, p.view, g.view, rule_slots_only);
+    FAIL() << "expected an error";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("expected 3 slots, got 2"), std::string::npos) << e.what();
   }
 }
 

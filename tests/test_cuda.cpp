@@ -289,6 +289,8 @@ std::vector<OpCase> op_cases() {
                          {.kind = OptimizerKind::rmsprop, .learning_rate = 0.01f, .momentum = 0.5f, .centered = true},
                          {.kind = OptimizerKind::adagrad, .learning_rate = 0.1f},
                          {.kind = OptimizerKind::nadam, .learning_rate = 0.01f, .nadam_m_coef = 0.5f, .nadam_g_coef = 0.2f, .nadam_v_coef = 1.5f},
+                         {.kind = OptimizerKind::rmsprop, .learning_rate = 0.01f, .momentum = 0.5f, .centered = true, .ema = true, .ema_momentum = 0.7f},
+                         {.kind = OptimizerKind::sgd, .learning_rate = 0.1f, .ema = true, .ema_momentum = 0.9f},
                      };
                      for (const auto& u : updates) {
                        auto p = tensor(b, {50}, -1.f, 1.f, 120);
@@ -297,7 +299,7 @@ std::vector<OpCase> op_cases() {
                                            : u.kind == OptimizerKind::adam ? (u.amsgrad ? 3 : 2)
                                            : u.kind == OptimizerKind::rmsprop ? 3
                                            : u.kind == OptimizerKind::adagrad ? 1 : 2;
-                       for (int s = 0; s < n_slots; ++s) slots.emplace_back(b, Shape{50});
+                       for (int s = 0; s < n_slots + (u.ema ? 1 : 0); ++s) slots.emplace_back(b, Shape{50});
                        std::vector<TensorView> views;
                        for (auto& s : slots) views.push_back(s.view);
                        for (int step = 0; step < 3; ++step) {
@@ -305,6 +307,7 @@ std::vector<OpCase> op_cases() {
                          b.optimizer_update(u, p.view, g.view, views);
                        }
                        outs.push_back(p.read());
+                       if (u.ema) outs.push_back(slots.back().read());
                      }
                      return outs;
                    }});

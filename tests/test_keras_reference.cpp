@@ -59,7 +59,13 @@ TEST_P(KerasReference, SameHistoryWeightsAndEvaluation) {
   }
   const Array x = to_array(fixture["x"], false);
 
-  const History h = model.fit(x, y, {.epochs = 3, .batch_size = 5, .verbose = 0, .shuffle = false});
+  FitOptions fit_options{.epochs = 3, .batch_size = 5, .verbose = 0, .shuffle = false};
+  if (c.contains("swap_ema_weights")) {  // validation on the training data, with the moving averages swapped in
+    fit_options.validation_data = ValidationData{{x}, {y}};
+    fit_options.callbacks.push_back(std::make_shared<SwapEMAWeights>(c["swap_ema_weights"]["swap_on_epoch"].get<bool>()));
+  }
+  const History h = model.fit(x, y, fit_options);
+  EXPECT_EQ(h.history.size(), c["history"].size());
   for (const auto& [key, values] : c["history"].items()) {
     ASSERT_TRUE(h.history.count(key)) << key;
     for (std::size_t e = 0; e < values.size(); ++e)
@@ -72,6 +78,24 @@ TEST_P(KerasReference, SameHistoryWeightsAndEvaluation) {
     ASSERT_EQ(got.size(), expected.size());
     for (std::size_t j = 0; j < got.size(); ++j) EXPECT_NEAR(got[j], expected[j], 2e-5 * (1 + std::abs(expected[j]))) << "weight " << i << "[" << j << "]";
   }
+  if (c.contains("optimizer_variables")) {
+    // The state as Keras lists optimizer.variables: the same values in the same order, each name ending as
+    // Keras's (the weight paths differ: Keras numbers its layers per process).
+    const auto state = model.optimizer()->keras_state(model.trainable_weights());
+    const Json& want = c["optimizer_variables"];
+    ASSERT_EQ(state.size(), want.size());
+    for (std::size_t i = 0; i < state.size(); ++i) {
+      const std::string path = want[i]["path"].get<std::string>();
+      const std::string name = path.substr(path.find('/') + 1);  // after the optimizer's own name
+      const std::string slot = name.substr(name.find_last_of('_') + 1);
+      EXPECT_TRUE(state[i].name.ends_with(slot)) << state[i].name << " vs " << path;
+      ASSERT_EQ(state[i].values.size(), want[i]["values"].size()) << path;
+      for (std::size_t j = 0; j < state[i].values.size(); ++j) {
+        const double expected = want[i]["values"][j].get<double>();
+        EXPECT_NEAR(state[i].values[j], expected, 2e-5 * (1 + std::abs(expected))) << path << "[" << j << "]";
+      }
+    }
+  }
   const Logs evaluation = model.evaluate(x, y, {.batch_size = 7, .verbose = 0});
   for (const auto& [key, value] : c["evaluate"].items()) {
     ASSERT_TRUE(evaluation.count(key)) << key;
@@ -79,7 +103,9 @@ TEST_P(KerasReference, SameHistoryWeightsAndEvaluation) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Cases, KerasReference, ::testing::Range(0, 6), [](const auto& info) {
+TEST(KerasReference, EveryRecordedCaseRuns) { EXPECT_EQ(load_fixture()["cases"].size(), 9u); }
+
+INSTANTIATE_TEST_SUITE_P(Cases, KerasReference, ::testing::Range(0, 9), [](const auto& info) {
   static const Json fixture = load_fixture();
   return fixture["cases"][std::size_t(info.param)]["name"].get<std::string>();
 });

@@ -261,5 +261,76 @@ TEST(Optimizers, ByNameAndConfig) {
   EXPECT_THROW(get_optimizer(Json{{"class_name", "Adam"}, {"config", {{"betta_1", 0.5}}}}), std::invalid_argument);
 }
 
+TEST(Optimizers, MovingAverageAndItsOverwrite) {
+  // Keras's use_ema: after each step avg = m * avg + (1 - m) * w, with m = 0 on the first step; every
+  // ema_overwrite_frequency-th step then puts avg into w.
+  const Problem problem;
+  auto opt = std::make_shared<SGD>(SGDOptions{.learning_rate = 0.1, .use_ema = true, .ema_momentum = 0.8f, .ema_overwrite_frequency = 4});
+  const auto got = problem.run(opt);
+  std::vector<double> average(12);
+  const auto want = problem.reference([&](std::vector<double>& w, const std::vector<double>& g, int step) {
+    const double m = step == 0 ? 0.0 : 0.8;
+    for (std::size_t i = 0; i < w.size(); ++i) {
+      w[i] -= 0.1 * g[i];
+      average[i] = m * average[i] + (1 - m) * w[i];
+    }
+    if ((step + 1) % 4 == 0) w = average;
+  });
+  expect_close(got, want, "SGD use_ema");
+  ASSERT_NE(opt->moving_average_of(0), nullptr);
+  const auto stored = opt->moving_average_of(0)->to_vector();
+  for (std::size_t i = 0; i < average.size(); ++i) EXPECT_NEAR(stored[i], average[i], 2e-5) << i;
+  EXPECT_EQ(opt->state_size(), 2 + 12);  // iteration, learning rate and the averages
+  opt->finalize_variable_values();
+  EXPECT_EQ(opt->variables()[0]->to_vector(), stored);
+}
+
+TEST(Optimizers, MovingAverageConfigAsKeras) {
+  auto adam = get_optimizer(Json{{"class_name", "Adam"},
+                                 {"config", {{"use_ema", true}, {"ema_momentum", 0.9}, {"ema_overwrite_frequency", 5}}}});
+  const Json c = adam->get_config();
+  EXPECT_EQ(c["use_ema"], true);
+  EXPECT_NEAR(c["ema_momentum"].get<double>(), 0.9, 1e-6);
+  EXPECT_EQ(c["ema_overwrite_frequency"], 5);
+  EXPECT_EQ(get_optimizer(Json{{"class_name", "Adam"}, {"config", c}})->get_config(), c);
+  EXPECT_EQ(Adam().get_config()["use_ema"], false);
+  EXPECT_TRUE(Adam().get_config()["ema_overwrite_frequency"].is_null());
+  auto config_error = [](Json config, const std::string& part) {
+    test::expect_error_containing([&] { (void)get_optimizer(Json{{"class_name", "SGD"}, {"config", config}}); }, part);
+  };
+  config_error({{"use_ema", true}, {"ema_momentum", 1.5}}, "ema_momentum must be in [0, 1], got 1.5");
+  config_error({{"use_ema", true}, {"ema_overwrite_frequency", 0}}, "ema_overwrite_frequency must be an integer >= 1 or null, got 0");
+  config_error({{"use_ema", true}, {"ema_overwrite_frequency", 2.5}}, "optimizer SGD: ema_overwrite_frequency must be an integer");
+  config_error({{"use_ema", "yes"}}, "optimizer SGD: use_ema must be true or false, got \"yes\"");
+  // As Keras, the EMA arguments are not checked while use_ema is off.
+  EXPECT_NO_THROW((void)get_optimizer(Json{{"class_name", "SGD"}, {"config", {{"ema_momentum", 1.5}}}}));
+}
+
+TEST(Optimizers, SwapEMAWeightsPredictsWithTheAverages) {
+  clear_session();
+  set_random_seed(3);
+  Sequential model({Input({4}), Dense(3, {.activation = "tanh"}), Dense(2)});
+  model.compile(Adam(AdamOptions{.learning_rate = 0.05, .use_ema = true, .ema_momentum = 0.5f}), "mse");
+  const Array x = Array::from_floats(test::random_vector(32, -1, 1, 5), {8, 4});
+  const Array y = Array::from_floats(test::random_vector(16, -1, 1, 6), {8, 2});
+  for (int i = 0; i < 5; ++i) (void)model.train_on_batch(x, y);  // no fit(): the weights stay the trained ones
+  const auto trained = model.get_weights();
+  const auto swap = std::make_shared<SwapEMAWeights>();
+  const Array with_averages = model.predict(x, {.verbose = 0, .callbacks = {swap}});
+  // The same prediction from the averages put in by hand; the trained weights are back after predict().
+  const auto after = model.get_weights();
+  for (std::size_t i = 0; i < trained.size(); ++i) EXPECT_EQ(after[i].to_floats(), trained[i].to_floats()) << i;
+  const Array plain = model.predict(x, {.verbose = 0});
+  EXPECT_NE(plain.to_floats(), with_averages.to_floats());
+  model.optimizer()->finalize_variable_values();
+  EXPECT_EQ(model.predict(x, {.verbose = 0}).to_floats(), with_averages.to_floats());
+
+  Sequential plain_model({Input({4}), Dense(2)});
+  plain_model.compile(Adam(), "mse");
+  (void)plain_model.train_on_batch(x, y);
+  test::expect_error_containing([&] { (void)plain_model.predict(x, {.verbose = 0, .callbacks = {swap}}); },
+                                "SwapEMAWeights: the model's Adam optimizer needs use_ema=true");
+}
+
 }  // namespace
 }  // namespace strata

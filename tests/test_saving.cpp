@@ -564,24 +564,30 @@ TEST(OptimizerState, TrainingResumesExactlyFromEveryFormat) {
   const std::string dir = ::testing::TempDir();
   const Sample s = load_sample("convnet");
   const Array targets = Array::from_floats(test::random_vector(std::size_t(s.x.rows() * 2), -1, 1, 21), {s.x.rows(), 2});
-  for (const std::string suffix : {".keras", ".h5", ".weights.h5"}) {
-    SCOPED_TRACE(suffix);
+  // With use_ema the state holds the moving averages too, which the later steps read and overwrite from.
+  const AdamOptions plain{.learning_rate = 0.01};
+  const AdamOptions averaging{.learning_rate = 0.01, .use_ema = true, .ema_momentum = 0.5f, .ema_overwrite_frequency = 4};
+  for (const auto& [suffix, options] : {std::pair{".keras", plain}, std::pair{".h5", plain}, std::pair{".weights.h5", plain},
+                                        std::pair{".keras", averaging}, std::pair{".h5", averaging},
+                                        std::pair{".weights.h5", averaging}}) {
+    SCOPED_TRACE(std::string(suffix) + (options.use_ema ? " use_ema" : ""));
     set_random_seed(15);
     auto original = build("convnet");
-    original->compile(Adam(AdamOptions{.learning_rate = 0.01}), "mse");
+    original->compile(Adam(options), "mse");
     for (int i = 0; i < 3; ++i) (void)original->train_on_batch(s.x, targets);
     const std::string path = dir + "resume" + suffix;
-    if (suffix == ".weights.h5") original->save_weights(path);
+    if (suffix == std::string(".weights.h5")) original->save_weights(path);
     else original->save(path);
     std::unique_ptr<Model> resumed;
-    if (suffix == ".weights.h5") {
+    if (suffix == std::string(".weights.h5")) {
       resumed = build("convnet");
-      resumed->compile(Adam(AdamOptions{.learning_rate = 0.01}), "mse");
+      resumed->compile(Adam(options), "mse");
       resumed->load_weights(path);
     } else {
       resumed = load_model(path);
     }
     EXPECT_EQ(resumed->optimizer()->iterations(), 3);
+    EXPECT_EQ(resumed->optimizer()->moving_average().use_ema, options.use_ema);
     for (int i = 0; i < 2; ++i) {
       (void)original->train_on_batch(s.x, targets);
       (void)resumed->train_on_batch(s.x, targets);

@@ -217,7 +217,8 @@ void CpuBackend::optimizer_update(const OptimizerUpdate& u, const TensorView& pa
   float* __restrict s0 = needed > 0 ? slots[0].as<float>() : nullptr;
   float* __restrict s1 = needed > 1 ? slots[1].as<float>() : nullptr;
   float* __restrict s2 = needed > 2 ? slots[2].as<float>() : nullptr;
-  const float lr = u.learning_rate, decay = u.weight_decay * u.learning_rate;
+  float* __restrict average = u.ema ? slots[needed].as<float>() : nullptr;
+  const float lr = u.learning_rate, decay = u.weight_decay * u.learning_rate, ema = u.ema_momentum;
   // One simple loop per rule (the choice made once, outside), so that each vectorises: the rules capture
   // the pointers and coefficients by value, which leaves the compiler free to keep them in registers.
   auto run = [&](auto rule) {
@@ -225,6 +226,8 @@ void CpuBackend::optimizer_update(const OptimizerUpdate& u, const TensorView& pa
       if (decay != 0.f)
         for (std::int64_t i = begin; i < end; ++i) p[i] -= p[i] * decay;
       for (std::int64_t i = begin; i < end; ++i) rule(i);
+      if (average)
+        for (std::int64_t i = begin; i < end; ++i) average[i] = ema * average[i] + (1.f - ema) * p[i];
     });
   };
   const float momentum = u.momentum, eps = u.epsilon, rho = u.rho;

@@ -679,9 +679,10 @@ class DeviceBackend : public Backend {
     float* s0 = needed > 0 ? slots[0].as<float>() : nullptr;
     float* s1 = needed > 1 ? slots[1].as<float>() : nullptr;
     float* s2 = needed > 2 ? slots[2].as<float>() : nullptr;
+    float* average = u.ema ? slots[needed].as<float>() : nullptr;
     const float lr = u.learning_rate, decay = u.weight_decay * u.learning_rate, momentum = u.momentum, eps = u.epsilon,
                 rho = u.rho, b1 = 1.f - u.beta_1, b2 = 1.f - u.beta_2, alpha = u.adam_alpha, m_coef = u.nadam_m_coef,
-                g_coef = u.nadam_g_coef, v_coef = u.nadam_v_coef;
+                g_coef = u.nadam_g_coef, v_coef = u.nadam_v_coef, ema = u.ema_momentum;
     const OptimizerKind kind = u.kind;
     const bool nesterov = u.nesterov;
     float* avg = u.centered ? (momentum > 0.f ? s2 : s1) : nullptr;
@@ -699,7 +700,7 @@ class DeviceBackend : public Backend {
             s0[i] = momentum * s0[i] - lr * gi;
             p[i] += s0[i];
           }
-          return;
+          break;
         case OptimizerKind::adam: {
           s0[i] += (gi - s0[i]) * b1;
           s1[i] += (gi * gi - s1[i]) * b2;
@@ -709,7 +710,7 @@ class DeviceBackend : public Backend {
             v = s2[i];
           }
           p[i] -= alpha * s0[i] / (sqrtf(v) + eps);
-          return;
+          break;
         }
         case OptimizerKind::rmsprop: {
           s0[i] = rho * s0[i] + (1.f - rho) * gi * gi;
@@ -724,20 +725,21 @@ class DeviceBackend : public Backend {
           } else {
             p[i] -= lr * gi / sqrtf(d + eps);
           }
-          return;
+          break;
         }
         case OptimizerKind::adagrad:
           s0[i] += gi * gi;
           p[i] -= lr * gi / sqrtf(s0[i] + eps);
-          return;
+          break;
         case OptimizerKind::nadam: {
           s0[i] += (gi - s0[i]) * b1;
           s1[i] += (gi * gi - s1[i]) * b2;
           const float m_hat = m_coef * s0[i] + g_coef * gi;
           p[i] -= lr * m_hat / (sqrtf(s1[i] * v_coef) + eps);
-          return;
+          break;
         }
       }
+      if (average) average[i] = ema * average[i] + (1.f - ema) * p[i];
     });
   }
 
