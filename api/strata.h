@@ -31,6 +31,7 @@
 #include "layers/embedding.h"
 #include "layers/layer_normalization.h"
 #include "layers/multi_head_attention.h"
+#include "layers/image_augmentation.h"
 #include "layers/noise.h"
 #include "layers/normalization.h"
 #include "layers/merging.h"

@@ -507,6 +507,16 @@ Tensor random_normal_like(const Tensor& x, float mean, float stddev, std::uint64
   return make(OpKind::random_like, std::move(a), {x});
 }
 
+Tensor random_uniform_like(const Tensor& x, float low, float high, std::uint64_t seed) {
+  if (!(low <= high)) throw std::invalid_argument(fmt::format("random_uniform_like: low {} is above high {}", low, high));
+  NodeAttrs a;
+  a.random = RandomKind::uniform;
+  a.alpha = low;
+  a.beta = high;
+  a.seed = seed;
+  return make(OpKind::random_like, std::move(a), {x});
+}
+
 Tensor in_train_phase(const Tensor& training, const Tensor& inference) {
   return make(OpKind::in_train_phase, NodeAttrs{}, {training, inference});
 }

@@ -151,6 +151,8 @@ Tensor dropout(const Tensor& x, float rate, std::uint64_t seed = 0, std::vector<
 // Normal draws of x's shape (keras.random.normal), fresh each step from (global seed, seed, step) as dropout's
 // masks. Not differentiable; wrap its use in in_train_phase for training-only noise.
 Tensor random_normal_like(const Tensor& x, float mean, float stddev, std::uint64_t seed);
+// Uniform draws in [low, high) of x's shape (keras.random.uniform), drawn as random_normal_like.
+Tensor random_uniform_like(const Tensor& x, float low, float high, std::uint64_t seed);
 // `training` while training, `inference` otherwise.
 Tensor in_train_phase(const Tensor& training, const Tensor& inference);
 // After each training step, `variable` takes `value` (moving statistics, counters).

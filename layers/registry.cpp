@@ -22,6 +22,7 @@
 #include "layers/input_layer.h"
 #include "layers/embedding.h"
 #include "layers/layer_normalization.h"
+#include "layers/image_augmentation.h"
 #include "layers/multi_head_attention.h"
 #include "layers/noise.h"
 #include "layers/normalization.h"
@@ -50,6 +51,8 @@ const std::map<std::string, Factory>& factories() {
       {"Reshape", &Reshape::from_config},       {"Permute", &Permute::from_config},
       {"RepeatVector", &RepeatVector::from_config}, {"Identity", &Identity::from_config},
       {"GaussianNoise", &GaussianNoise::from_config}, {"GaussianDropout", &GaussianDropout::from_config},
+      {"RandomFlip", &RandomFlip::from_config}, {"RandomContrast", &RandomContrast::from_config},
+      {"RandomBrightness", &RandomBrightness::from_config},
       {"Conv1D", &Conv1D::from_config},         {"Conv2D", &Conv2D::from_config},
       {"MaxPooling1D", &MaxPooling1D::from_config}, {"MaxPooling2D", &MaxPooling2D::from_config},
       {"AveragePooling1D", &AveragePooling1D::from_config}, {"AveragePooling2D", &AveragePooling2D::from_config},

@@ -1,0 +1,190 @@
+#include "layers/image_augmentation.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <stdexcept>
+
+#include "graph/ops.h"
+
+namespace strata {
+
+namespace {
+
+AugmentationOptions options_from_config(const Json& c) {
+  return AugmentationOptions{.seed = config::seed(c), .name = config::name(c), .trainable = config::trainable(c)};
+}
+
+// Keras's _set_factor for a layer whose factors lie within `bounds`: a number f gives (max(-|f|, lower bound),
+// |f|); a pair is sorted after checking that it overlaps the bounds.
+std::array<float, 2> factor_pair(float f, std::array<float, 2> bounds, const std::string& where) {
+  if (!(f >= bounds[0] && f <= bounds[1]))
+    throw std::invalid_argument(fmt::format("{}: factor must be a number in [{}, {}] or a pair, got {}", where, bounds[0], bounds[1], f));
+  f = std::abs(f);
+  return {std::max(-f, bounds[0]), f};
+}
+
+std::array<float, 2> factor_pair(std::array<float, 2> f, std::array<float, 2> bounds, const std::string& where) {
+  if (!(std::isfinite(f[0]) && std::isfinite(f[1])) || f[0] > bounds[1] || f[1] < bounds[0])
+    throw std::invalid_argument(fmt::format("{}: factor ({}, {}) must overlap [{}, {}]", where, f[0], f[1], bounds[0], bounds[1]));
+  if (f[0] > f[1]) std::swap(f[0], f[1]);
+  return f;
+}
+
+std::array<float, 2> factor_from_config(const Json& c, std::array<float, 2> bounds, const std::string& class_name) {
+  if (!c.contains("factor")) throw std::invalid_argument(fmt::format("{}: 'factor' is required", class_name));
+  const Json& f = c.at("factor");
+  if (f.is_number()) return factor_pair(f.get<float>(), bounds, class_name);
+  if (f.is_array() && f.size() == 2 && f[0].is_number() && f[1].is_number())
+    return factor_pair({f[0].get<float>(), f[1].get<float>()}, bounds, class_name);
+  throw std::invalid_argument(fmt::format("{}: factor must be a number or a list of two numbers, got {}", class_name, f.dump()));
+}
+
+std::array<float, 2> value_range_from_config(const Json& c, const std::string& class_name) {
+  if (!c.contains("value_range") || c.at("value_range").is_null()) return {0.f, 255.f};
+  const Json& v = c.at("value_range");
+  if (!(v.is_array() && v.size() == 2 && v[0].is_number() && v[1].is_number()))
+    throw std::invalid_argument(fmt::format("{}: value_range must be a list of two numbers, got {}", class_name, v.dump()));
+  return {v[0].get<float>(), v[1].get<float>()};
+}
+
+void check_images(const Tensor& x, const std::string& class_name, const std::string& name) {
+  if (x.rank() != 4)
+    throw std::invalid_argument(fmt::format("{} '{}' expects images (batch, height, width, channels), got {}", class_name, name,
+                                            x.shape().to_string()));
+}
+
+// One value per image, shaped (batch, 1, 1, 1) to broadcast over it.
+Tensor per_image(const Tensor& x) { return ops::slice(x, {0, 0, 0, 0}, {-1, 1, 1, 1}); }
+
+// Keras's config stores the seed as given (null when unset).
+Json seed_json(const std::optional<std::uint64_t>& seed) { return seed ? Json(*seed) : Json(nullptr); }
+
+}  // namespace
+
+RandomFlip::RandomFlip(std::string mode, AugmentationOptions options)
+    : LayerBase(options.name, "random_flip", options.trainable), mode_(std::move(mode)), user_seed_(options.seed),
+      seed_(options.seed ? *options.seed : next_random_seed()) {
+  if (mode_ != "horizontal" && mode_ != "vertical" && mode_ != "horizontal_and_vertical")
+    throw std::invalid_argument(fmt::format("RandomFlip '{}': mode must be 'horizontal', 'vertical' or 'horizontal_and_vertical', got '{}'",
+                                            name(), mode_));
+}
+
+void RandomFlip::build(const Shape& input_shape) {
+  if (input_shape.rank() != 4)
+    throw std::invalid_argument(fmt::format("expects images (batch, height, width, channels), got {}", input_shape.to_string()));
+  auto reversed = [&](int axis, const char* what) {
+    const std::int64_t n = input_shape[axis];
+    if (n <= 0) throw std::invalid_argument(fmt::format("needs a known {}, got {}", what, input_shape.to_string()));
+    std::vector<float> indices(static_cast<std::size_t>(n));
+    std::iota(indices.rbegin(), indices.rend(), 0.f);
+    auto v = std::make_shared<Variable>(fmt::format("{}/reversed_{}", name(), what), Shape{n}, DType::float32, false);
+    v->assign(indices);
+    return v;
+  };
+  if (mode_ != "vertical") reversed_columns_ = reversed(2, "width");
+  if (mode_ != "horizontal") reversed_rows_ = reversed(1, "height");
+}
+
+Tensor RandomFlip::call(const Tensor& x) {
+  check_images(x, class_name(), name());
+  Tensor flipped = x;
+  if (reversed_columns_) flipped = ops::take(flipped, ops::cast(ops::variable(reversed_columns_, x), DType::int32), 2);
+  if (reversed_rows_) flipped = ops::take(flipped, ops::cast(ops::variable(reversed_rows_, x), DType::int32), 1);
+  // m * flipped + (1 - m) * x with m in {0, 1} gives exactly one or the other.
+  const Tensor m = ops::less_equal(ops::random_uniform_like(per_image(x), 0.f, 1.f, seed_), 0.5f);
+  const Tensor chosen = ops::add(ops::multiply(flipped, m), ops::multiply(x, ops::subtract(1.f, m)));
+  return ops::in_train_phase(chosen, x);
+}
+
+Json RandomFlip::get_config() const {
+  Json c = Layer::get_config();
+  c["data_format"] = "channels_last";
+  c["seed"] = seed_json(user_seed_);
+  c["mode"] = mode_;
+  return c;
+}
+
+LayerPtr RandomFlip::from_config(const Json& c) {
+  config::check_keys(c, "RandomFlip", {"mode", "seed", "data_format"});
+  config::require_channels_last(c, "RandomFlip");
+  std::string mode = "horizontal_and_vertical";
+  if (c.contains("mode") && !c.at("mode").is_null()) {
+    if (!c.at("mode").is_string()) throw std::invalid_argument(fmt::format("RandomFlip: mode must be a string, got {}", c.at("mode").dump()));
+    mode = c.at("mode").get<std::string>();
+  }
+  return std::make_shared<RandomFlip>(mode, options_from_config(c));
+}
+
+RandomContrast::RandomContrast(std::array<float, 2> factor, std::array<float, 2> value_range, AugmentationOptions options)
+    : LayerBase(options.name, "random_contrast", options.trainable), factor_(factor_pair(factor, {0.f, 1.f}, "RandomContrast")),
+      value_range_(value_range), user_seed_(options.seed), seed_(options.seed ? *options.seed : next_random_seed()) {
+  if (!(value_range_[0] < value_range_[1]))
+    throw std::invalid_argument(fmt::format("RandomContrast '{}': value_range must be [low, high] with low < high, got [{}, {}]", name(),
+                                            value_range_[0], value_range_[1]));
+}
+
+RandomContrast::RandomContrast(float factor, std::array<float, 2> value_range, AugmentationOptions options)
+    : RandomContrast(factor_pair(factor, {0.f, 1.f}, "RandomContrast"), value_range, std::move(options)) {}
+
+Tensor RandomContrast::call(const Tensor& x) {
+  check_images(x, class_name(), name());
+  const Tensor f = ops::random_uniform_like(per_image(x), 1.f - factor_[0], 1.f + factor_[1], seed_);
+  const Tensor mean = ops::mean(x, {1, 2}, true);
+  const Tensor adjusted = ops::add(ops::multiply(ops::subtract(x, mean), f), mean);
+  return ops::in_train_phase(ops::clip(adjusted, value_range_[0], value_range_[1]), x);
+}
+
+Json RandomContrast::get_config() const {
+  Json c = Layer::get_config();
+  c["data_format"] = "channels_last";
+  c["factor"] = factor_;
+  c["value_range"] = value_range_;
+  c["seed"] = seed_json(user_seed_);
+  return c;
+}
+
+LayerPtr RandomContrast::from_config(const Json& c) {
+  config::check_keys(c, "RandomContrast", {"factor", "value_range", "seed", "data_format"});
+  config::require_channels_last(c, "RandomContrast");
+  return std::make_shared<RandomContrast>(factor_from_config(c, {0.f, 1.f}, "RandomContrast"), value_range_from_config(c, "RandomContrast"),
+                                          options_from_config(c));
+}
+
+RandomBrightness::RandomBrightness(std::array<float, 2> factor, std::array<float, 2> value_range, AugmentationOptions options)
+    : LayerBase(options.name, "random_brightness", options.trainable), factor_(factor_pair(factor, {-1.f, 1.f}, "RandomBrightness")),
+      value_range_(value_range), user_seed_(options.seed), seed_(options.seed ? *options.seed : next_random_seed()) {
+  if (!(std::isfinite(value_range_[0]) && std::isfinite(value_range_[1])))
+    throw std::invalid_argument(fmt::format("RandomBrightness '{}': value_range must be two finite numbers", name()));
+  if (value_range_[0] > value_range_[1]) std::swap(value_range_[0], value_range_[1]);  // Keras sorts it
+}
+
+RandomBrightness::RandomBrightness(float factor, std::array<float, 2> value_range, AugmentationOptions options)
+    : RandomBrightness(factor_pair(factor, {-1.f, 1.f}, "RandomBrightness"), value_range, std::move(options)) {}
+
+Tensor RandomBrightness::call(const Tensor& x) {
+  check_images(x, class_name(), name());
+  const float width = value_range_[1] - value_range_[0];
+  const Tensor delta = ops::random_uniform_like(per_image(x), factor_[0] * width, factor_[1] * width, seed_);
+  return ops::in_train_phase(ops::clip(ops::add(x, delta), value_range_[0], value_range_[1]), x);
+}
+
+Json RandomBrightness::get_config() const {
+  Json c = Layer::get_config();
+  c["data_format"] = "channels_last";
+  c["factor"] = factor_;
+  c["value_range"] = value_range_;
+  c["seed"] = seed_json(user_seed_);
+  return c;
+}
+
+LayerPtr RandomBrightness::from_config(const Json& c) {
+  config::check_keys(c, "RandomBrightness", {"factor", "value_range", "seed", "data_format"});
+  config::require_channels_last(c, "RandomBrightness");
+  return std::make_shared<RandomBrightness>(factor_from_config(c, {-1.f, 1.f}, "RandomBrightness"),
+                                            value_range_from_config(c, "RandomBrightness"), options_from_config(c));
+}
+
+}  // namespace strata
