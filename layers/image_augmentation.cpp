@@ -118,9 +118,27 @@ LayerPtr RandomFlip::from_config(const Json& c) {
   return std::make_shared<RandomFlip>(mode, options_from_config(c));
 }
 
+FactorAugmentation::FactorAugmentation(const AugmentationOptions& options, const char* prefix, std::array<float, 2> factor,
+                                       std::array<float, 2> value_range)
+    : Layer(options.name, prefix, options.trainable), factor_(factor), value_range_(value_range), user_seed_(options.seed),
+      seed_(options.seed ? *options.seed : next_random_seed()) {}
+
+Tensor FactorAugmentation::draw_per_image(const Tensor& x, float low, float high) const {
+  check_images(x, class_name(), name());
+  return ops::random_uniform_like(per_image(x), low, high, seed_);
+}
+
+Json FactorAugmentation::get_config() const {
+  Json c = Layer::get_config();
+  c["data_format"] = "channels_last";
+  c["factor"] = factor_;
+  c["value_range"] = value_range_;
+  c["seed"] = seed_json(user_seed_);
+  return c;
+}
+
 RandomContrast::RandomContrast(std::array<float, 2> factor, std::array<float, 2> value_range, AugmentationOptions options)
-    : LayerBase(options.name, "random_contrast", options.trainable), factor_(factor_pair(factor, {0.f, 1.f}, "RandomContrast")),
-      value_range_(value_range), user_seed_(options.seed), seed_(options.seed ? *options.seed : next_random_seed()) {
+    : FactorAugmentation(options, "random_contrast", factor_pair(factor, {0.f, 1.f}, "RandomContrast"), value_range) {
   if (!(value_range_[0] < value_range_[1]))
     throw std::invalid_argument(fmt::format("RandomContrast '{}': value_range must be [low, high] with low < high, got [{}, {}]", name(),
                                             value_range_[0], value_range_[1]));
@@ -130,20 +148,10 @@ RandomContrast::RandomContrast(float factor, std::array<float, 2> value_range, A
     : RandomContrast(factor_pair(factor, {0.f, 1.f}, "RandomContrast"), value_range, std::move(options)) {}
 
 Tensor RandomContrast::call(const Tensor& x) {
-  check_images(x, class_name(), name());
-  const Tensor f = ops::random_uniform_like(per_image(x), 1.f - factor_[0], 1.f + factor_[1], seed_);
+  const Tensor f = draw_per_image(x, 1.f - factor_[0], 1.f + factor_[1]);
   const Tensor mean = ops::mean(x, {1, 2}, true);
   const Tensor adjusted = ops::add(ops::multiply(ops::subtract(x, mean), f), mean);
   return ops::in_train_phase(ops::clip(adjusted, value_range_[0], value_range_[1]), x);
-}
-
-Json RandomContrast::get_config() const {
-  Json c = Layer::get_config();
-  c["data_format"] = "channels_last";
-  c["factor"] = factor_;
-  c["value_range"] = value_range_;
-  c["seed"] = seed_json(user_seed_);
-  return c;
 }
 
 LayerPtr RandomContrast::from_config(const Json& c) {
@@ -154,8 +162,7 @@ LayerPtr RandomContrast::from_config(const Json& c) {
 }
 
 RandomBrightness::RandomBrightness(std::array<float, 2> factor, std::array<float, 2> value_range, AugmentationOptions options)
-    : LayerBase(options.name, "random_brightness", options.trainable), factor_(factor_pair(factor, {-1.f, 1.f}, "RandomBrightness")),
-      value_range_(value_range), user_seed_(options.seed), seed_(options.seed ? *options.seed : next_random_seed()) {
+    : FactorAugmentation(options, "random_brightness", factor_pair(factor, {-1.f, 1.f}, "RandomBrightness"), value_range) {
   if (!(std::isfinite(value_range_[0]) && std::isfinite(value_range_[1])))
     throw std::invalid_argument(fmt::format("RandomBrightness '{}': value_range must be two finite numbers", name()));
   if (value_range_[0] > value_range_[1]) std::swap(value_range_[0], value_range_[1]);  // Keras sorts it
@@ -165,19 +172,9 @@ RandomBrightness::RandomBrightness(float factor, std::array<float, 2> value_rang
     : RandomBrightness(factor_pair(factor, {-1.f, 1.f}, "RandomBrightness"), value_range, std::move(options)) {}
 
 Tensor RandomBrightness::call(const Tensor& x) {
-  check_images(x, class_name(), name());
   const float width = value_range_[1] - value_range_[0];
-  const Tensor delta = ops::random_uniform_like(per_image(x), factor_[0] * width, factor_[1] * width, seed_);
+  const Tensor delta = draw_per_image(x, factor_[0] * width, factor_[1] * width);
   return ops::in_train_phase(ops::clip(ops::add(x, delta), value_range_[0], value_range_[1]), x);
-}
-
-Json RandomBrightness::get_config() const {
-  Json c = Layer::get_config();
-  c["data_format"] = "channels_last";
-  c["factor"] = factor_;
-  c["value_range"] = value_range_;
-  c["seed"] = seed_json(user_seed_);
-  return c;
 }
 
 LayerPtr RandomBrightness::from_config(const Json& c) {

@@ -37,44 +37,53 @@ class RandomFlip : public LayerBase<RandomFlip> {
   VariablePtr reversed_rows_, reversed_columns_;  // the indices n-1 .. 0 of each flipped axis
 };
 
-// (x - mean) * f + mean per image and channel (the mean over height and width), f uniform in
-// [1 - lower, 1 + upper], clipped to value_range. A single factor f means lower 0 and upper f, as Keras.
-class RandomContrast : public LayerBase<RandomContrast> {
+// What RandomContrast and RandomBrightness share: a factor range, a value range and a seed, in Keras's
+// config keys.
+class FactorAugmentation : public Layer {
  public:
-  explicit RandomContrast(std::array<float, 2> factor, std::array<float, 2> value_range = {0.f, 255.f},
-                          AugmentationOptions options = {});
-  explicit RandomContrast(float factor, std::array<float, 2> value_range = {0.f, 255.f}, AugmentationOptions options = {});
-  std::string class_name() const override { return "RandomContrast"; }
   Json get_config() const override;
-  static LayerPtr from_config(const Json& config);
+  const std::array<float, 2>& factor() const { return factor_; }
+  const std::array<float, 2>& value_range() const { return value_range_; }
 
  protected:
-  Tensor call(const Tensor& inputs) override;
+  FactorAugmentation(const AugmentationOptions& options, const char* prefix, std::array<float, 2> factor,
+                     std::array<float, 2> value_range);
+  // One uniform draw per image in [low, high), shaped (batch, 1, 1, 1); throws unless x holds images.
+  Tensor draw_per_image(const Tensor& x, float low, float high) const;
 
- private:
   std::array<float, 2> factor_, value_range_;
   std::optional<std::uint64_t> user_seed_;
   std::uint64_t seed_;
 };
 
+// (x - mean) * f + mean per image and channel (the mean over height and width), f uniform in
+// [1 - lower, 1 + upper], clipped to value_range. A single factor f means lower 0 and upper f, as Keras.
+class RandomContrast : public FactorAugmentation {
+ public:
+  explicit RandomContrast(std::array<float, 2> factor, std::array<float, 2> value_range = {0.f, 255.f},
+                          AugmentationOptions options = {});
+  explicit RandomContrast(float factor, std::array<float, 2> value_range = {0.f, 255.f}, AugmentationOptions options = {});
+  std::string class_name() const override { return "RandomContrast"; }
+  static LayerPtr from_config(const Json& config);
+
+ protected:
+  Tensor call(const Tensor& inputs) override;
+  std::shared_ptr<Layer> move_to_heap() override { return std::make_shared<RandomContrast>(std::move(*this)); }
+};
+
 // x + d per image, d uniform in [lower, upper] times the width of value_range, clipped to value_range. A
 // single factor f means [-f, f], as Keras.
-class RandomBrightness : public LayerBase<RandomBrightness> {
+class RandomBrightness : public FactorAugmentation {
  public:
   explicit RandomBrightness(std::array<float, 2> factor, std::array<float, 2> value_range = {0.f, 255.f},
                             AugmentationOptions options = {});
   explicit RandomBrightness(float factor, std::array<float, 2> value_range = {0.f, 255.f}, AugmentationOptions options = {});
   std::string class_name() const override { return "RandomBrightness"; }
-  Json get_config() const override;
   static LayerPtr from_config(const Json& config);
 
  protected:
   Tensor call(const Tensor& inputs) override;
-
- private:
-  std::array<float, 2> factor_, value_range_;
-  std::optional<std::uint64_t> user_seed_;
-  std::uint64_t seed_;
+  std::shared_ptr<Layer> move_to_heap() override { return std::make_shared<RandomBrightness>(std::move(*this)); }
 };
 
 }  // namespace strata

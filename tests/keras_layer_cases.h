@@ -29,6 +29,22 @@ inline std::vector<float> run(const std::function<Tensor(const Tensor&)>& f, con
   return p.read_output(0);
 }
 
+// Runs `layer` on x twice in training (SGD with learning rate 0); returns both outputs, so that a random
+// layer's draws can be checked and seen to change between steps.
+inline std::pair<std::vector<float>, std::vector<float>> two_training_runs(const LayerPtr& layer, const Shape& shape,
+                                                                           const std::vector<float>& x) {
+  Shape symbolic = shape;
+  symbolic[0] = -1;
+  const Tensor in = ops::placeholder(symbolic);
+  const Tensor out = layer->trace(in);
+  Program p({in}, {out}, ops::sum(out), std::make_shared<SGD>(SGDOptions{.learning_rate = 0.0}));
+  const TensorView feed{const_cast<float*>(x.data()), DType::float32, shape};
+  p.run(Mode::training, std::span(&feed, 1));
+  auto first = p.read_output(0);
+  p.run(Mode::training, std::span(&feed, 1));
+  return {first, p.read_output(0)};
+}
+
 // The same for a layer of several inputs, in inference.
 inline std::vector<float> run_multi(const LayerPtr& layer, const std::vector<Shape>& shapes, const std::vector<std::vector<float>>& data,
                                     Shape* out_shape) {

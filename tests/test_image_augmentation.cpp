@@ -15,6 +15,7 @@ namespace strata {
 namespace {
 
 using test::run;
+using test::two_training_runs;
 
 const Json& fixture() {
   static const Json f = test::load_layer_fixture("keras_image_augmentation.json");
@@ -46,19 +47,6 @@ TEST_P(KerasImageAugmentationReference, SameConfigAndInferenceOutputAsKeras) {
 INSTANTIATE_TEST_SUITE_P(Cases, KerasImageAugmentationReference,
                          ::testing::Range(0, int(test::load_layer_fixture("keras_image_augmentation.json")["cases"].size())));
 
-// The layer's output on x while training, and a second step's.
-std::pair<std::vector<float>, std::vector<float>> two_training_runs(const LayerPtr& layer, const Shape& shape, const std::vector<float>& x) {
-  Shape symbolic = shape;
-  symbolic[0] = -1;
-  const Tensor in = ops::placeholder(symbolic);
-  const Tensor out = layer->trace(in);
-  Program p({in}, {out}, ops::sum(out), std::make_shared<SGD>(SGDOptions{.learning_rate = 0.0}));
-  const TensorView feed{const_cast<float*>(x.data()), DType::float32, shape};
-  p.run(Mode::training, std::span(&feed, 1));
-  auto first = p.read_output(0);
-  p.run(Mode::training, std::span(&feed, 1));
-  return {first, p.read_output(0)};
-}
 
 constexpr std::int64_t kImages = 400, kH = 3, kW = 4, kC = 2;
 const Shape kShape{kImages, kH, kW, kC};

@@ -16,6 +16,7 @@ namespace {
 
 using test::expect_near_all;
 using test::run;
+using test::two_training_runs;
 
 class KerasReshapingReference : public ::testing::TestWithParam<int> {};
 
@@ -69,19 +70,6 @@ TEST(ReshapingLayers, RepeatVectorGradientSumsTheCopies) {
   }
 }
 
-// Runs `layer` twice in training on x; returns both outputs.
-std::pair<std::vector<float>, std::vector<float>> two_training_runs(const LayerPtr& layer, const Shape& shape, const std::vector<float>& x) {
-  Shape symbolic = shape;
-  symbolic[0] = -1;
-  const Tensor in = ops::placeholder(symbolic);
-  const Tensor out = layer->trace(in);
-  Program p({in}, {out}, ops::sum(out), std::make_shared<SGD>(SGDOptions{.learning_rate = 0.f}));
-  const TensorView feed{const_cast<float*>(x.data()), DType::float32, shape};
-  p.run(Mode::training, std::span(&feed, 1));
-  auto first = p.read_output(0);
-  p.run(Mode::training, std::span(&feed, 1));
-  return {first, p.read_output(0)};
-}
 
 void expect_moments(const std::vector<double>& values, double mean, double stddev, const std::string& what) {
   double m = 0, v = 0;
