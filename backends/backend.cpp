@@ -43,6 +43,8 @@ std::string_view unary_op_name(UnaryOp op) {
     case UnaryOp::leaky_relu: return "leaky_relu";
     case UnaryOp::silu: return "silu";
     case UnaryOp::hard_sigmoid: return "hard_sigmoid";
+    case UnaryOp::sin: return "sin";
+    case UnaryOp::cos: return "cos";
   }
   return "unknown";
 }

@@ -43,9 +43,10 @@ struct StridedView {
   static StridedView contiguous(const TensorView& v);
 };
 
+// cos stays last: test_cuda runs every op up to it.
 enum class UnaryOp : std::uint8_t {
   negative, abs, sign, exp, log, log1p, sqrt, rsqrt, square, reciprocal, erf,
-  relu, sigmoid, tanh, gelu, gelu_tanh, elu, selu, softplus, softsign, leaky_relu, silu, hard_sigmoid,
+  relu, sigmoid, tanh, gelu, gelu_tanh, elu, selu, softplus, softsign, leaky_relu, silu, hard_sigmoid, sin, cos,
 };
 std::string_view unary_op_name(UnaryOp op);
 // Whether unary_backward needs the forward output y (otherwise it reads only x).

@@ -224,6 +224,8 @@ Tensor rsqrt(const Tensor& x) { return detail::unary(UnaryOp::rsqrt, x); }
 Tensor square(const Tensor& x) { return detail::unary(UnaryOp::square, x); }
 Tensor reciprocal(const Tensor& x) { return detail::unary(UnaryOp::reciprocal, x); }
 Tensor erf(const Tensor& x) { return detail::unary(UnaryOp::erf, x); }
+Tensor sin(const Tensor& x) { return detail::unary(UnaryOp::sin, x); }
+Tensor cos(const Tensor& x) { return detail::unary(UnaryOp::cos, x); }
 
 Tensor relu(const Tensor& x) { return detail::unary(UnaryOp::relu, x); }
 Tensor relu6(const Tensor& x) { return minimum(relu(x), 6.f); }

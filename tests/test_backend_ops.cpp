@@ -105,6 +105,8 @@ double ref_unary(UnaryOp op, double x, double alpha) {
     case UnaryOp::leaky_relu: return x > 0 ? x : alpha * x;
     case UnaryOp::silu: return x / (1 + std::exp(-x));
     case UnaryOp::hard_sigmoid: return std::clamp(x / 6 + 0.5, 0.0, 1.0);
+    case UnaryOp::sin: return std::sin(x);
+    case UnaryOp::cos: return std::cos(x);
   }
   return 0;
 }
@@ -113,7 +115,8 @@ const UnaryOp kAllUnary[] = {
     UnaryOp::negative, UnaryOp::abs,  UnaryOp::sign,    UnaryOp::exp,        UnaryOp::log,      UnaryOp::log1p,
     UnaryOp::sqrt,     UnaryOp::rsqrt, UnaryOp::square, UnaryOp::reciprocal, UnaryOp::erf,      UnaryOp::relu,
     UnaryOp::sigmoid,  UnaryOp::tanh, UnaryOp::gelu,    UnaryOp::gelu_tanh,  UnaryOp::elu,      UnaryOp::selu,
-    UnaryOp::softplus, UnaryOp::softsign, UnaryOp::leaky_relu, UnaryOp::silu, UnaryOp::hard_sigmoid};
+    UnaryOp::softplus, UnaryOp::softsign, UnaryOp::leaky_relu, UnaryOp::silu, UnaryOp::hard_sigmoid,
+    UnaryOp::sin,      UnaryOp::cos};
 
 bool needs_positive(UnaryOp op) {
   return op == UnaryOp::log || op == UnaryOp::sqrt || op == UnaryOp::rsqrt || op == UnaryOp::log1p ||

@@ -7,6 +7,7 @@
 #include <functional>
 
 #include "graph/autodiff.h"
+#include "graph/image_ops.h"
 #include "graph/ops.h"
 #include "graph/program.h"
 #include "layers/attention.h"
@@ -113,7 +114,7 @@ TEST(Gradients, UnaryActivations) {
       {"negative", ops::negative}, {"exp", ops::exp},       {"erf", ops::erf},         {"square", ops::square},
       {"sigmoid", ops::sigmoid},   {"tanh", ops::tanh},     {"selu", ops::selu},       {"softplus", ops::softplus},
       {"softsign", ops::softsign}, {"silu", ops::silu},     {"hard_sigmoid", ops::hard_sigmoid},
-      {"relu", ops::relu},         {"abs", ops::abs}};
+      {"relu", ops::relu},         {"abs", ops::abs},       {"sin", ops::sin},         {"cos", ops::cos}};
   for (auto [name, fn] : smooth) {
     SCOPED_TRACE(name);
     check_gradients({away({-1, 5}, 1)}, {}, [fn](auto& x, auto&) { return fn(x[0]); });
@@ -211,6 +212,25 @@ TEST(Gradients, GatherAndCast) {
   clear_session();
   const Tensor x = ops::placeholder({-1, 5});
   EXPECT_FALSE(gradients(ops::sum(ops::stop_gradient(ops::square(x))), {x})[0].valid());
+}
+
+TEST(Gradients, AffineTransform) {
+  // Linear in the images: the gradient is the sampling transposed (gather's scatter-add), including the
+  // pixels that several samples read (reflected, wrapped, or a zoom in).
+  const std::array<float, 8> transform{0.7f, -0.3f, 1.2f, 0.4f, 0.8f, -1.7f, 0.f, 0.f};
+  auto transform_in = [transform](const Tensor& like) {
+    std::vector<Tensor> parts;
+    for (float v : transform) parts.push_back(ops::constant(v, like, Shape{1, 1}));
+    return ops::concatenate(parts, 1);
+  };
+  std::uint32_t seed = 90;
+  for (const auto& [interpolation, fill_mode] : {std::pair{"bilinear", "reflect"}, {"bilinear", "constant"}, {"bilinear", "mirror"},
+                                                 {"nearest", "wrap"}, {"nearest", "nearest"}}) {
+    SCOPED_TRACE(std::string(interpolation) + " " + fill_mode);
+    check_gradients({rnd({-1, 4, 5, 2}, ++seed)}, {}, [&](auto& x, auto&) {
+      return ops::image::affine_transform(x[0], transform_in(x[0]), interpolation, fill_mode, 0.5f);
+    });
+  }
 }
 
 TEST(Gradients, ConvolutionAndPooling) {

@@ -3,9 +3,15 @@
 // against the transformation written out here, and a classifier with the three in front saved by Keras.
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <cmath>
+#include <optional>
+#include <tuple>
 
 #include "api/strata.h"
+#include "graph/image_ops.h"
 #include "graph/program.h"
 #include "keras_layer_cases.h"
 #include "keras_model_cases.h"
@@ -156,6 +162,156 @@ TEST(ImageAugmentation, Errors) {
   test::expect_error_containing([] { layer_from_config("RandomFlip", Json{{"data_format", "channels_first"}}); }, "channels_first");
   test::expect_error_containing([] { Sequential({Input({4, 5}), RandomFlip()}); }, "expects images (batch, height, width, channels), got (None, 4, 5)");
   test::expect_error_containing([] { Sequential({Input({4}), RandomBrightness(0.1f)}); }, "expects images (batch, height, width, channels), got (None, 4)");
+}
+
+// ---- ops::image::affine_transform ----
+
+// Runs affine_transform on images (batch symbolic) and a transform of shape `transform_shape` fed beside them.
+std::vector<float> run_affine_transform(const Shape& shape, const std::vector<float>& images, const Shape& transform_shape,
+                                        const std::vector<float>& transform, const std::string& interpolation,
+                                        const std::string& fill_mode, float fill_value) {
+  clear_session();
+  Shape symbolic = shape;
+  symbolic[0] = -1;
+  const Tensor in = ops::placeholder(symbolic, DType::float32, "images");
+  const Tensor t = ops::placeholder(transform_shape, DType::float32, "transform");
+  Program p({in, t}, {ops::image::affine_transform(in, t, interpolation, fill_mode, fill_value)});
+  const std::vector<TensorView> feeds{{const_cast<float*>(images.data()), DType::float32, shape},
+                                      {const_cast<float*>(transform.data()), DType::float32, transform_shape}};
+  p.run(Mode::inference, feeds);
+  EXPECT_EQ(p.output_shape(0), shape);
+  return p.read_output(0);
+}
+
+class KerasAffineTransform : public ::testing::TestWithParam<int> {};
+
+TEST_P(KerasAffineTransform, ResamplesAsKeras) {
+  static const Json cases = test::load_layer_fixture("keras_affine_transform.json")["cases"];
+  const Json& c = cases[std::size_t(GetParam())];
+  const std::string interpolation = c["interpolation"], fill_mode = c["fill_mode"];
+  SCOPED_TRACE(interpolation + " " + fill_mode);
+  const Shape shape(c["shape"].get<std::vector<std::int64_t>>());
+  const auto y = run_affine_transform(shape, c["images"].get<std::vector<float>>(), Shape{shape[0], 8},
+                                      c["transform"].get<std::vector<float>>(), interpolation, fill_mode, c["fill_value"].get<float>());
+  test::expect_near_all(y, test::doubles(c["y"]), 1e-5, "affine_transform");
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, KerasAffineTransform,
+                         ::testing::Range(0, int(test::load_layer_fixture("keras_affine_transform.json")["cases"].size())));
+
+// The sample at one integer index along an axis of `size` pixels under fill_mode, written as the pattern
+// each mode repeats (-1 for a constant fill outside the image).
+std::int64_t reference_index(std::int64_t i, std::int64_t size, const std::string& fill_mode) {
+  auto positive_mod = [](std::int64_t a, std::int64_t m) { return ((a % m) + m) % m; };
+  if (fill_mode == "constant") return i >= 0 && i < size ? i : -1;
+  if (fill_mode == "nearest") return std::clamp<std::int64_t>(i, 0, size - 1);
+  if (fill_mode == "wrap") return positive_mod(i, size);
+  if (fill_mode == "reflect") {  // period 2n: 0 .. n-1 then n-1 .. 0
+    const std::int64_t m = positive_mod(i, 2 * size);
+    return m < size ? m : 2 * size - 1 - m;
+  }
+  if (size == 1) return 0;  // mirror: period 2(n-1): 0 .. n-1 then n-2 .. 1
+  const std::int64_t m = positive_mod(i, 2 * (size - 1));
+  return m < size ? m : 2 * (size - 1) - m;
+}
+
+// keras.ops.image.affine_transform in double with loops; nullopt where a nearest sample lies within 1e-3 of
+// a rounding tie, which float coordinates may break either way.
+std::vector<std::optional<double>> reference_affine_transform(const Shape& shape, const std::vector<float>& images,
+                                                              const std::vector<float>& transform, bool one_transform,
+                                                              const std::string& interpolation, const std::string& fill_mode,
+                                                              double fill_value) {
+  const std::int64_t n = shape[0], h = shape[1], w = shape[2], ch = shape[3];
+  std::vector<std::optional<double>> out(std::size_t(shape.numel()));
+  for (std::int64_t b = 0; b < n; ++b) {
+    const float* t = transform.data() + (one_transform ? 0 : 8 * b);
+    for (std::int64_t y = 0; y < h; ++y)
+      for (std::int64_t x = 0; x < w; ++x) {
+        const double k = double(t[6]) * x + double(t[7]) * y + 1;
+        const double sx = (double(t[0]) * x + double(t[1]) * y + t[2]) / k, sy = (double(t[3]) * x + double(t[4]) * y + t[5]) / k;
+        std::vector<std::tuple<std::int64_t, std::int64_t, double>> taps;  // (row, column, weight)
+        if (interpolation == "nearest") {
+          auto near_tie = [](double v) { return std::abs(std::abs(v - std::trunc(v)) - 0.5) < 1e-3; };
+          if (near_tie(sx) || near_tie(sy)) continue;
+          taps.emplace_back(std::llround(sy), std::llround(sx), 1.0);
+        } else {
+          const double fy = std::floor(sy), fx = std::floor(sx), dy = sy - fy, dx = sx - fx;
+          for (int i = 0; i < 2; ++i)
+            for (int j = 0; j < 2; ++j)
+              taps.emplace_back(std::int64_t(fy) + i, std::int64_t(fx) + j, (i ? dy : 1 - dy) * (j ? dx : 1 - dx));
+        }
+        for (std::int64_t c = 0; c < ch; ++c) {
+          double v = 0;
+          for (const auto& [row, column, weight] : taps) {
+            const std::int64_t r = reference_index(row, h, fill_mode), q = reference_index(column, w, fill_mode);
+            v += weight * (r < 0 || q < 0 ? fill_value : double(images[std::size_t(((b * h + r) * w + q) * ch + c)]));
+          }
+          out[std::size_t(((b * h + y) * w + x) * ch + c)] = v;
+        }
+      }
+  }
+  return out;
+}
+
+TEST(AffineTransform, MatchesALoopReferenceOverShapesModesAndProjections) {
+  // Projective rows (c0, c1 != 0), one transform for all images, and images of one pixel along an axis.
+  const std::vector<Shape> shapes{{2, 7, 4, 3}, {3, 1, 5, 1}, {2, 6, 1, 2}};
+  int seed = 0;
+  for (const Shape& shape : shapes)
+    for (const bool one_transform : {false, true})
+      for (const std::string interpolation : {"bilinear", "nearest"})
+        for (const std::string fill_mode : {"constant", "nearest", "wrap", "mirror", "reflect"}) {
+          SCOPED_TRACE(fmt::format("{} {} {} {}", shape.to_string(), one_transform, interpolation, fill_mode));
+          ++seed;
+          const auto images = test::random_vector(std::size_t(shape.numel()), -1, 1, std::uint32_t(100 + seed));
+          const std::int64_t rows = one_transform ? 1 : shape[0];
+          auto transform = test::random_vector(std::size_t(8 * rows), -1.5f, 1.5f, std::uint32_t(200 + seed));
+          for (std::int64_t r = 0; r < rows; ++r) {
+            transform[std::size_t(8 * r + 2)] *= 3 * float(shape[2]);  // translations reaching past the image
+            transform[std::size_t(8 * r + 5)] *= 3 * float(shape[1]);
+            transform[std::size_t(8 * r + 6)] *= 0.05f;  // keeps k = c0 x + c1 y + 1 away from 0
+            transform[std::size_t(8 * r + 7)] *= 0.05f;
+          }
+          const Shape transform_shape = one_transform ? Shape{8} : Shape{rows, 8};
+          const float fill_value = fill_mode == "constant" ? 0.25f : 0.f;
+          const auto y = run_affine_transform(shape, images, transform_shape, transform, interpolation, fill_mode, fill_value);
+          const auto expected = reference_affine_transform(shape, images, transform, one_transform, interpolation, fill_mode, fill_value);
+          int compared = 0;
+          for (std::size_t i = 0; i < y.size(); ++i) {
+            if (!expected[i]) continue;
+            ++compared;
+            ASSERT_NEAR(y[i], *expected[i], 2e-5 + 2e-5 * std::abs(*expected[i])) << "element " << i;
+          }
+          EXPECT_GT(compared, int(y.size()) / 2);
+        }
+}
+
+TEST(AffineTransform, IdentityAndIntegerShiftsMovePixelsExactly) {
+  const Shape shape{2, 4, 5, 3};
+  const auto images = test::random_vector(std::size_t(shape.numel()), -1, 1, 91);
+  const std::vector<float> identity{1, 0, 0, 0, 1, 0, 0, 0};
+  for (const std::string interpolation : {"bilinear", "nearest"})
+    EXPECT_EQ(run_affine_transform(shape, images, Shape{8}, identity, interpolation, "constant", 0.f), images) << interpolation;
+  // Output (y, x) reads input (y - 1, x + 2): with "wrap" every pixel moves, none is lost.
+  const auto shifted = run_affine_transform(shape, images, Shape{8}, {1, 0, 2, 0, 1, -1, 0, 0}, "bilinear", "wrap", 0.f);
+  for (std::int64_t b = 0; b < 2; ++b)
+    for (std::int64_t y = 0; y < 4; ++y)
+      for (std::int64_t x = 0; x < 5; ++x)
+        for (std::int64_t c = 0; c < 3; ++c)
+          ASSERT_EQ(shifted[std::size_t(((b * 4 + y) * 5 + x) * 3 + c)], images[std::size_t(((b * 4 + (y + 3) % 4) * 5 + (x + 2) % 5) * 3 + c)]);
+}
+
+TEST(AffineTransform, Errors) {
+  clear_session();
+  const Tensor images = ops::placeholder({-1, 4, 5, 3});
+  const Tensor t = ops::placeholder({-1, 8});
+  test::expect_error_containing([&] { ops::image::affine_transform(images, t, "bicubic"); }, "interpolation must be 'bilinear' or 'nearest', got 'bicubic'");
+  test::expect_error_containing([&] { ops::image::affine_transform(images, t, "bilinear", "edge"); },
+                                "fill_mode must be one of constant, nearest, wrap, mirror, reflect, got 'edge'");
+  test::expect_error_containing([&] { ops::image::affine_transform(ops::placeholder({-1, 4}), t); }, "images must be (batch, height, width, channels)");
+  test::expect_error_containing([&] { ops::image::affine_transform(images, ops::placeholder({-1, 6})); }, "transform must be float32 (8) or (batch, 8), got (None, 6)");
+  test::expect_error_containing([&] { ops::image::affine_transform(ops::placeholder({2, 4, 5, 3}), ops::placeholder({3, 8})); }, "3 transforms for 2 images");
+  test::expect_error_containing([&] { ops::image::affine_transform(ops::placeholder({-1, -1, 5, 3}), t); }, "needs a known height, width and channels");
 }
 
 TEST(ImageAugmentation, KerasClassifierPredictsAsKerasDid) { test::check_predicts_as_keras_did("aug_classifier"); }

@@ -83,6 +83,8 @@ void CpuBackend::unary(UnaryOp op, const TensorView& x, const TensorView& y, flo
     case UnaryOp::silu: return map1(x, y, [](float v) { return v * sigmoid(v); });
     case UnaryOp::hard_sigmoid:
       return map1(x, y, [](float v) { return std::min(1.f, std::max(0.f, v / 6.f + 0.5f)); });
+    case UnaryOp::sin: return map1(x, y, [](float v) { return std::sin(v); });
+    case UnaryOp::cos: return map1(x, y, [](float v) { return std::cos(v); });
   }
 }
 
@@ -134,6 +136,8 @@ void CpuBackend::unary_backward(UnaryOp op, const TensorView& x, const TensorVie
       });
     case UnaryOp::hard_sigmoid:
       return map_backward(x, y, dy, dx, [](float v, float) { return (v > -3.f && v < 3.f) ? 1.f / 6.f : 0.f; });
+    case UnaryOp::sin: return map_backward(x, y, dy, dx, [](float v, float) { return std::cos(v); });
+    case UnaryOp::cos: return map_backward(x, y, dy, dx, [](float v, float) { return -std::sin(v); });
   }
 }
 

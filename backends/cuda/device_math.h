@@ -52,6 +52,8 @@ STRATA_HOST_DEVICE inline float unary_value(UnaryOp op, float v, float alpha) {
       const float h = v / 6.f + 0.5f;
       return h < 0.f ? 0.f : (h > 1.f ? 1.f : h);
     }
+    case UnaryOp::sin: return sinf(v);
+    case UnaryOp::cos: return cosf(v);
   }
   return 0.f;
 }
@@ -91,6 +93,8 @@ STRATA_HOST_DEVICE inline float unary_derivative(UnaryOp op, float v, float o, f
       return s * (1.f + v * (1.f - s));
     }
     case UnaryOp::hard_sigmoid: return (v > -3.f && v < 3.f) ? 1.f / 6.f : 0.f;
+    case UnaryOp::sin: return cosf(v);
+    case UnaryOp::cos: return -sinf(v);
   }
   return 0.f;
 }
