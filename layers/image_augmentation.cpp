@@ -7,6 +7,7 @@
 #include <numeric>
 #include <stdexcept>
 
+#include "graph/image_ops.h"
 #include "graph/ops.h"
 
 namespace strata {
@@ -61,6 +62,45 @@ Tensor per_image(const Tensor& x) { return ops::slice(x, {0, 0, 0, 0}, {-1, 1, 1
 
 // Keras's config stores the seed as given (null when unset).
 Json seed_json(const std::optional<std::uint64_t>& seed) { return seed ? Json(*seed) : Json(nullptr); }
+
+// Keras's factor rule for translations (each bound in [-1, 1]) and zooms (in (-1, 1]): a number f is
+// [-|f|, |f|], a pair is sorted.
+std::array<float, 2> signed_factor_range(const AugmentationFactor& f, bool zoom, const std::string& where, const char* key) {
+  for (float v : f.values)
+    if (!(v <= 1.f && (zoom ? v > -1.f : v >= -1.f)))
+      throw std::invalid_argument(fmt::format("{}: {} must be a number or a pair of numbers in {}, got {}", where, key,
+                                              zoom ? "(-1, 1]" : "[-1, 1]", v));
+  if (!f.is_pair) return {-std::abs(f.values[0]), std::abs(f.values[0])};
+  return {std::min(f.values[0], f.values[1]), std::max(f.values[0], f.values[1])};
+}
+
+Json factor_json(const AugmentationFactor& f) { return f.is_pair ? Json(f.values) : Json(f.values[0]); }
+
+AugmentationFactor factor_key(const Json& c, const char* key, const std::string& class_name) {
+  if (!c.contains(key) || c.at(key).is_null()) throw std::invalid_argument(fmt::format("{}: '{}' is required", class_name, key));
+  const Json& f = c.at(key);
+  if (f.is_number()) return AugmentationFactor(f.get<double>());
+  if (f.is_array() && f.size() == 2 && f[0].is_number() && f[1].is_number()) return AugmentationFactor(f[0].get<double>(), f[1].get<double>());
+  throw std::invalid_argument(fmt::format("{}: {} must be a number or a list of two numbers, got {}", class_name, key, f.dump()));
+}
+
+std::string string_key(const Json& c, const char* key, const std::string& class_name, const char* fallback) {
+  if (!c.contains(key) || c.at(key).is_null()) return fallback;
+  if (!c.at(key).is_string()) throw std::invalid_argument(fmt::format("{}: {} must be a string, got {}", class_name, key, c.at(key).dump()));
+  return c.at(key).get<std::string>();
+}
+
+GeometricAugmentationOptions geometric_options_from_config(const Json& c, const std::string& class_name) {
+  return GeometricAugmentationOptions{.fill_mode = string_key(c, "fill_mode", class_name, "reflect"),
+                                      .interpolation = string_key(c, "interpolation", class_name, "bilinear"),
+                                      .fill_value = config::number(c, "fill_value", class_name, 0.f),
+                                      .seed = config::seed(c),
+                                      .name = config::name(c),
+                                      .trainable = config::trainable(c)};
+}
+
+// A column of `value` beside the (batch, 1) draws `like`.
+Tensor column_of(const Tensor& like, float value) { return ops::full_like(like, value); }
 
 }  // namespace
 
@@ -182,6 +222,127 @@ LayerPtr RandomBrightness::from_config(const Json& c) {
   config::require_channels_last(c, "RandomBrightness");
   return std::make_shared<RandomBrightness>(factor_from_config(c, {-1.f, 1.f}, "RandomBrightness"),
                                             value_range_from_config(c, "RandomBrightness"), options_from_config(c));
+}
+
+GeometricAugmentation::GeometricAugmentation(GeometricAugmentationOptions options, const char* class_name, const char* prefix)
+    : Layer(options.name, prefix, options.trainable), options_(std::move(options)),
+      seed_(options_.seed ? *options_.seed : next_random_seed()) {
+  const auto& fill_mode = options_.fill_mode;
+  if (fill_mode != "reflect" && fill_mode != "wrap" && fill_mode != "constant" && fill_mode != "nearest")
+    throw std::invalid_argument(fmt::format("{} '{}': fill_mode must be 'reflect', 'wrap', 'constant' or 'nearest', got '{}'", class_name,
+                                            name(), fill_mode));
+  if (options_.interpolation != "bilinear" && options_.interpolation != "nearest")
+    throw std::invalid_argument(fmt::format("{} '{}': interpolation must be 'bilinear' or 'nearest', got '{}'", class_name, name(),
+                                            options_.interpolation));
+}
+
+Tensor GeometricAugmentation::draw(const Tensor& images, float low, float high, std::uint64_t stream) const {
+  const Tensor like = ops::reshape(per_image(images), {-1, 1});
+  return ops::random_uniform_like(like, low, high, seed_ ^ (stream * 0x9E3779B97F4A7C15ull));
+}
+
+Tensor GeometricAugmentation::call(const Tensor& x) {
+  check_images(x, class_name(), name());
+  if (x.shape()[1] <= 0 || x.shape()[2] <= 0)
+    throw std::invalid_argument(fmt::format("{} '{}' needs a known height and width, got {}", class_name(), name(), x.shape().to_string()));
+  const Tensor moved = ops::image::affine_transform(x, transforms(x), options_.interpolation, options_.fill_mode, options_.fill_value);
+  return ops::in_train_phase(moved, x);
+}
+
+Json GeometricAugmentation::get_config() const {
+  Json c = Layer::get_config();
+  c["data_format"] = "channels_last";
+  c["fill_mode"] = options_.fill_mode;
+  c["interpolation"] = options_.interpolation;
+  c["fill_value"] = options_.fill_value;
+  c["seed"] = seed_json(options_.seed);
+  return c;
+}
+
+RandomTranslation::RandomTranslation(AugmentationFactor height_factor, AugmentationFactor width_factor, GeometricAugmentationOptions options)
+    : GeometricAugmentation(std::move(options), "RandomTranslation", "random_translation"), height_factor_(height_factor), width_factor_(width_factor),
+      height_range_(signed_factor_range(height_factor, false, "RandomTranslation", "height_factor")),
+      width_range_(signed_factor_range(width_factor, false, "RandomTranslation", "width_factor")) {}
+
+Tensor RandomTranslation::transforms(const Tensor& x) const {
+  const auto height = float(x.shape()[1]), width = float(x.shape()[2]);
+  const Tensor dy = ops::multiply(draw(x, height_range_[0], height_range_[1], 0), height);
+  const Tensor dx = ops::multiply(draw(x, width_range_[0], width_range_[1], 1), width);
+  const Tensor one = column_of(dx, 1.f), zero = column_of(dx, 0.f);
+  return ops::concatenate({one, zero, ops::negative(dx), zero, one, ops::negative(dy), zero, zero}, 1);
+}
+
+Json RandomTranslation::get_config() const {
+  Json c = GeometricAugmentation::get_config();
+  c["height_factor"] = factor_json(height_factor_);
+  c["width_factor"] = factor_json(width_factor_);
+  return c;
+}
+
+LayerPtr RandomTranslation::from_config(const Json& c) {
+  config::check_keys(c, "RandomTranslation", {"height_factor", "width_factor", "fill_mode", "interpolation", "seed", "fill_value", "data_format"});
+  config::require_channels_last(c, "RandomTranslation");
+  return std::make_shared<RandomTranslation>(factor_key(c, "height_factor", "RandomTranslation"), factor_key(c, "width_factor", "RandomTranslation"),
+                                             geometric_options_from_config(c, "RandomTranslation"));
+}
+
+RandomRotation::RandomRotation(AugmentationFactor factor, GeometricAugmentationOptions options)
+    : GeometricAugmentation(std::move(options), "RandomRotation", "random_rotation"),
+      factor_(factor.is_pair ? factor_pair(factor.values, {-1.f, 1.f}, "RandomRotation") : factor_pair(factor.values[0], {-1.f, 1.f}, "RandomRotation")) {}
+
+Tensor RandomRotation::transforms(const Tensor& x) const {
+  // Keras's affine matrix with scale 1 and no shear, about the centre ((width - 1) / 2, (height - 1) / 2).
+  const float cx = 0.5f * float(x.shape()[2] - 1), cy = 0.5f * float(x.shape()[1] - 1);
+  const Tensor degrees = draw(x, factor_[0] * 360.f, factor_[1] * 360.f, 0);
+  const Tensor radians = ops::multiply(degrees, float(M_PI / 180.0));
+  const Tensor cos = ops::cos(radians), sin = ops::sin(radians), minus_sin = ops::negative(sin);
+  auto offset = [&](float centre, const Tensor& along_x, const Tensor& along_y) {
+    return ops::subtract(ops::subtract(ops::constant(centre, cos), ops::multiply(along_x, cx)), ops::multiply(along_y, cy));
+  };
+  const Tensor zero = column_of(cos, 0.f);
+  return ops::concatenate({cos, minus_sin, offset(cx, cos, minus_sin), sin, cos, offset(cy, sin, cos), zero, zero}, 1);
+}
+
+Json RandomRotation::get_config() const {
+  Json c = GeometricAugmentation::get_config();
+  c["factor"] = factor_;
+  return c;
+}
+
+LayerPtr RandomRotation::from_config(const Json& c) {
+  config::check_keys(c, "RandomRotation", {"factor", "fill_mode", "interpolation", "seed", "fill_value", "data_format"});
+  config::require_channels_last(c, "RandomRotation");
+  return std::make_shared<RandomRotation>(factor_key(c, "factor", "RandomRotation"), geometric_options_from_config(c, "RandomRotation"));
+}
+
+RandomZoom::RandomZoom(AugmentationFactor height_factor, std::optional<AugmentationFactor> width_factor, GeometricAugmentationOptions options)
+    : GeometricAugmentation(std::move(options), "RandomZoom", "random_zoom"), height_factor_(height_factor), width_factor_(width_factor),
+      height_range_(signed_factor_range(height_factor, true, "RandomZoom", "height_factor")),
+      width_range_(width_factor ? signed_factor_range(*width_factor, true, "RandomZoom", "width_factor") : height_range_) {}
+
+Tensor RandomZoom::transforms(const Tensor& x) const {
+  const float cx = 0.5f * float(x.shape()[2] - 1), cy = 0.5f * float(x.shape()[1] - 1);
+  const Tensor zoom_y = draw(x, 1.f + height_range_[0], 1.f + height_range_[1], 0);
+  const Tensor zoom_x = width_factor_ ? draw(x, 1.f + width_range_[0], 1.f + width_range_[1], 1) : zoom_y;
+  // Fixes the centre: x' = zoom * x + centre * (1 - zoom).
+  auto offset = [](float centre, const Tensor& zoom) { return ops::multiply(ops::subtract(1.f, zoom), centre); };
+  const Tensor zero = column_of(zoom_y, 0.f);
+  return ops::concatenate({zoom_x, zero, offset(cx, zoom_x), zero, zoom_y, offset(cy, zoom_y), zero, zero}, 1);
+}
+
+Json RandomZoom::get_config() const {
+  Json c = GeometricAugmentation::get_config();
+  c["height_factor"] = factor_json(height_factor_);
+  c["width_factor"] = width_factor_ ? factor_json(*width_factor_) : Json(nullptr);
+  return c;
+}
+
+LayerPtr RandomZoom::from_config(const Json& c) {
+  config::check_keys(c, "RandomZoom", {"height_factor", "width_factor", "fill_mode", "interpolation", "seed", "fill_value", "data_format"});
+  config::require_channels_last(c, "RandomZoom");
+  std::optional<AugmentationFactor> width;
+  if (c.contains("width_factor") && !c.at("width_factor").is_null()) width = factor_key(c, "width_factor", "RandomZoom");
+  return std::make_shared<RandomZoom>(factor_key(c, "height_factor", "RandomZoom"), width, geometric_options_from_config(c, "RandomZoom"));
 }
 
 }  // namespace strata

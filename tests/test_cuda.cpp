@@ -445,6 +445,18 @@ TEST_P(CudaAgainstCpu, ConvnetWithBatchNormAndDropoutTrainsAlike) {
       images(64, 3), "adam");
 }
 
+TEST_P(CudaAgainstCpu, AugmentedConvnetTrainsAlike) {
+  // The augmentation layers draw the same transforms on both backends and resample through one gather.
+  expect_same_training(
+      GetParam(),
+      [] {
+        return Sequential({Input({8, 8, 1}), RandomFlip(), RandomTranslation(0.1, 0.1), RandomRotation(0.1, {.fill_mode = "constant"}),
+                           RandomZoom(0.2, std::nullopt, {.interpolation = "nearest"}), RandomContrast(0.2f), Conv2D(4, 3, {.activation = "relu"}),
+                           Flatten(), Dense(3, {.activation = "softmax"})});
+      },
+      images(64, 4), "adam");
+}
+
 TEST_P(CudaAgainstCpu, RecurrentModelsTrainAlike) {
   // Rows of each 8x8 image as 8 steps of 8 features.
   Data d = images(48, 5);

@@ -1,16 +1,20 @@
-// RandomFlip, RandomContrast and RandomBrightness: their configs and inference outputs against Keras 3
-// (scripts/fixtures/keras_image_augmentation.py), what they do while training checked image by image
-// against the transformation written out here, and a classifier with the three in front saved by Keras.
+// Keras 3's image augmentation layers: their configs and inference outputs against Keras
+// (scripts/fixtures/keras_image_augmentation.py and keras_geometric_augmentation.py), what they do while
+// training checked image by image against the transformation written out here (for the resampling layers,
+// the same check passes on Keras's own training outputs), ops::image::affine_transform against Keras and a
+// loop reference, and classifiers with the layers in front saved by Keras.
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <optional>
 #include <tuple>
 
 #include "api/strata.h"
+#include "graph/autodiff.h"
 #include "graph/image_ops.h"
 #include "graph/program.h"
 #include "keras_layer_cases.h"
@@ -313,6 +317,220 @@ TEST(AffineTransform, Errors) {
   test::expect_error_containing([&] { ops::image::affine_transform(ops::placeholder({2, 4, 5, 3}), ops::placeholder({3, 8})); }, "3 transforms for 2 images");
   test::expect_error_containing([&] { ops::image::affine_transform(ops::placeholder({-1, -1, 5, 3}), t); }, "needs a known height, width and channels");
 }
+
+// ---- RandomTranslation, RandomRotation and RandomZoom ----
+
+// Images whose channel 0 is the pixel's column, channel 1 its row and the rest noise in [0, 1]: bilinear
+// resampling reproduces the two ramps wherever a sample's four neighbours lie inside, so each output image
+// tells the transform that made it.
+std::vector<float> coordinate_images(const Shape& shape, std::uint32_t seed) {
+  auto x = test::random_vector(std::size_t(shape.numel()), 0, 1, seed);
+  const std::int64_t n = shape[0], h = shape[1], w = shape[2], ch = shape[3];
+  for (std::int64_t b = 0; b < n; ++b)
+    for (std::int64_t i = 0; i < h; ++i)
+      for (std::int64_t j = 0; j < w; ++j) {
+        x[std::size_t(((b * h + i) * w + j) * ch)] = float(j);
+        x[std::size_t(((b * h + i) * w + j) * ch + 1)] = float(i);
+      }
+  return x;
+}
+
+// The lower and upper bound Keras draws in for a factor as its config stores it (a number f is [-|f|, |f|]).
+std::array<double, 2> factor_bounds(const Json& f) {
+  if (f.is_number()) return {-std::abs(f.get<double>()), std::abs(f.get<double>())};
+  return {std::min(f[0].get<double>(), f[1].get<double>()), std::max(f[0].get<double>(), f[1].get<double>())};
+}
+
+// Checks that `y` is the coordinate images `x` resampled, image by image, through a transform of the layer's
+// family (as Keras builds it) with parameters inside the layer's bounds, and that the whole of each image,
+// noise included, is what affine_transform gives for it. Returns each image's two parameters: the height's
+// and width's fraction (translation), the turns twice (rotation), the height's and width's zoom minus 1.
+std::vector<std::array<double, 2>> check_geometric_augmentation(const std::string& class_name, const Json& config, const Shape& shape,
+                                                                const std::vector<float>& x, const std::vector<float>& y) {
+  const std::int64_t n = shape[0], h = shape[1], w = shape[2], ch = shape[3];
+  const std::int64_t ci = h / 2, cj = w / 2;
+  const double cx = (double(w) - 1) / 2, cy = (double(h) - 1) / 2, tol = 1e-4;
+  auto out = [&](std::int64_t b, std::int64_t i, std::int64_t j, std::int64_t c) { return double(y[std::size_t(((b * h + i) * w + j) * ch + c)]); };
+  std::vector<float> transforms;
+  std::vector<std::array<double, 2>> parameters;
+  for (std::int64_t b = 0; b < n; ++b) {
+    SCOPED_TRACE(fmt::format("{} image {}", class_name, b));
+    // The input point the centre pixel and its right and lower neighbours read.
+    const double a0 = out(b, ci, cj + 1, 0) - out(b, ci, cj, 0), a1 = out(b, ci + 1, cj, 0) - out(b, ci, cj, 0);
+    const double b0 = out(b, ci, cj + 1, 1) - out(b, ci, cj, 1), b1 = out(b, ci + 1, cj, 1) - out(b, ci, cj, 1);
+    const double a2 = out(b, ci, cj, 0) - a0 * double(cj) - a1 * double(ci), b2 = out(b, ci, cj, 1) - b0 * double(cj) - b1 * double(ci);
+    std::array<double, 2> p{};
+    std::array<std::array<double, 2>, 2> bounds{};
+    if (class_name == "RandomTranslation") {
+      EXPECT_NEAR(a0, 1, tol);
+      EXPECT_NEAR(a1, 0, tol);
+      EXPECT_NEAR(b0, 0, tol);
+      EXPECT_NEAR(b1, 1, tol);
+      p = {-b2 / double(h), -a2 / double(w)};
+      bounds = {factor_bounds(config["height_factor"]), factor_bounds(config["width_factor"])};
+    } else if (class_name == "RandomRotation") {
+      EXPECT_NEAR(a0, b1, tol);
+      EXPECT_NEAR(a1, -b0, tol);
+      EXPECT_NEAR(a0 * a0 + b0 * b0, 1, tol);
+      EXPECT_NEAR(a0 * cx + a1 * cy + a2, cx, tol) << "turns about the centre";
+      EXPECT_NEAR(b0 * cx + b1 * cy + b2, cy, tol);
+      const double turns = std::atan2(b0, a0) / (2 * M_PI);
+      p = {turns, turns};
+      bounds = {factor_bounds(config["factor"]), factor_bounds(config["factor"])};
+    } else {
+      EXPECT_NEAR(a1, 0, tol);
+      EXPECT_NEAR(b0, 0, tol);
+      EXPECT_NEAR(a2, (1 - a0) * cx, tol) << "zooms about the centre";
+      EXPECT_NEAR(b2, (1 - b1) * cy, tol);
+      p = {b1 - 1, a0 - 1};
+      const bool shared = config["width_factor"].is_null();
+      if (shared) EXPECT_NEAR(a0, b1, tol) << "without a width factor both axes zoom alike";
+      bounds = {factor_bounds(config["height_factor"]), factor_bounds(config[shared ? "height_factor" : "width_factor"])};
+    }
+    for (int k = 0; k < 2; ++k) {
+      EXPECT_GE(p[std::size_t(k)], bounds[std::size_t(k)][0] - tol);
+      EXPECT_LE(p[std::size_t(k)], bounds[std::size_t(k)][1] + tol);
+    }
+    parameters.push_back(p);
+    for (double v : {a0, a1, a2, b0, b1, b2, 0.0, 0.0}) transforms.push_back(float(v));
+  }
+  const auto expected = reference_affine_transform(shape, x, transforms, false, config["interpolation"], config["fill_mode"],
+                                                   config["fill_value"].get<double>());
+  for (std::size_t i = 0; i < y.size(); ++i) {
+    if (!expected[i]) continue;
+    EXPECT_NEAR(y[i], *expected[i], 5e-4) << class_name << " element " << i;
+    if (std::abs(y[i] - *expected[i]) > 5e-4) break;
+  }
+  return parameters;
+}
+
+const Json& geometric_fixture() {
+  static const Json f = test::load_layer_fixture("keras_geometric_augmentation.json");
+  return f;
+}
+
+class KerasGeometricAugmentation : public ::testing::TestWithParam<int> {};
+
+TEST_P(KerasGeometricAugmentation, SameConfigAndInferenceAsKerasAndKerasTrainsThroughTheSameFamily) {
+  const Json& c = geometric_fixture()["cases"][std::size_t(GetParam())];
+  test::check_keras_layer_case(c);
+  const Json& keras_config = c["layer"]["config"];
+  const std::string class_name = c["layer"]["class_name"];
+  const Json ours = layer_from_json(c["layer"])->get_config();
+  for (const char* key : {"factor", "height_factor", "width_factor", "fill_mode", "interpolation", "fill_value", "seed", "data_format"}) {
+    if (!keras_config.contains(key)) continue;
+    SCOPED_TRACE(key);
+    ASSERT_TRUE(ours.contains(key));
+    const Json &k = keras_config.at(key), &o = ours.at(key);
+    if (k.is_number()) {
+      ASSERT_TRUE(o.is_number());
+      EXPECT_NEAR(o.get<double>(), k.get<double>(), 1e-6);
+    } else if (k.is_array()) {  // as written, unsorted
+      ASSERT_EQ(o.size(), k.size());
+      for (std::size_t i = 0; i < o.size(); ++i) EXPECT_NEAR(o[i].get<double>(), k[i].get<double>(), 1e-6);
+    } else {
+      EXPECT_EQ(o, k);
+    }
+  }
+  // Keras's own training outputs belong to the family the layer tests below hold Strata's to.
+  if (!c.contains("training_y")) return;
+  const Shape shape = config::shape(c["input_shape"], "input_shape");
+  const auto x = c["x"].get<std::vector<float>>();
+  for (const Json& y : c["training_y"]) check_geometric_augmentation(class_name, keras_config, shape, x, y.get<std::vector<float>>());
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, KerasGeometricAugmentation,
+                         ::testing::Range(0, int(test::load_layer_fixture("keras_geometric_augmentation.json")["cases"].size())));
+
+// Trains `layer` twice on 300 coordinate images: every image is resampled through a transform of the family
+// within the bounds, the draws spread over the bounds (each within a tenth of its ends), differ between the
+// two steps, and inference leaves the images alone.
+void check_trains_through_the_family(const std::function<LayerPtr()>& make) {
+  clear_session();
+  const Shape shape{300, 9, 11, 3};
+  const auto x = coordinate_images(shape, 75);
+  const LayerPtr layer = make();
+  const Json config = layer->get_config();
+  const auto [y, y2] = two_training_runs(layer, shape, x);
+  const auto p = check_geometric_augmentation(layer->class_name(), config, shape, x, y);
+  check_geometric_augmentation(layer->class_name(), config, shape, x, y2);
+  EXPECT_NE(y, y2) << "a fresh draw each step";
+  const std::array<const char*, 2> keys = layer->class_name() == "RandomRotation" ? std::array{"factor", "factor"}
+                                                                                 : std::array{"height_factor", "width_factor"};
+  for (std::size_t k = 0; k < 2; ++k) {
+    const Json& factor = config[keys[k]].is_null() ? config["height_factor"] : config[keys[k]];
+    const auto bounds = factor_bounds(factor);
+    double lowest = 1e9, highest = -1e9;
+    for (const auto& q : p) lowest = std::min(lowest, q[k]), highest = std::max(highest, q[k]);
+    EXPECT_LT(lowest, bounds[0] + 0.1 * (bounds[1] - bounds[0])) << keys[k];
+    EXPECT_GT(highest, bounds[1] - 0.1 * (bounds[1] - bounds[0])) << keys[k];
+  }
+  clear_session();
+  EXPECT_EQ(run([&](const Tensor& t) { return make()->trace(t); }, shape, x), x) << "inference";
+}
+
+TEST(RandomTranslation, ShiftsEachImageWithinItsFactors) {
+  check_trains_through_the_family([] { return std::make_shared<RandomTranslation>(0.2, AugmentationFactor(-0.1, 0.3)); });
+  check_trains_through_the_family([] {
+    return std::make_shared<RandomTranslation>(AugmentationFactor(0.25, -0.05), 0.1,
+                                               GeometricAugmentationOptions{.fill_mode = "constant", .fill_value = 0.5f, .seed = 3});
+  });
+}
+
+TEST(RandomRotation, TurnsEachImageAboutItsCentreWithinItsFactor) {
+  check_trains_through_the_family([] { return std::make_shared<RandomRotation>(0.1); });
+  check_trains_through_the_family(
+      [] { return std::make_shared<RandomRotation>(AugmentationFactor(-0.2, 0.05), GeometricAugmentationOptions{.fill_mode = "wrap"}); });
+}
+
+TEST(RandomZoom, ZoomsEachImageAboutItsCentreWithinItsFactors) {
+  check_trains_through_the_family([] { return std::make_shared<RandomZoom>(0.3); });
+  check_trains_through_the_family([] {
+    return std::make_shared<RandomZoom>(AugmentationFactor(-0.2, 0.1), AugmentationFactor(0.2, 0.4),
+                                        GeometricAugmentationOptions{.fill_mode = "nearest"});
+  });
+}
+
+TEST(GeometricAugmentation, TheGradientReachesTheImages) {
+  // d(sum of outputs)/d(input) is the number of samples reading each pixel: nonzero somewhere, zero in
+  // inference's identity only where nothing is read.
+  clear_session();
+  const Shape shape{4, 6, 7, 2};
+  const Tensor in = ops::placeholder({-1, 6, 7, 2});
+  const Tensor out = RandomRotation(0.2, {.fill_mode = "constant"}).trace(in);
+  const Tensor loss = ops::sum(out);
+  const auto grads = gradients(loss, {in});
+  ASSERT_TRUE(grads[0].valid());
+  const auto x = test::random_vector(std::size_t(shape.numel()), 0, 1, 76);
+  Program p({in}, {grads[0]}, loss, std::make_shared<SGD>(SGDOptions{.learning_rate = 0.f}));
+  const TensorView feed{const_cast<float*>(x.data()), DType::float32, shape};
+  p.run(Mode::training, std::span(&feed, 1));
+  const auto g = p.read_output(0);
+  double total = 0;
+  for (float v : g) total += v;
+  // Each output sample's bilinear weights sum to 1; those falling outside the image go to the fill.
+  EXPECT_GT(total, 0.5 * double(shape.numel()));
+  EXPECT_LE(total, double(shape.numel()) + 1e-3);
+}
+
+TEST(GeometricAugmentation, Errors) {
+  clear_session();
+  test::expect_error_containing([] { RandomTranslation(1.5, 0.1); }, "RandomTranslation: height_factor must be a number or a pair of numbers in [-1, 1], got 1.5");
+  test::expect_error_containing([] { RandomZoom(0.2, AugmentationFactor(-1.0, 0.2)); }, "RandomZoom: width_factor must be a number or a pair of numbers in (-1, 1], got -1");
+  test::expect_error_containing([] { RandomRotation(0.1, {.fill_mode = "mirror"}); }, "fill_mode must be 'reflect', 'wrap', 'constant' or 'nearest', got 'mirror'");
+  test::expect_error_containing([] { RandomZoom(0.1, std::nullopt, {.interpolation = "bicubic"}); }, "interpolation must be 'bilinear' or 'nearest', got 'bicubic'");
+  test::expect_error_containing([] { layer_from_config("RandomTranslation", Json{{"height_factor", 0.1}}); }, "RandomTranslation: 'width_factor' is required");
+  test::expect_error_containing([] { layer_from_config("RandomRotation", Json{{"factor", {0.1, 0.2, 0.3}}}); }, "factor must be a number or a list of two numbers");
+  test::expect_error_containing([] { layer_from_config("RandomZoom", Json{{"height_factor", 0.1}, {"fill_mode", 3}}); }, "RandomZoom: fill_mode must be a string, got 3");
+  test::expect_error_containing([] { layer_from_config("RandomRotation", Json{{"factor", 0.1}, {"value_range", {0, 1}}}); }, "value_range");
+  test::expect_error_containing([] { layer_from_config("RandomZoom", Json{{"height_factor", 0.1}, {"data_format", "channels_first"}}); }, "channels_first");
+  test::expect_error_containing([] { Sequential({Input({4, 5}), RandomRotation(0.1)}); }, "expects images (batch, height, width, channels), got (None, 4, 5)");
+  test::expect_error_containing([] { RandomZoom(0.1).trace(ops::placeholder({-1, -1, -1, 3})); }, "RandomZoom 'random_zoom_2' needs a known height and width, got (None, None, None, 3)");
+}
+
+TEST(GeometricAugmentation, KerasClassifierPredictsAsKerasDid) { test::check_predicts_as_keras_did("geo_aug_classifier"); }
+TEST(GeometricAugmentation, KerasClassifierSavedFilesRoundTrip) { test::check_saved_files_round_trip("geo_aug_classifier"); }
+TEST(GeometricAugmentation, KerasLoadsStrataClassifier) { test::check_keras_loads_strata_file("geo_aug_classifier"); }
 
 TEST(ImageAugmentation, KerasClassifierPredictsAsKerasDid) { test::check_predicts_as_keras_did("aug_classifier"); }
 TEST(ImageAugmentation, KerasClassifierSavedFilesRoundTrip) { test::check_saved_files_round_trip("aug_classifier"); }
