@@ -39,6 +39,7 @@
 #include "layers/pooling.h"
 #include "layers/registry.h"
 #include "layers/rescaling.h"
+#include "layers/resizing.h"
 #include "layers/reshape.h"
 #include "layers/separable_conv.h"
 #include "layers/time_distributed.h"

@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
+#include <functional>
+#include <limits>
 #include <numeric>
 #include <stdexcept>
 #include <vector>
@@ -77,7 +80,111 @@ Tensor positions(std::int64_t size, int axis, const Tensor& like) {
   return variable(v, like);
 }
 
+// A constant float tensor in the graph of `like` (a non-trainable variable, so it is no layer weight).
+Tensor constant_values(const std::string& name, const Shape& shape, const std::vector<float>& values, const Tensor& like) {
+  auto v = std::make_shared<Variable>(name, shape, DType::float32, false);
+  v->assign(values);
+  return variable(v, like);
+}
+
+// JAX's resampling kernels, as functions of the distance |x| from the sample.
+std::function<double(double)> resize_kernel(const std::string& interpolation) {
+  if (interpolation == "bilinear") return [](double x) { return std::max(0.0, 1 - x); };
+  if (interpolation == "bicubic") {  // Keys' cubic, a = -0.5
+    return [](double x) {
+      if (x >= 2) return 0.0;
+      if (x >= 1) return ((-0.5 * x + 2.5) * x - 4) * x + 2;
+      return ((1.5 * x - 2.5) * x) * x + 1;
+    };
+  }
+  if (interpolation == "lanczos3" || interpolation == "lanczos5") {
+    return [r = interpolation == "lanczos3" ? 3.0 : 5.0](double x) {
+      if (x > r) return 0.0;
+      if (x <= 1e-3) return 1.0;
+      return r * std::sin(M_PI * x) * std::sin(M_PI * x / r) / (M_PI * M_PI * x * x);
+    };
+  }
+  throw std::invalid_argument(
+      fmt::format("resize: interpolation must be 'nearest', 'bilinear', 'bicubic', 'lanczos3' or 'lanczos5', got '{}'", interpolation));
+}
+
+// The (in, out) matrix whose column o holds the weights output o gives each input, for one axis resized
+// from `in` to `out` pixels by a kernel interpolation.
+std::vector<double> resize_weights(std::int64_t in, std::int64_t out, const std::string& interpolation, bool antialias) {
+  const auto kernel = resize_kernel(interpolation);
+  const double inverse_scale = double(in) / double(out), kernel_scale = antialias ? std::max(inverse_scale, 1.0) : 1.0;
+  std::vector<double> w(std::size_t(in * out), 0.0);
+  for (std::int64_t o = 0; o < out; ++o) {
+    const double sample = (double(o) + 0.5) * inverse_scale - 0.5;
+    double total = 0;
+    for (std::int64_t i = 0; i < in; ++i) total += w[std::size_t(i * out + o)] = kernel(std::abs(sample - double(i)) / kernel_scale);
+    // Renormalised where the kernel reaches past the edge (JAX leaves an output of no weight at zero).
+    for (std::int64_t i = 0; i < in; ++i) {
+      double& v = w[std::size_t(i * out + o)];
+      v = std::abs(total) > 1000 * double(std::numeric_limits<float>::epsilon()) ? v / total : 0.0;
+    }
+  }
+  return w;
+}
+
+// Resamples one axis (1 or 2) of (batch, height, width, channels) to `out` pixels.
+Tensor resize_axis(const Tensor& x, int axis, std::int64_t out, const ResizeOptions& options) {
+  const std::int64_t in = x.shape()[axis];
+  if (in == out) return x;
+  const std::string name = fmt::format("resize/{}_{}_to_{}", axis == 1 ? "rows" : "columns", in, out);
+  if (options.interpolation == "nearest") {
+    std::vector<float> source(static_cast<std::size_t>(out));
+    for (std::int64_t o = 0; o < out; ++o)  // in float32, as JAX computes it
+      source[std::size_t(o)] = std::floor((float(o) + 0.5f) * float(in) / float(out));
+    return gather(x, cast(constant_values(name, Shape{out}, source, x), DType::int32), axis, 0);
+  }
+  const auto weights = resize_weights(in, out, options.interpolation, options.antialias);
+  const Tensor matrix = constant_values(name, Shape{in, out}, std::vector<float>(weights.begin(), weights.end()), x);
+  // The axis moves last, meets the matrix, and moves back.
+  if (axis == 1) return transpose(matmul(transpose(x, {0, 2, 3, 1}), matrix), {0, 3, 1, 2});
+  return transpose(matmul(transpose(x, {0, 1, 3, 2}), matrix), {0, 1, 3, 2});
+}
+
 }  // namespace
+
+Tensor resize(const Tensor& images, std::int64_t height, std::int64_t width, const ResizeOptions& options) {
+  if (options.interpolation != "nearest") (void)resize_kernel(options.interpolation);  // checks the name before anything is built
+  if (height <= 0 || width <= 0) throw std::invalid_argument(fmt::format("resize: the size must be positive, got ({}, {})", height, width));
+  if (options.crop_to_aspect_ratio && options.pad_to_aspect_ratio)
+    throw std::invalid_argument("resize: only one of crop_to_aspect_ratio and pad_to_aspect_ratio can be true");
+  if (images.rank() == 3) return squeeze(resize(expand_dims(images, 0), height, width, options), 0);
+  const Shape& shape = images.shape();
+  if (images.rank() != 4)
+    throw std::invalid_argument(fmt::format("resize: images must be (batch, height, width, channels) or (height, width, channels), got {}",
+                                            shape.to_string()));
+  if (images.dtype() != DType::float32) throw std::invalid_argument(fmt::format("resize: images must be float32, got {}", dtype_name(images.dtype())));
+  const std::int64_t in_height = shape[1], in_width = shape[2], channels = shape[3];
+  if (in_height <= 0 || in_width <= 0 || channels <= 0)
+    throw std::invalid_argument(fmt::format("resize: needs a known height, width and channels, got {}", shape.to_string()));
+  Tensor x = images;
+  if (options.crop_to_aspect_ratio) {  // Keras's integer arithmetic for the window
+    const std::int64_t crop_height = std::max<std::int64_t>(std::min(in_height, std::int64_t(double(in_width * height) / double(width))), 1);
+    const std::int64_t crop_width = std::max<std::int64_t>(std::min(in_width, std::int64_t(double(in_height * width) / double(height))), 1);
+    x = slice(x, {0, (in_height - crop_height) / 2, (in_width - crop_width) / 2, 0}, {-1, crop_height, crop_width, -1});
+  } else if (options.pad_to_aspect_ratio) {
+    const std::int64_t pad_height = std::max(in_height, std::int64_t(double(in_width * height) / double(width)));
+    const std::int64_t pad_width = std::max(in_width, std::int64_t(double(in_height * width) / double(height)));
+    // The same margin on both sides (so an odd difference loses a pixel), rows first, as Keras pads.
+    const std::int64_t top = (pad_height - in_height) / 2, left = top > 0 ? 0 : (pad_width - in_width) / 2;
+    if (top > 0 || left > 0) {
+      x = pad(x, {{0, 0}, {top, top}, {left, left}, {0, 0}});
+      if (options.fill_value != 0.f) {
+        const std::int64_t h = in_height + 2 * top, w = in_width + 2 * left;
+        std::vector<float> margin(std::size_t(h * w), 0.f);
+        for (std::int64_t i = 0; i < h; ++i)
+          for (std::int64_t j = 0; j < w; ++j)
+            if (i < top || i >= top + in_height || j < left || j >= left + in_width) margin[std::size_t(i * w + j)] = options.fill_value;
+        x = add(x, constant_values("resize/fill", Shape{1, h, w, 1}, margin, x));
+      }
+    }
+  }
+  return resize_axis(resize_axis(x, 1, height, options), 2, width, options);
+}
 
 Tensor affine_transform(const Tensor& images, const Tensor& transform, const std::string& interpolation,
                         const std::string& fill_mode, float fill_value) {

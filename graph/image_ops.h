@@ -2,6 +2,7 @@
 // the primitives' rules and every backend runs them).
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "graph/ops.h"
@@ -20,5 +21,19 @@ namespace strata::ops::image {
 // Keras (with JAX's map_coordinates) does. The gradient reaches the images, not the transform.
 Tensor affine_transform(const Tensor& images, const Tensor& transform, const std::string& interpolation = "bilinear",
                         const std::string& fill_mode = "constant", float fill_value = 0.f);
+
+struct ResizeOptions {
+  std::string interpolation = "bilinear";  // "nearest", "bilinear", "bicubic", "lanczos3" or "lanczos5"
+  bool antialias = false;                  // widen the kernel when shrinking, so every input pixel counts
+  bool crop_to_aspect_ratio = false;       // first cut the largest centred window of the target's aspect ratio
+  bool pad_to_aspect_ratio = false;        // or first pad to it, evenly on both sides, with fill_value
+  float fill_value = 0.f;
+};
+
+// Resizes images (batch, height, width, channels), or one image, to (height, width), as
+// keras.ops.image.resize (JAX's resampling: half-pixel centres, the kernel's weights renormalised at the
+// edges; nearest reads floor((i + 0.5) * in / out)). Each axis is one constant interpolation matrix (a
+// gather for nearest), so the gradient reaches the images.
+Tensor resize(const Tensor& images, std::int64_t height, std::int64_t width, const ResizeOptions& options = {});
 
 }  // namespace strata::ops::image

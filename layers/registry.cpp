@@ -30,6 +30,7 @@
 #include "layers/recurrent.h"
 #include "layers/pooling.h"
 #include "layers/rescaling.h"
+#include "layers/resizing.h"
 #include "layers/reshape.h"
 #include "layers/separable_conv.h"
 #include "layers/time_distributed.h"
@@ -48,6 +49,7 @@ const std::map<std::string, Factory>& factories() {
       {"Dropout", &Dropout::from_config},       {"Flatten", &Flatten::from_config},
       {"InputLayer", &InputLayer::from_config}, {"Input", &InputLayer::from_config},  // keras.Input, for YAML
       {"Rescaling", &Rescaling::from_config},   {"Normalization", &Normalization::from_config},
+      {"Resizing", &Resizing::from_config},     {"CenterCrop", &CenterCrop::from_config},
       {"Reshape", &Reshape::from_config},       {"Permute", &Permute::from_config},
       {"RepeatVector", &RepeatVector::from_config}, {"Identity", &Identity::from_config},
       {"GaussianNoise", &GaussianNoise::from_config}, {"GaussianDropout", &GaussianDropout::from_config},

@@ -5,7 +5,10 @@
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <string>
+#include <vector>
 
+#include "graph/image_ops.h"
 #include "graph/ops.h"
 
 namespace strata {
@@ -14,43 +17,25 @@ UpSampling::UpSampling(int rank, const IntTuple& size, UpSamplingOptions options
     : Layer(options.name, prefix, options.trainable), rank_(rank), size_(size.expand(rank, "size")), options_(std::move(options)) {
   for (int s : size_)
     if (s <= 0) throw std::invalid_argument(fmt::format("{}: size must be positive, got {}", name(), s));
-  if (options_.interpolation != "nearest" && !(rank_ == 2 && options_.interpolation == "bilinear"))
+  const auto& kinds = rank_ == 2 ? std::vector<std::string>{"nearest", "bilinear", "bicubic", "lanczos3", "lanczos5"} : std::vector<std::string>{"nearest"};
+  if (std::find(kinds.begin(), kinds.end(), options_.interpolation) == kinds.end())
     throw std::invalid_argument(fmt::format("{}: interpolation must be {}, got '{}'", name(),
-                                            rank_ == 2 ? "'nearest' or 'bilinear'" : "'nearest'", options_.interpolation));
+                                            rank_ == 2 ? "'nearest', 'bilinear', 'bicubic', 'lanczos3' or 'lanczos5'" : "'nearest'",
+                                            options_.interpolation));
 }
 
 void UpSampling::build(const Shape& input_shape) {
   if (input_shape.rank() != rank_ + 2)
     throw std::invalid_argument(fmt::format("expects inputs of rank {}, got {}", rank_ + 2, input_shape.to_string()));
-  if (options_.interpolation != "bilinear") return;
-  for (int axis = 0; axis < rank_; ++axis) {
-    const std::int64_t in = input_shape[axis + 1], scale = size_[std::size_t(axis)], out = in * scale;
-    if (in <= 0) throw std::invalid_argument(fmt::format("bilinear upsampling needs known spatial sizes, got {}", input_shape.to_string()));
-    // Output o samples the input at (o + 0.5) / scale - 0.5, between its two neighbours, clamped at the edges.
-    std::vector<float> matrix(std::size_t(in * out), 0.f);
-    for (std::int64_t o = 0; o < out; ++o) {
-      const double source = (double(o) + 0.5) / double(scale) - 0.5;
-      const double lower = std::floor(source), frac = source - lower;
-      const std::int64_t i0 = std::clamp<std::int64_t>(std::int64_t(lower), 0, in - 1);
-      const std::int64_t i1 = std::clamp<std::int64_t>(std::int64_t(lower) + 1, 0, in - 1);
-      matrix[std::size_t(i0 * out + o)] += float(1.0 - frac);
-      matrix[std::size_t(i1 * out + o)] += float(frac);
-    }
-    auto v = std::make_shared<Variable>(fmt::format("{}/interpolation_{}", name(), axis), Shape{in, out}, DType::float32, false);
-    v->assign(matrix);
-    interpolation_.push_back(v);
-  }
 }
 
 Tensor UpSampling::call(const Tensor& x) {
   if (x.rank() != rank_ + 2)
     throw std::invalid_argument(fmt::format("{} expects inputs of rank {}, got {}", class_name(), rank_ + 2, x.shape().to_string()));
   const Shape& s = x.shape();
-  if (options_.interpolation == "bilinear") {
-    // (N, H, W, C) -> (N, W, C, H) x Ah -> (N, sH, C, W) x Aw -> (N, sH, sW, C).
-    Tensor t = ops::matmul(ops::transpose(x, {0, 2, 3, 1}), interpolation_[0]);
-    t = ops::matmul(ops::transpose(t, {0, 3, 2, 1}), interpolation_[1]);
-    return ops::transpose(t, {0, 1, 3, 2});
+  if (options_.interpolation != "nearest") {
+    if (s[1] <= 0 || s[2] <= 0) throw std::invalid_argument(fmt::format("{} needs known spatial sizes, got {}", class_name(), s.to_string()));
+    return ops::image::resize(x, s[1] * size_[0], s[2] * size_[1], {.interpolation = options_.interpolation});
   }
   // Nearest: each position gets a new axis of length `size`, filled by broadcasting, then folded back in.
   std::vector<std::int64_t> spread{-1}, repeat{1}, folded{-1};

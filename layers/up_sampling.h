@@ -1,5 +1,6 @@
 // UpSampling1D/2D (channels_last): each step, row and column repeated `size` times ("nearest"), or for 2-D
-// bilinear interpolation with half-pixel centres as Keras's "bilinear" (edges clamped).
+// the images resized as Keras does for its other interpolations (ops::image::resize: bilinear, bicubic,
+// lanczos3, lanczos5).
 #pragma once
 
 #include "layers/conv.h"
@@ -7,7 +8,7 @@
 namespace strata {
 
 struct UpSamplingOptions {
-  std::string interpolation = "nearest";  // 2-D only: "nearest" or "bilinear"
+  std::string interpolation = "nearest";  // 2-D only also "bilinear", "bicubic", "lanczos3" or "lanczos5"
   std::string name;
   bool trainable = true;
 };
@@ -26,8 +27,6 @@ class UpSampling : public Layer {
   int rank_;
   std::vector<int> size_;
   UpSamplingOptions options_;
-  // Bilinear: the (in, in * size) interpolation matrix of each spatial axis. Constants, not layer weights.
-  std::vector<VariablePtr> interpolation_;
 };
 
 #define STRATA_UP_SAMPLING_LAYER(Class, rank, prefix)                                                         \

@@ -446,12 +446,14 @@ TEST_P(CudaAgainstCpu, ConvnetWithBatchNormAndDropoutTrainsAlike) {
 }
 
 TEST_P(CudaAgainstCpu, AugmentedConvnetTrainsAlike) {
-  // The augmentation layers draw the same transforms on both backends and resample through one gather.
+  // The augmentation layers draw the same transforms on both backends and resample through one gather;
+  // the resize is two interpolation matrices.
   expect_same_training(
       GetParam(),
       [] {
         return Sequential({Input({8, 8, 1}), RandomFlip(), RandomTranslation(0.1, 0.1), RandomRotation(0.1, {.fill_mode = "constant"}),
-                           RandomZoom(0.2, std::nullopt, {.interpolation = "nearest"}), RandomContrast(0.2f), Conv2D(4, 3, {.activation = "relu"}),
+                           RandomZoom(0.2, std::nullopt, {.interpolation = "nearest"}), RandomContrast(0.2f), Resizing(10, 9, {.interpolation = "bicubic"}),
+                           Conv2D(4, 3, {.activation = "relu"}),
                            Flatten(), Dense(3, {.activation = "softmax"})});
       },
       images(64, 4), "adam");

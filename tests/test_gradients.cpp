@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <functional>
+#include <tuple>
 
 #include "graph/autodiff.h"
 #include "graph/image_ops.h"
@@ -229,6 +230,18 @@ TEST(Gradients, AffineTransform) {
     SCOPED_TRACE(std::string(interpolation) + " " + fill_mode);
     check_gradients({rnd({-1, 4, 5, 2}, ++seed)}, {}, [&](auto& x, auto&) {
       return ops::image::affine_transform(x[0], transform_in(x[0]), interpolation, fill_mode, 0.5f);
+    });
+  }
+}
+
+TEST(Gradients, Resize) {
+  // Linear in the images: each axis's interpolation matrix transposed, or the nearest gather's scatter-add.
+  std::uint32_t seed = 95;
+  for (const auto& [interpolation, antialias, h, w] : {std::tuple{"bilinear", false, 7, 3}, {"bilinear", true, 2, 3}, {"bicubic", false, 5, 8},
+                                                        {"lanczos3", true, 3, 4}, {"nearest", false, 7, 2}}) {
+    SCOPED_TRACE(std::string(interpolation) + (antialias ? " antialias" : ""));
+    check_gradients({rnd({-1, 4, 5, 2}, ++seed)}, {}, [&](auto& x, auto&) {
+      return ops::image::resize(x[0], h, w, {.interpolation = interpolation, .antialias = antialias});
     });
   }
 }

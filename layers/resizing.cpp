@@ -1,0 +1,128 @@
+#include "layers/resizing.h"
+
+#include <fmt/format.h>
+
+#include <stdexcept>
+
+#include "graph/ops.h"
+
+namespace strata {
+
+namespace {
+
+void check_size(std::int64_t height, std::int64_t width, const std::string& class_name, const std::string& name) {
+  if (height <= 0 || width <= 0)
+    throw std::invalid_argument(fmt::format("{} '{}': height and width must be positive, got ({}, {})", class_name, name, height, width));
+}
+
+// (batch, height, width, channels) with the height and width known.
+void check_images(const Tensor& x, const std::string& class_name, const std::string& name) {
+  if (x.rank() != 4)
+    throw std::invalid_argument(fmt::format("{} '{}' expects images (batch, height, width, channels), got {}", class_name, name,
+                                            x.shape().to_string()));
+  if (x.shape()[1] <= 0 || x.shape()[2] <= 0 || x.shape()[3] <= 0)
+    throw std::invalid_argument(fmt::format("{} '{}' needs a known height, width and channels, got {}", class_name, name, x.shape().to_string()));
+}
+
+std::int64_t size_key(const Json& c, const char* key, const std::string& class_name) {
+  if (!c.contains(key) || !c.at(key).is_number_integer())
+    throw std::invalid_argument(fmt::format("{}: '{}' must be given as an integer, got {}", class_name, key, c.value(key, Json(nullptr)).dump()));
+  return c.at(key).get<std::int64_t>();
+}
+
+bool flag(const Json& c, const char* key, const std::string& class_name) {
+  if (!c.contains(key) || c.at(key).is_null()) return false;
+  if (!c.at(key).is_boolean()) throw std::invalid_argument(fmt::format("{}: {} must be true or false, got {}", class_name, key, c.at(key).dump()));
+  return c.at(key).get<bool>();
+}
+
+Tensor as_float(const Tensor& x) { return x.dtype() == DType::float32 ? x : ops::cast(x, DType::float32); }
+
+}  // namespace
+
+Resizing::Resizing(std::int64_t height, std::int64_t width, ResizingOptions options)
+    : LayerBase(options.name, "resizing", options.trainable), height_(height), width_(width), options_(std::move(options)) {
+  check_size(height_, width_, "Resizing", name());
+  const auto& interpolation = options_.interpolation;
+  if (interpolation != "nearest" && interpolation != "bilinear" && interpolation != "bicubic" && interpolation != "lanczos3" &&
+      interpolation != "lanczos5")
+    throw std::invalid_argument(fmt::format(
+        "Resizing '{}': interpolation must be 'nearest', 'bilinear', 'bicubic', 'lanczos3' or 'lanczos5', got '{}'", name(), interpolation));
+  if (options_.crop_to_aspect_ratio && options_.pad_to_aspect_ratio)
+    throw std::invalid_argument(fmt::format("Resizing '{}': only one of crop_to_aspect_ratio and pad_to_aspect_ratio can be true", name()));
+}
+
+Tensor Resizing::call(const Tensor& inputs) {
+  check_images(inputs, class_name(), name());
+  return ops::image::resize(as_float(inputs), height_, width_,
+                            {.interpolation = options_.interpolation,
+                             .antialias = options_.antialias,
+                             .crop_to_aspect_ratio = options_.crop_to_aspect_ratio,
+                             .pad_to_aspect_ratio = options_.pad_to_aspect_ratio,
+                             .fill_value = options_.fill_value});
+}
+
+Json Resizing::get_config() const {
+  Json c = Layer::get_config();
+  c["height"] = height_;
+  c["width"] = width_;
+  c["interpolation"] = options_.interpolation;
+  c["crop_to_aspect_ratio"] = options_.crop_to_aspect_ratio;
+  c["pad_to_aspect_ratio"] = options_.pad_to_aspect_ratio;
+  c["fill_mode"] = "constant";
+  c["fill_value"] = options_.fill_value;
+  c["antialias"] = options_.antialias;
+  c["data_format"] = "channels_last";
+  return c;
+}
+
+LayerPtr Resizing::from_config(const Json& c) {
+  config::check_keys(c, "Resizing", {"height", "width", "interpolation", "crop_to_aspect_ratio", "pad_to_aspect_ratio", "fill_mode",
+                                     "fill_value", "antialias", "data_format"});
+  config::require_channels_last(c, "Resizing");
+  const std::string fill_mode = c.contains("fill_mode") && c.at("fill_mode").is_string() ? c.at("fill_mode").get<std::string>() : "constant";
+  if (fill_mode != "constant") throw std::invalid_argument(fmt::format("Resizing: fill_mode must be 'constant', got '{}'", fill_mode));
+  ResizingOptions o;
+  if (c.contains("interpolation") && !c.at("interpolation").is_null()) {
+    if (!c.at("interpolation").is_string())
+      throw std::invalid_argument(fmt::format("Resizing: interpolation must be a string, got {}", c.at("interpolation").dump()));
+    o.interpolation = c.at("interpolation").get<std::string>();
+  }
+  o.crop_to_aspect_ratio = flag(c, "crop_to_aspect_ratio", "Resizing");
+  o.pad_to_aspect_ratio = flag(c, "pad_to_aspect_ratio", "Resizing");
+  o.antialias = flag(c, "antialias", "Resizing");
+  o.fill_value = config::number(c, "fill_value", "Resizing", 0.f);
+  o.name = config::name(c);
+  o.trainable = config::trainable(c);
+  return std::make_shared<Resizing>(size_key(c, "height", "Resizing"), size_key(c, "width", "Resizing"), o);
+}
+
+CenterCrop::CenterCrop(std::int64_t height, std::int64_t width, LayerOptions options)
+    : LayerBase(options.name, "center_crop", options.trainable), height_(height), width_(width) {
+  check_size(height_, width_, "CenterCrop", name());
+}
+
+Tensor CenterCrop::call(const Tensor& inputs) {
+  check_images(inputs, class_name(), name());
+  const Tensor x = as_float(inputs);
+  const std::int64_t extra_rows = x.shape()[1] - height_, extra_columns = x.shape()[2] - width_;
+  if (extra_rows >= 0 && extra_columns >= 0) return ops::slice(x, {0, extra_rows / 2, extra_columns / 2, 0}, {-1, height_, width_, -1});
+  return ops::image::resize(x, height_, width_, {.crop_to_aspect_ratio = true});
+}
+
+Json CenterCrop::get_config() const {
+  Json c = Layer::get_config();
+  c["height"] = height_;
+  c["width"] = width_;
+  c["data_format"] = "channels_last";
+  return c;
+}
+
+LayerPtr CenterCrop::from_config(const Json& c) {
+  config::check_keys(c, "CenterCrop", {"height", "width", "data_format"});
+  config::require_channels_last(c, "CenterCrop");
+  return std::make_shared<CenterCrop>(size_key(c, "height", "CenterCrop"), size_key(c, "width", "CenterCrop"),
+                                      LayerOptions{config::name(c), config::trainable(c)});
+}
+
+}  // namespace strata
