@@ -50,6 +50,7 @@ const std::map<std::string, Factory>& factories() {
       {"InputLayer", &InputLayer::from_config}, {"Input", &InputLayer::from_config},  // keras.Input, for YAML
       {"Rescaling", &Rescaling::from_config},   {"Normalization", &Normalization::from_config},
       {"Resizing", &Resizing::from_config},     {"CenterCrop", &CenterCrop::from_config},
+      {"RandomCrop", &RandomCrop::from_config},
       {"Reshape", &Reshape::from_config},       {"Permute", &Permute::from_config},
       {"RepeatVector", &RepeatVector::from_config}, {"Identity", &Identity::from_config},
       {"GaussianNoise", &GaussianNoise::from_config}, {"GaussianDropout", &GaussianDropout::from_config},

@@ -3,8 +3,11 @@
 #include <fmt/format.h>
 
 #include <stdexcept>
+#include <vector>
 
+#include "graph/graph.h"
 #include "graph/ops.h"
+#include "graph/variable.h"
 
 namespace strata {
 
@@ -122,6 +125,51 @@ LayerPtr CenterCrop::from_config(const Json& c) {
   config::check_keys(c, "CenterCrop", {"height", "width", "data_format"});
   config::require_channels_last(c, "CenterCrop");
   return std::make_shared<CenterCrop>(size_key(c, "height", "CenterCrop"), size_key(c, "width", "CenterCrop"),
+                                      LayerOptions{config::name(c), config::trainable(c)});
+}
+
+RandomCrop::RandomCrop(std::int64_t height, std::int64_t width, std::optional<std::uint64_t> seed, LayerOptions options)
+    : LayerBase(options.name, "random_crop", options.trainable), height_(height), width_(width), seed_option_(seed),
+      seed_(seed ? *seed : next_random_seed()) {
+  check_size(height_, width_, "RandomCrop", name());
+}
+
+Tensor RandomCrop::call(const Tensor& inputs) {
+  check_images(inputs, class_name(), name());
+  const Tensor x = as_float(inputs);
+  const Tensor resized = ops::image::resize(x, height_, width_, {.crop_to_aspect_ratio = true});
+  const std::int64_t extra_rows = x.shape()[1] - height_, extra_columns = x.shape()[2] - width_;
+  if (extra_rows <= 0 || extra_columns <= 0) return resized;
+  // One start per axis, uniform over the extra + 1 places; the window's rows and columns are gathered.
+  const Tensor one = ops::constant(0.f, x, Shape{1});
+  auto window = [&](std::int64_t extra, std::int64_t size, int axis, std::uint64_t stream) {
+    const Tensor start = ops::cast(ops::random_uniform_like(one, 0.f, float(extra + 1), seed_ ^ (stream * 0x9E3779B97F4A7C15ull)), DType::int32);
+    std::vector<float> offsets(static_cast<std::size_t>(size));
+    for (std::size_t i = 0; i < offsets.size(); ++i) offsets[i] = float(i);
+    auto v = std::make_shared<Variable>(fmt::format("{}/offsets_{}", name(), axis), Shape{size}, DType::float32, false);
+    v->assign(offsets);
+    // A start of extra + 1 (the draw's open end met by float rounding) would read past the image.
+    const Tensor first = ops::clip(ops::cast(start, DType::float32), 0.f, float(extra));
+    return ops::cast(ops::add(ops::variable(v, x), first), DType::int32);
+  };
+  const Tensor rows = ops::gather(x, window(extra_rows, height_, 1, 0), 1, 0);
+  const Tensor cropped = ops::gather(rows, window(extra_columns, width_, 2, 1), 2, 0);
+  return ops::in_train_phase(cropped, resized);
+}
+
+Json RandomCrop::get_config() const {
+  Json c = Layer::get_config();
+  c["height"] = height_;
+  c["width"] = width_;
+  c["seed"] = seed_option_ ? Json(*seed_option_) : Json(nullptr);
+  c["data_format"] = "channels_last";
+  return c;
+}
+
+LayerPtr RandomCrop::from_config(const Json& c) {
+  config::check_keys(c, "RandomCrop", {"height", "width", "seed", "data_format"});
+  config::require_channels_last(c, "RandomCrop");
+  return std::make_shared<RandomCrop>(size_key(c, "height", "RandomCrop"), size_key(c, "width", "RandomCrop"), config::seed(c),
                                       LayerOptions{config::name(c), config::trainable(c)});
 }
 

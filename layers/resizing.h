@@ -1,6 +1,9 @@
-// Keras's Resizing and CenterCrop (channels_last): fixed image resampling, the same in training and
-// inference, built on ops::image::resize.
+// Keras's Resizing and CenterCrop (channels_last), fixed image resampling built on ops::image::resize,
+// and RandomCrop, which crops at a random place while training.
 #pragma once
+
+#include <cstdint>
+#include <optional>
 
 #include "graph/image_ops.h"
 #include "layers/layer.h"
@@ -47,6 +50,26 @@ class CenterCrop : public LayerBase<CenterCrop> {
 
  private:
   std::int64_t height_, width_;
+};
+
+// While training, cuts a (height, width) window at one random place for the whole batch, as Keras 3 does;
+// in inference, and while training on images not larger than the window along both axes, resizes
+// (bilinear) the image's largest centred window of the target's aspect ratio to (height, width), as
+// Keras documents it.
+class RandomCrop : public LayerBase<RandomCrop> {
+ public:
+  RandomCrop(std::int64_t height, std::int64_t width, std::optional<std::uint64_t> seed = std::nullopt, LayerOptions options = {});
+  std::string class_name() const override { return "RandomCrop"; }
+  Json get_config() const override;
+  static LayerPtr from_config(const Json& config);
+
+ protected:
+  Tensor call(const Tensor& inputs) override;
+
+ private:
+  std::int64_t height_, width_;
+  std::optional<std::uint64_t> seed_option_;
+  std::uint64_t seed_;
 };
 
 }  // namespace strata

@@ -452,7 +452,7 @@ TEST_P(CudaAgainstCpu, AugmentedConvnetTrainsAlike) {
       GetParam(),
       [] {
         return Sequential({Input({8, 8, 1}), RandomFlip(), RandomTranslation(0.1, 0.1), RandomRotation(0.1, {.fill_mode = "constant"}),
-                           RandomZoom(0.2, std::nullopt, {.interpolation = "nearest"}), RandomContrast(0.2f), Resizing(10, 9, {.interpolation = "bicubic"}),
+                           RandomZoom(0.2, std::nullopt, {.interpolation = "nearest"}), RandomContrast(0.2f), RandomCrop(7, 7), Resizing(10, 9, {.interpolation = "bicubic"}),
                            Conv2D(4, 3, {.activation = "relu"}),
                            Flatten(), Dense(3, {.activation = "softmax"})});
       },

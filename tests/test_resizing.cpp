@@ -1,12 +1,14 @@
-// Resizing, CenterCrop, UpSampling2D's resizing interpolations and ops::image::resize: configs and outputs
-// against Keras 3 (scripts/fixtures/keras_resizing.py), against a loop reference in double that weighs
-// each output pixel's 2-D neighbourhood directly, and a Keras-saved classifier with them in front.
+// Resizing, CenterCrop, RandomCrop, UpSampling2D's resizing interpolations and ops::image::resize: configs
+// and outputs against Keras 3 (scripts/fixtures/keras_resizing.py, keras_random_crop.py), against a loop
+// reference in double that weighs each output pixel's 2-D neighbourhood directly, and a Keras-saved
+// classifier with them in front.
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>
 
 #include <cmath>
 #include <functional>
+#include <set>
 
 #include "api/strata.h"
 #include "graph/image_ops.h"
@@ -170,6 +172,124 @@ TEST(Resizing, LayersCheckTheirArguments) {
                                 "channels_first");
   test::expect_error_containing([] { Sequential({Input({4, 5}), CenterCrop(2, 2)}); }, "expects images (batch, height, width, channels), got (None, 4, 5)");
   test::expect_error_containing([] { UpSampling2D(2, {.interpolation = "area"}); }, "interpolation must be 'nearest', 'bilinear', 'bicubic', 'lanczos3' or 'lanczos5'");
+}
+
+// ---- RandomCrop ----
+
+// Coordinate images: channel 0 the pixel's column, channel 1 its row, channel 2 noise.
+std::vector<float> coordinate_images(const Shape& shape, std::uint32_t seed) {
+  auto x = test::random_vector(std::size_t(shape.numel()), 0, 1, seed);
+  for (std::int64_t p = 0; p < shape.numel() / 3; ++p) {
+    const std::int64_t j = p % shape[2], i = (p / shape[2]) % shape[1];
+    x[std::size_t(3 * p)] = float(j);
+    x[std::size_t(3 * p + 1)] = float(i);
+  }
+  return x;
+}
+
+// Checks that `y` holds, for every image, the (height, width) window of `x` at one place shared by the
+// batch, inside the image, and returns that place (row, column).
+std::array<std::int64_t, 2> check_crop(const Shape& shape, const std::vector<float>& x, std::int64_t height, std::int64_t width,
+                                       const std::vector<float>& y) {
+  const std::int64_t n = shape[0], h = shape[1], w = shape[2];
+  const std::int64_t row = std::int64_t(y[1]), column = std::int64_t(y[0]);
+  EXPECT_GE(row, 0);
+  EXPECT_GE(column, 0);
+  EXPECT_LE(row + height, h);
+  EXPECT_LE(column + width, w);
+  EXPECT_EQ(y.size(), std::size_t(n * height * width * 3));
+  for (std::int64_t b = 0; b < n; ++b)
+    for (std::int64_t i = 0; i < height; ++i)
+      for (std::int64_t j = 0; j < width; ++j)
+        for (std::int64_t c = 0; c < 3; ++c) {
+          const float got = y[std::size_t(((b * height + i) * width + j) * 3 + c)];
+          const float want = x[std::size_t(((b * h + row + i) * w + column + j) * 3 + c)];
+          if (got != want) {
+            ADD_FAILURE() << "image " << b << " (" << i << ", " << j << ", " << c << ") is not the window at (" << row << ", " << column << ")";
+            return {row, column};
+          }
+        }
+  return {row, column};
+}
+
+// The centred window of the target's aspect ratio, resized (bilinear): RandomCrop's inference output.
+std::vector<double> reference_centre_resize(const Shape& shape, const std::vector<float>& x, std::int64_t height, std::int64_t width) {
+  const std::int64_t n = shape[0], h = shape[1], w = shape[2], ch = shape[3];
+  const std::int64_t crop_h = std::max<std::int64_t>(1, std::min(h, w * height / width));
+  const std::int64_t crop_w = std::max<std::int64_t>(1, std::min(w, h * width / height));
+  const std::int64_t top = (h - crop_h) / 2, left = (w - crop_w) / 2;
+  std::vector<double> window;
+  for (std::int64_t b = 0; b < n; ++b)
+    for (std::int64_t i = top; i < top + crop_h; ++i)
+      for (std::int64_t j = left; j < left + crop_w; ++j)
+        for (std::int64_t c = 0; c < ch; ++c) window.push_back(x[std::size_t(((b * h + i) * w + j) * ch + c)]);
+  return reference_resize({n, crop_h, crop_w, ch}, window, height, width, "bilinear", false);
+}
+
+// `steps` training steps of `layer` on x (the optimizer changes nothing), each step's output.
+std::vector<std::vector<float>> training_outputs(const LayerPtr& layer, const Shape& shape, const std::vector<float>& x, int steps) {
+  Shape symbolic = shape;
+  symbolic[0] = -1;
+  const Tensor in = ops::placeholder(symbolic);
+  const Tensor out = layer->trace(in);
+  Program p({in}, {out}, ops::sum(out), std::make_shared<SGD>(SGDOptions{.learning_rate = 0.f}));
+  const TensorView feed{const_cast<float*>(x.data()), DType::float32, shape};
+  std::vector<std::vector<float>> outputs;
+  for (int i = 0; i < steps; ++i) {
+    p.run(Mode::training, std::span(&feed, 1));
+    outputs.push_back(p.read_output(0));
+  }
+  return outputs;
+}
+
+TEST(RandomCrop, KerasConfigsAndKerasTrainingCropsAsStrataCuts) {
+  const Json f = test::load_layer_fixture("keras_random_crop.json");
+  for (const Json& c : f["cases"]) {
+    clear_session();
+    const Json& keras_config = c["layer"]["config"];
+    const Json ours = layer_from_json(c["layer"])->get_config();
+    for (const char* key : {"height", "width", "seed", "data_format", "name"}) EXPECT_EQ(ours.at(key), keras_config.at(key)) << key;
+    // Keras cuts one window per batch, as check_crop demands of Strata below.
+    const Shape shape = config::shape(c["input_shape"], "input_shape");
+    const auto x = c["x"].get<std::vector<float>>();
+    for (const Json& y : c["training_y"])
+      check_crop(shape, x, keras_config["height"].get<std::int64_t>(), keras_config["width"].get<std::int64_t>(), y.get<std::vector<float>>());
+  }
+}
+
+TEST(RandomCrop, CutsOneRandomWindowPerBatchWhileTrainingAndResizesInInference) {
+  clear_session();
+  const Shape shape{3, 6, 9, 3};
+  const auto x = coordinate_images(shape, 330);
+  const auto outputs = training_outputs(std::make_shared<RandomCrop>(3, 4), shape, x, 60);
+  std::set<std::array<std::int64_t, 2>> places;
+  for (const auto& y : outputs) places.insert(check_crop(shape, x, 3, 4, y));
+  // 4 x 6 places, 60 draws: each missed with probability (23/24)^60 < 8%; most must be seen, ends included.
+  EXPECT_GE(places.size(), 18u);
+  std::set<std::int64_t> rows, columns;
+  for (const auto& [r, c] : places) rows.insert(r), columns.insert(c);
+  EXPECT_EQ(rows, (std::set<std::int64_t>{0, 1, 2, 3}));
+  EXPECT_EQ(columns, (std::set<std::int64_t>{0, 1, 2, 3, 4, 5}));
+  // Inference: the centred 6 x 8 window (the 3 x 4 aspect ratio) resized to 3 x 4.
+  clear_session();
+  Shape out_shape;
+  const auto y = run([](const Tensor& t) { return RandomCrop(3, 4, 5)(t); }, shape, x, &out_shape);
+  EXPECT_EQ(out_shape, (Shape{3, 3, 4, 3}));
+  test::expect_near_all(y, reference_centre_resize(shape, x, 3, 4), 2e-5, "inference");
+  // An image no larger than the window along an axis is resized while training too.
+  clear_session();
+  const Shape small{2, 4, 9, 3};
+  const auto xs = coordinate_images(small, 331);
+  for (const auto& ys : training_outputs(std::make_shared<RandomCrop>(5, 4), small, xs, 2))
+    test::expect_near_all(ys, reference_centre_resize(small, xs, 5, 4), 2e-5, "training on a small image");
+}
+
+TEST(RandomCrop, Errors) {
+  clear_session();
+  test::expect_error_containing([] { RandomCrop(3, -1); }, "RandomCrop 'random_crop': height and width must be positive, got (3, -1)");
+  test::expect_error_containing([] { layer_from_config("RandomCrop", Json{{"height", 3}, {"width", 2.5}}); }, "'width' must be given as an integer, got 2.5");
+  test::expect_error_containing([] { layer_from_config("RandomCrop", Json{{"height", 3}, {"width", 2}, {"fill_mode", "constant"}}); }, "fill_mode");
+  test::expect_error_containing([] { Sequential({Input({6, 9}), RandomCrop(3, 4)}); }, "expects images (batch, height, width, channels), got (None, 6, 9)");
 }
 
 TEST(Resizing, KerasClassifierPredictsAsKerasDid) { test::check_predicts_as_keras_did("resize_classifier"); }
