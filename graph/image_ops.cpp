@@ -153,7 +153,7 @@ Tensor resize(const Tensor& images, std::int64_t height, std::int64_t width, con
   if (options.crop_to_aspect_ratio && options.pad_to_aspect_ratio)
     throw std::invalid_argument("resize: only one of crop_to_aspect_ratio and pad_to_aspect_ratio can be true");
   if (images.rank() == 3) return squeeze(resize(expand_dims(images, 0), height, width, options), 0);
-  const Shape& shape = images.shape();
+  const Shape shape = images.shape();  // a copy: new nodes may move the graph's storage
   if (images.rank() != 4)
     throw std::invalid_argument(fmt::format("resize: images must be (batch, height, width, channels) or (height, width, channels), got {}",
                                             shape.to_string()));
@@ -194,7 +194,7 @@ Tensor affine_transform(const Tensor& images, const Tensor& transform, const std
   if (std::find(kFillModes.begin(), kFillModes.end(), fill_mode) == kFillModes.end())
     throw std::invalid_argument(fmt::format("affine_transform: fill_mode must be one of {}, got '{}'", fmt::join(kFillModes, ", "), fill_mode));
   if (images.rank() == 3) return squeeze(affine_transform(expand_dims(images, 0), transform, interpolation, fill_mode, fill_value), 0);
-  const Shape& shape = images.shape();
+  const Shape shape = images.shape();  // a copy: new nodes may move the graph's storage
   if (images.rank() != 4)
     throw std::invalid_argument(fmt::format(
         "affine_transform: images must be (batch, height, width, channels) or (height, width, channels), got {}", shape.to_string()));

@@ -32,7 +32,7 @@ void UpSampling::build(const Shape& input_shape) {
 Tensor UpSampling::call(const Tensor& x) {
   if (x.rank() != rank_ + 2)
     throw std::invalid_argument(fmt::format("{} expects inputs of rank {}, got {}", class_name(), rank_ + 2, x.shape().to_string()));
-  const Shape& s = x.shape();
+  const Shape s = x.shape();
   if (options_.interpolation != "nearest") {
     if (s[1] <= 0 || s[2] <= 0) throw std::invalid_argument(fmt::format("{} needs known spatial sizes, got {}", class_name(), s.to_string()));
     return ops::image::resize(x, s[1] * size_[0], s[2] * size_[1], {.interpolation = options_.interpolation});
