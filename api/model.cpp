@@ -556,6 +556,9 @@ Model::Step& Model::step_for(const std::vector<Array>& x, const std::vector<Arra
     const Tensor weighted = w == options_.loss_weights.end() ? l : ops::multiply(l, w->second);
     total = total.valid() ? ops::add(total, weighted) : weighted;
   }
+  // As Keras 3 adds model.losses: every regularized trainable weight's penalty, in training and evaluation.
+  for (const LayerPtr& layer : layers_)
+    for (const auto& [weight, regularizer] : layer->weight_regularizers()) total = ops::add(total, regularizer.penalty(ops::variable(weight, total)));
   std::vector<Tensor> program_outputs{total};
   if (outputs_.size() > 1)
     for (std::size_t i = 0; i < outputs_.size(); ++i) {

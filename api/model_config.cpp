@@ -20,7 +20,7 @@ namespace {
 Json serialize_layer(const Layer& layer) {
   // Keras registers Functional under its own name; every other class is found through its module.
   const Json registered = layer.class_name() == "Functional" ? Json("Functional") : Json(nullptr);
-  return {{"module", layer.keras_module()}, {"class_name", layer.class_name()}, {"config", layer.get_config()}, {"registered_name", registered}};
+  return {{"module", layer.keras_module()}, {"class_name", layer.class_name()}, {"config", layer.full_config()}, {"registered_name", registered}};
 }
 
 // A nested functional model's node 0 is the one its own construction made: Keras counts its calls from 1.

@@ -86,4 +86,11 @@ std::string ModelLayer::saved_weight_name(const Variable& weight) const { return
 
 std::string ModelLayer::keras_module() const { return class_name_ == "Sequential" ? "keras" : "keras.src.models.functional"; }
 
+std::vector<std::pair<VariablePtr, Regularizer>> ModelLayer::weight_regularizers() const {
+  std::vector<std::pair<VariablePtr, Regularizer>> out;
+  for (const LayerPtr& layer : layers_)
+    for (auto& w : layer->weight_regularizers()) out.push_back(std::move(w));
+  return out;
+}
+
 }  // namespace strata

@@ -13,6 +13,7 @@ class ModelLayer : public LayerBase<ModelLayer> {
   explicit ModelLayer(Model& model);
   std::string class_name() const override { return class_name_; }
   Json get_config() const override { return config_; }
+  std::vector<std::pair<VariablePtr, Regularizer>> weight_regularizers() const override;
   // {"class_name": "Sequential" | "Functional" | "Model", "config": ...}: the nested model's layer.
   static LayerPtr from_config(const std::string& class_name, const Json& config);
   const std::vector<LayerPtr>& layers() const { return layers_; }

@@ -32,7 +32,7 @@ Bidirectional::Bidirectional(const std::shared_ptr<Recurrent>& layer, Bidirectio
   if (merge_mode_ != "concat" && merge_mode_ != "sum" && merge_mode_ != "mul" && merge_mode_ != "ave" && merge_mode_ != "none")
     throw std::invalid_argument(
         fmt::format("{}: merge_mode must be \"concat\", \"sum\", \"mul\", \"ave\" or \"none\", got \"{}\"", name(), merge_mode_));
-  const Json config = layer->get_config();
+  const Json config = layer->full_config();
   const std::string base = without_prefix(layer->name(), "forward_");
   forward_ = clone_recurrent(layer->class_name(), config, "forward_" + base, layer->options().go_backwards);
   backward_ = backward ? backward : clone_recurrent(layer->class_name(), config, "backward_" + base, !layer->options().go_backwards);
@@ -90,13 +90,19 @@ Json Bidirectional::call_node(const std::vector<Json>& tensors, const Json&) con
   return {{"args", Json::array({tensors[0]})}, {"kwargs", kwargs}};
 }
 
+std::vector<std::pair<VariablePtr, Regularizer>> Bidirectional::weight_regularizers() const {
+  auto out = forward_->weight_regularizers();
+  for (auto& w : backward_->weight_regularizers()) out.push_back(std::move(w));
+  return out;
+}
+
 Json Bidirectional::get_config() const {
   Json c = Layer::get_config();
   c["merge_mode"] = merge_mode_ == "none" ? Json(nullptr) : Json(merge_mode_);
-  Json forward = forward_->get_config();
+  Json forward = forward_->full_config();
   forward["name"] = without_prefix(forward_->name(), "forward_");
   c["layer"] = {{"module", "keras.layers"}, {"class_name", forward_->class_name()}, {"config", forward}, {"registered_name", nullptr}};
-  c["backward_layer"] = {{"module", "keras.layers"}, {"class_name", backward_->class_name()}, {"config", backward_->get_config()},
+  c["backward_layer"] = {{"module", "keras.layers"}, {"class_name", backward_->class_name()}, {"config", backward_->full_config()},
                          {"registered_name", nullptr}};
   return c;
 }

@@ -29,6 +29,7 @@ class Bidirectional : public LayerBase<Bidirectional> {
                          const std::shared_ptr<Recurrent>& backward = nullptr);
   std::string class_name() const override { return "Bidirectional"; }
   Json get_config() const override;
+  std::vector<std::pair<VariablePtr, Regularizer>> weight_regularizers() const override;
   static LayerPtr from_config(const Json& config);
   const std::shared_ptr<Recurrent>& forward_layer() const { return forward_; }
   const std::shared_ptr<Recurrent>& backward_layer() const { return backward_; }

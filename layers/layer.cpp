@@ -22,6 +22,41 @@ Json Layer::get_config() const {
   return {{"name", name_}, {"trainable", trainable_}, {"dtype", config::dtype_policy()}};
 }
 
+Json Layer::full_config() const {
+  Json c = get_config();
+  for (const auto& [key, regularizer] : regularizers_) c[key + "_regularizer"] = regularizer.to_json();
+  return c;
+}
+
+void Layer::set_regularizer(const std::string& key, const Regularizer& regularizer) {
+  if (!get_config().contains(key + "_regularizer"))
+    throw std::invalid_argument(fmt::format("{}: unknown or unsupported config key '{}_regularizer'", class_name(), key));
+  regularizers_[key] = regularizer;
+}
+
+std::vector<std::pair<VariablePtr, Regularizer>> Layer::weight_regularizers() const {
+  // The weight each key names ("depthwise" is DepthwiseConv's "kernel" and SeparableConv's "depthwise_kernel").
+  auto weight_names = [](const std::string& key) -> std::vector<std::string> {
+    if (key == "recurrent") return {"recurrent_kernel"};
+    if (key == "depthwise") return {"depthwise_kernel", "kernel"};
+    if (key == "pointwise") return {"pointwise_kernel"};
+    return {key};
+  };
+  std::vector<std::pair<VariablePtr, Regularizer>> out;
+  for (const auto& [key, regularizer] : regularizers_) {
+    for (const std::string& wanted : weight_names(key)) {
+      const auto it = std::find_if(weights_.begin(), weights_.end(), [&](const VariablePtr& w) {
+        const std::string& n = w->name();
+        return n == wanted || (n.size() > wanted.size() && n.compare(n.size() - wanted.size() - 1, std::string::npos, "/" + wanted) == 0);
+      });
+      if (it == weights_.end()) continue;  // e.g. bias_regularizer without a bias, as Keras ignores it
+      if ((*it)->trainable()) out.emplace_back(*it, regularizer);
+      break;
+    }
+  }
+  return out;
+}
+
 void Layer::build(const Shape&) {}
 
 Tensor Layer::call(const Tensor&) {

@@ -14,6 +14,7 @@
 
 #include "graph/graph.h"
 #include "graph/variable.h"
+#include "layers/regularizers.h"
 
 namespace strata {
 
@@ -44,6 +45,16 @@ class Layer : public std::enable_shared_from_this<Layer> {
 
   // Keras's get_config(): name, trainable, dtype, then the layer's own keys.
   virtual Json get_config() const;
+  // get_config() with the layer's regularizers, as Keras serializes the layer.
+  Json full_config() const;
+
+  // Keras's <key>_regularizer arguments ("kernel", "bias", "recurrent", "embeddings", "gamma", "beta",
+  // "depthwise", "pointwise", "alpha"), for the keys the layer's config has; each adds its penalty on the
+  // weight it names to the model's loss. Configs read by the registry attach theirs here.
+  void set_regularizer(const std::string& key, const Regularizer& regularizer);
+  const std::map<std::string, Regularizer>& regularizers() const { return regularizers_; }
+  // The trainable weights that have a regularizer, with it: this layer's and the layers' it wraps.
+  virtual std::vector<std::pair<VariablePtr, Regularizer>> weight_regularizers() const;
 
   // Applies the layer to a symbolic tensor and records the call, so that a Model can find it. A layer
   // that is not owned by a std::shared_ptr moves itself into one on its first call; later calls (on the
@@ -128,6 +139,7 @@ class Layer : public std::enable_shared_from_this<Layer> {
   Shape input_shape_;
   std::vector<Shape> output_shapes_;
   std::vector<VariablePtr> weights_;
+  std::map<std::string, Regularizer> regularizers_;
   std::shared_ptr<Layer> moved_to_;
 
   static void record(const std::shared_ptr<Layer>& self, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs,

@@ -131,7 +131,21 @@ LayerPtr layer_from_config(const std::string& class_name, const Json& config) {
                                                    : fmt::format("unknown layer '{}'; did you mean '{}'?", class_name, suggestion));
   }
   try {
-    return it->second(config);
+    // The *_regularizer keys are read here for every layer and attached after it is made.
+    Json own = config;
+    std::map<std::string, Regularizer> regularizers;
+    if (config.is_object())
+      for (const auto& [key, value] : config.items()) {
+        const std::string suffix = "_regularizer";
+        if (value.is_null() || key.size() <= suffix.size() || key.compare(key.size() - suffix.size(), suffix.size(), suffix) != 0) continue;
+        if (key == "activity_regularizer")
+          throw std::invalid_argument(fmt::format("{}: activity_regularizer is not supported (weight regularizers are)", class_name));
+        regularizers[key.substr(0, key.size() - suffix.size())] = *regularizer_from_json(value, fmt::format("{}: {}", class_name, key));
+        own.erase(key);
+      }
+    LayerPtr layer = it->second(own);
+    for (const auto& [key, regularizer] : regularizers) layer->set_regularizer(key, regularizer);
+    return layer;
   } catch (const nlohmann::json::exception& e) {
     throw std::invalid_argument(fmt::format("{}: bad config: {}", class_name, e.what()));
   }

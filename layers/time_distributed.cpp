@@ -29,7 +29,7 @@ Tensor TimeDistributed::call(const Tensor& x) {
 
 Json TimeDistributed::get_config() const {
   Json c = Layer::get_config();
-  c["layer"] = {{"module", "keras.layers"}, {"class_name", layer_->class_name()}, {"config", layer_->get_config()}, {"registered_name", nullptr}};
+  c["layer"] = {{"module", "keras.layers"}, {"class_name", layer_->class_name()}, {"config", layer_->full_config()}, {"registered_name", nullptr}};
   return c;
 }
 

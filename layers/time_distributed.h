@@ -14,6 +14,7 @@ class TimeDistributed : public LayerBase<TimeDistributed> {
   explicit TimeDistributed(LayerPtr layer, LayerOptions options = {});
   std::string class_name() const override { return "TimeDistributed"; }
   Json get_config() const override;
+  std::vector<std::pair<VariablePtr, Regularizer>> weight_regularizers() const override { return layer_->weight_regularizers(); }
   static LayerPtr from_config(const Json& config);
   const LayerPtr& layer() const { return layer_; }
   SavedVariableGroups saved_variable_groups() const override {

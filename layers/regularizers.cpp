@@ -1,0 +1,80 @@
+#include "layers/regularizers.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <stdexcept>
+
+#include "graph/ops.h"
+
+namespace strata {
+
+nlohmann::json Regularizer::to_json() const {
+  nlohmann::json config = nlohmann::json::object();
+  if (class_name != "L2") config["l1"] = l1;
+  if (class_name != "L1") config["l2"] = l2;
+  return {{"module", "keras.regularizers"}, {"class_name", class_name}, {"config", config}, {"registered_name", nullptr}};
+}
+
+Tensor Regularizer::penalty(const Tensor& weight) const {
+  Tensor total;
+  if (l1 != 0.f) total = ops::multiply(ops::sum(ops::abs(weight)), l1);
+  if (l2 != 0.f) {
+    const Tensor squares = ops::multiply(ops::sum(ops::square(weight)), l2);
+    total = total.valid() ? ops::add(total, squares) : squares;
+  }
+  return total.valid() ? total : ops::multiply(ops::sum(weight), 0.f);
+}
+
+namespace regularizers {
+Regularizer L1(float l1) { return {"L1", l1, 0.f}; }
+Regularizer L2(float l2) { return {"L2", 0.f, l2}; }
+Regularizer L1L2(float l1, float l2) { return {"L1L2", l1, l2}; }
+}  // namespace regularizers
+
+namespace {
+
+float factor(const nlohmann::json& config, const char* key, float fallback, const std::string& where) {
+  if (!config.contains(key) || config.at(key).is_null()) return fallback;
+  const auto& v = config.at(key);
+  if (!v.is_number() || !std::isfinite(v.get<double>()) || v.get<double>() < 0)
+    throw std::invalid_argument(fmt::format("{}: {} must be a non-negative number, got {}", where, key, v.dump()));
+  return v.get<float>();
+}
+
+}  // namespace
+
+std::optional<Regularizer> regularizer_from_json(const nlohmann::json& value, const std::string& where) {
+  if (value.is_null()) return std::nullopt;
+  std::string name;
+  nlohmann::json config = nlohmann::json::object();
+  if (value.is_string()) {
+    name = value.get<std::string>();
+  } else if (value.is_object() && value.contains("class_name") && value.at("class_name").is_string()) {
+    name = value.at("class_name").get<std::string>();
+    if (value.contains("config") && !value.at("config").is_null()) {
+      if (!value.at("config").is_object()) throw std::invalid_argument(fmt::format("{}: the regularizer's config must be an object", where));
+      config = value.at("config");
+    }
+  } else if (value.is_object() && value.size() == 1 && (value.begin().value().is_object() || value.begin().value().is_null())) {
+    name = value.begin().key();  // the YAML front door's {L2: {l2: 0.001}}
+    if (!value.begin().value().is_null()) config = value.begin().value();
+  } else {
+    throw std::invalid_argument(
+        fmt::format("{}: a regularizer must be a name, {{\"class_name\", \"config\"}} or {{Name: {{config}}}}, got {}", where, value.dump()));
+  }
+  for (const auto& [key, v] : config.items())
+    if (key != "l1" && key != "l2") throw std::invalid_argument(fmt::format("{}: unknown regularizer config key '{}'", where, key));
+  if (name == "L1" || name == "l1") {
+    if (config.contains("l2")) throw std::invalid_argument(fmt::format("{}: L1 takes l1 only", where));
+    return regularizers::L1(factor(config, "l1", 0.01f, where));
+  }
+  if (name == "L2" || name == "l2") {
+    if (config.contains("l1")) throw std::invalid_argument(fmt::format("{}: L2 takes l2 only", where));
+    return regularizers::L2(factor(config, "l2", 0.01f, where));
+  }
+  if (name == "L1L2" || name == "l1l2" || name == "l1_l2") return regularizers::L1L2(factor(config, "l1", 0.f, where), factor(config, "l2", 0.f, where));
+  throw std::invalid_argument(fmt::format("{}: unsupported regularizer '{}' (L1, L2 and L1L2 are)", where, name));
+}
+
+}  // namespace strata
