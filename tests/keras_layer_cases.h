@@ -29,20 +29,28 @@ inline std::vector<float> run(const std::function<Tensor(const Tensor&)>& f, con
   return p.read_output(0);
 }
 
-// Runs `layer` on x twice in training (SGD with learning rate 0); returns both outputs, so that a random
-// layer's draws can be checked and seen to change between steps.
-inline std::pair<std::vector<float>, std::vector<float>> two_training_runs(const LayerPtr& layer, const Shape& shape,
-                                                                           const std::vector<float>& x) {
+// Runs `layer` on x for `steps` training steps (SGD with learning rate 0) and returns each step's output,
+// so that a random layer's draws can be checked and seen to change between steps.
+inline std::vector<std::vector<float>> training_runs(const LayerPtr& layer, const Shape& shape, const std::vector<float>& x, int steps) {
   Shape symbolic = shape;
   symbolic[0] = -1;
   const Tensor in = ops::placeholder(symbolic);
   const Tensor out = layer->trace(in);
   Program p({in}, {out}, ops::sum(out), std::make_shared<SGD>(SGDOptions{.learning_rate = 0.0}));
   const TensorView feed{const_cast<float*>(x.data()), DType::float32, shape};
-  p.run(Mode::training, std::span(&feed, 1));
-  auto first = p.read_output(0);
-  p.run(Mode::training, std::span(&feed, 1));
-  return {first, p.read_output(0)};
+  std::vector<std::vector<float>> outputs;
+  for (int i = 0; i < steps; ++i) {
+    p.run(Mode::training, std::span(&feed, 1));
+    outputs.push_back(p.read_output(0));
+  }
+  return outputs;
+}
+
+// The same for two steps.
+inline std::pair<std::vector<float>, std::vector<float>> two_training_runs(const LayerPtr& layer, const Shape& shape,
+                                                                           const std::vector<float>& x) {
+  auto runs = training_runs(layer, shape, x, 2);
+  return {std::move(runs[0]), std::move(runs[1])};
 }
 
 // The same for a layer of several inputs, in inference.

@@ -226,22 +226,6 @@ std::vector<double> reference_centre_resize(const Shape& shape, const std::vecto
   return reference_resize({n, crop_h, crop_w, ch}, window, height, width, "bilinear", false);
 }
 
-// `steps` training steps of `layer` on x (the optimizer changes nothing), each step's output.
-std::vector<std::vector<float>> training_outputs(const LayerPtr& layer, const Shape& shape, const std::vector<float>& x, int steps) {
-  Shape symbolic = shape;
-  symbolic[0] = -1;
-  const Tensor in = ops::placeholder(symbolic);
-  const Tensor out = layer->trace(in);
-  Program p({in}, {out}, ops::sum(out), std::make_shared<SGD>(SGDOptions{.learning_rate = 0.f}));
-  const TensorView feed{const_cast<float*>(x.data()), DType::float32, shape};
-  std::vector<std::vector<float>> outputs;
-  for (int i = 0; i < steps; ++i) {
-    p.run(Mode::training, std::span(&feed, 1));
-    outputs.push_back(p.read_output(0));
-  }
-  return outputs;
-}
-
 TEST(RandomCrop, KerasConfigsAndKerasTrainingCropsAsStrataCuts) {
   const Json f = test::load_layer_fixture("keras_random_crop.json");
   for (const Json& c : f["cases"]) {
@@ -261,7 +245,7 @@ TEST(RandomCrop, CutsOneRandomWindowPerBatchWhileTrainingAndResizesInInference) 
   clear_session();
   const Shape shape{3, 6, 9, 3};
   const auto x = coordinate_images(shape, 330);
-  const auto outputs = training_outputs(std::make_shared<RandomCrop>(3, 4), shape, x, 60);
+  const auto outputs = test::training_runs(std::make_shared<RandomCrop>(3, 4), shape, x, 60);
   std::set<std::array<std::int64_t, 2>> places;
   for (const auto& y : outputs) places.insert(check_crop(shape, x, 3, 4, y));
   // 4 x 6 places, 60 draws: each missed with probability (23/24)^60 < 8%; most must be seen, ends included.
@@ -280,7 +264,7 @@ TEST(RandomCrop, CutsOneRandomWindowPerBatchWhileTrainingAndResizesInInference) 
   clear_session();
   const Shape small{2, 4, 9, 3};
   const auto xs = coordinate_images(small, 331);
-  for (const auto& ys : training_outputs(std::make_shared<RandomCrop>(5, 4), small, xs, 2))
+  for (const auto& ys : test::training_runs(std::make_shared<RandomCrop>(5, 4), small, xs, 2))
     test::expect_near_all(ys, reference_centre_resize(small, xs, 5, 4), 2e-5, "training on a small image");
 }
 
