@@ -206,6 +206,26 @@ void Program::build(const std::vector<Tensor>& inputs, const std::vector<Tensor>
     transform_nodes_ = int(graph_->nodes().size());
     for (const Tensor& g : optimizer_->transform_gradients(std::move(used))) gradient_values_.push_back(g.id());
     optimizer_->build(trainable_, *backend_);
+
+    auto projections = std::make_shared<Graph>();
+    std::vector<Tensor> projected;
+    for (const VariablePtr& var : trainable_) {
+      if (!var->constraint()) continue;
+      NameScope scope(*projections, var->name());
+      Tensor value;
+      try {
+        value = (*var->constraint())(Tensor(projections, projections->add_parameter(var)));
+      } catch (const std::invalid_argument& e) {
+        throw std::invalid_argument(fmt::format("the constraint of variable '{}': {}", var->name(), e.what()));
+      }
+      if (!(value.shape() == var->shape()) || value.dtype() != var->dtype())
+        throw std::invalid_argument(fmt::format("the constraint of variable '{}' of shape {} gives shape {}", var->name(),
+                                                var->shape().to_string(), value.shape().to_string()));
+      if (projections->node(projections->value(value.id()).producer).kind == OpKind::parameter) continue;  // the identity
+      constrained_.push_back(var);
+      projected.push_back(value);
+    }
+    if (!projected.empty()) constraint_program_ = std::make_unique<Program>(std::vector<Tensor>{}, projected, options_);
   }
 }
 
@@ -695,6 +715,14 @@ void Program::execute(Plan& plan) {
         check_finite(plan.param_views[i], [&] {
           return fmt::format("the {} update of variable '{}' produced", optimizer_->class_name(), trainable_[i]->name());
         });
+    if (constraint_program_) {
+      constraint_program_->run(Mode::inference, {});
+      const Plan& projected = *constraint_program_->last_plan_;
+      for (std::size_t i = 0; i < constrained_.size(); ++i) {
+        const TensorView variable = constrained_[i]->view(*backend_);
+        backend_->copy(variable.data, projected.output_views[i].data, variable.bytes());
+      }
+    }
     for (const auto& [variable, value] : plan.assigns) backend_->copy(variable.data, value.data, variable.bytes());
   }
 }

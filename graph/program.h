@@ -57,7 +57,8 @@ class Program {
   // Inference only.
   Program(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs, ProgramOptions options = {});
   // Training too: a training run differentiates `loss` (a scalar) with respect to every trainable variable
-  // it reads and applies `optimizer`; then runs the graph's assign side effects.
+  // it reads and applies `optimizer`, then the constraints of the variables it updated (as Keras's
+  // optimizer.apply does); then runs the graph's assign side effects.
   Program(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs, const Tensor& loss,
           std::shared_ptr<Optimizer> optimizer, ProgramOptions options = {});
   ~Program();
@@ -109,6 +110,9 @@ class Program {
   std::shared_ptr<GradientReducer> reducer_;
   std::shared_ptr<Optimizer> optimizer_;
   std::vector<std::unique_ptr<Plan>> plans_;
+  // The constrained trainable variables and a program (no inputs) computing their projected values.
+  std::vector<VariablePtr> constrained_;
+  std::unique_ptr<Program> constraint_program_;
   Plan* last_plan_ = nullptr;
   std::int64_t step_counter_ = 0;
 };

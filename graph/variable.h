@@ -10,6 +10,16 @@
 
 namespace strata {
 
+class Tensor;
+
+// A projection of a variable's value that training applies after each optimizer update (Keras's
+// kernel_constraint and the like): the returned tensor, computed with primitives from `value`, replaces it.
+class VariableConstraint {
+ public:
+  virtual ~VariableConstraint() = default;
+  virtual Tensor operator()(const Tensor& value) const = 0;
+};
+
 class Variable {
  public:
   // Zero-filled storage on `backend`.
@@ -21,6 +31,9 @@ class Variable {
   DType dtype() const { return dtype_; }
   bool trainable() const { return trainable_; }
   void set_trainable(bool t) { trainable_ = t; }
+  // Set before a training program is made from the variable; null: none.
+  const std::shared_ptr<const VariableConstraint>& constraint() const { return constraint_; }
+  void set_constraint(std::shared_ptr<const VariableConstraint> constraint) { constraint_ = std::move(constraint); }
   std::size_t bytes() const { return storage_.bytes(); }
   Backend& backend() const { return *storage_.backend(); }
 
@@ -38,6 +51,7 @@ class Variable {
   DType dtype_;
   bool trainable_;
   DeviceBuffer storage_;
+  std::shared_ptr<const VariableConstraint> constraint_;
 };
 
 using VariablePtr = std::shared_ptr<Variable>;

@@ -25,6 +25,7 @@ Json Layer::get_config() const {
 Json Layer::full_config() const {
   Json c = get_config();
   for (const auto& [key, regularizer] : regularizers_) c[key + "_regularizer"] = regularizer.to_json();
+  for (const auto& [key, constraint] : constraints_) c[key + "_constraint"] = constraint->to_json();
   return c;
 }
 
@@ -34,27 +35,48 @@ void Layer::set_regularizer(const std::string& key, const Regularizer& regulariz
   regularizers_[key] = regularizer;
 }
 
-std::vector<std::pair<VariablePtr, Regularizer>> Layer::weight_regularizers() const {
-  // The weight each key names ("depthwise" is DepthwiseConv's "kernel" and SeparableConv's "depthwise_kernel").
-  auto weight_names = [](const std::string& key) -> std::vector<std::string> {
-    if (key == "recurrent") return {"recurrent_kernel"};
-    if (key == "depthwise") return {"depthwise_kernel", "kernel"};
-    if (key == "pointwise") return {"pointwise_kernel"};
-    return {key};
-  };
-  std::vector<std::pair<VariablePtr, Regularizer>> out;
-  for (const auto& [key, regularizer] : regularizers_) {
-    for (const std::string& wanted : weight_names(key)) {
-      const auto it = std::find_if(weights_.begin(), weights_.end(), [&](const VariablePtr& w) {
-        const std::string& n = w->name();
-        return n == wanted || (n.size() > wanted.size() && n.compare(n.size() - wanted.size() - 1, std::string::npos, "/" + wanted) == 0);
-      });
-      if (it == weights_.end()) continue;  // e.g. bias_regularizer without a bias, as Keras ignores it
-      if ((*it)->trainable()) out.emplace_back(*it, regularizer);
-      break;
-    }
+namespace {
+
+// The names of the weights a key ("kernel", "recurrent", ...) names, in the order they are looked for
+// ("depthwise" is DepthwiseConv's "kernel" and SeparableConv's "depthwise_kernel").
+std::vector<std::string> weight_names_of(const std::string& key) {
+  if (key == "recurrent") return {"recurrent_kernel"};
+  if (key == "depthwise") return {"depthwise_kernel", "kernel"};
+  if (key == "pointwise") return {"pointwise_kernel"};
+  return {key};
+}
+
+bool is_named(const Variable& w, const std::string& wanted) {
+  const std::string& n = w.name();
+  return n == wanted || (n.size() > wanted.size() && n.compare(n.size() - wanted.size() - 1, std::string::npos, "/" + wanted) == 0);
+}
+
+}  // namespace
+
+std::vector<VariablePtr> Layer::weights_named_by(const std::string& key) const {
+  for (const std::string& wanted : weight_names_of(key)) {
+    std::vector<VariablePtr> found;
+    for (const VariablePtr& w : weights_)
+      if (is_named(*w, wanted)) found.push_back(w);
+    if (!found.empty()) return found;
   }
+  return {};  // e.g. bias_regularizer without a bias, as Keras ignores it
+}
+
+std::vector<std::pair<VariablePtr, Regularizer>> Layer::weight_regularizers() const {
+  std::vector<std::pair<VariablePtr, Regularizer>> out;
+  for (const auto& [key, regularizer] : regularizers_)
+    for (const VariablePtr& w : weights_named_by(key))
+      if (w->trainable()) out.emplace_back(w, regularizer);
   return out;
+}
+
+void Layer::set_constraint(const std::string& key, ConstraintPtr constraint) {
+  if (!get_config().contains(key + "_constraint"))
+    throw std::invalid_argument(fmt::format("{}: unknown or unsupported config key '{}_constraint'", class_name(), key));
+  if (constraint) constraints_[key] = constraint;
+  else constraints_.erase(key);
+  for (const VariablePtr& w : weights_named_by(key)) w->set_constraint(constraint);
 }
 
 void Layer::build(const Shape&) {}
@@ -219,6 +241,9 @@ VariablePtr Layer::add_weight(const std::string& name, const Shape& shape, const
   init->fill(values, shape, next_random_seed());
   var->assign(values);
   weights_.push_back(var);
+  for (const auto& [key, constraint] : constraints_)
+    for (const VariablePtr& w : weights_named_by(key))
+      if (w == var) var->set_constraint(constraint);
   return var;
 }
 

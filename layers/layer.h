@@ -14,6 +14,7 @@
 
 #include "graph/graph.h"
 #include "graph/variable.h"
+#include "layers/constraints.h"
 #include "layers/regularizers.h"
 
 namespace strata {
@@ -45,7 +46,7 @@ class Layer : public std::enable_shared_from_this<Layer> {
 
   // Keras's get_config(): name, trainable, dtype, then the layer's own keys.
   virtual Json get_config() const;
-  // get_config() with the layer's regularizers, as Keras serializes the layer.
+  // get_config() with the layer's regularizers and constraints, as Keras serializes the layer.
   Json full_config() const;
 
   // Keras's <key>_regularizer arguments ("kernel", "bias", "recurrent", "embeddings", "gamma", "beta",
@@ -55,6 +56,10 @@ class Layer : public std::enable_shared_from_this<Layer> {
   const std::map<std::string, Regularizer>& regularizers() const { return regularizers_; }
   // The trainable weights that have a regularizer, with it: this layer's and the layers' it wraps.
   virtual std::vector<std::pair<VariablePtr, Regularizer>> weight_regularizers() const;
+  // Keras's <key>_constraint arguments, for the same keys: the weight the key names carries the constraint,
+  // which training applies after each optimizer update (null removes it).
+  void set_constraint(const std::string& key, ConstraintPtr constraint);
+  const std::map<std::string, ConstraintPtr>& constraints() const { return constraints_; }
 
   // Applies the layer to a symbolic tensor and records the call, so that a Model can find it. A layer
   // that is not owned by a std::shared_ptr moves itself into one on its first call; later calls (on the
@@ -140,7 +145,11 @@ class Layer : public std::enable_shared_from_this<Layer> {
   std::vector<Shape> output_shapes_;
   std::vector<VariablePtr> weights_;
   std::map<std::string, Regularizer> regularizers_;
+  std::map<std::string, ConstraintPtr> constraints_;
   std::shared_ptr<Layer> moved_to_;
+
+  // The weights a regularizer or constraint key names (every match, e.g. each of MultiHeadAttention's kernels).
+  std::vector<VariablePtr> weights_named_by(const std::string& key) const;
 
   static void record(const std::shared_ptr<Layer>& self, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs,
                      const Json& call_arguments);

@@ -141,7 +141,8 @@ TEST(ActivationLayers, ConfigsAndErrors) {
   test::expect_error_containing([] { ReLU({.negative_slope = -0.1f}); }, "negative_slope must be at least 0");
   test::expect_error_containing([] { layer_from_config("Softmax", Json{{"axis", "last"}}); }, "'axis' must be an integer or a list");
   test::expect_error_containing([] { layer_from_config("ELU", Json{{"alpha", "one"}}); }, "ELU: 'alpha' must be a number");
-  test::expect_error_containing([] { layer_from_config("PReLU", Json{{"alpha_constraint", "non_neg"}}); }, "alpha_constraint");
+  EXPECT_EQ(layer_from_config("PReLU", Json{{"alpha_constraint", "non_neg"}})->constraints().at("alpha")->class_name, "NonNeg");
+  test::expect_error_containing([] { layer_from_config("PReLU", Json{{"alpha_constraint", "positive"}}); }, "PReLU: alpha_constraint: unsupported constraint");
   test::expect_error_containing([] { Sequential({Input({4, 3}), PReLU({.shared_axes = {3}})}); }, "shared axis 3");
 }
 

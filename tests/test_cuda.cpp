@@ -459,6 +459,22 @@ TEST_P(CudaAgainstCpu, AugmentedConvnetTrainsAlike) {
       images(64, 4), "adam");
 }
 
+TEST_P(CudaAgainstCpu, ConstrainedAndRegularizedConvnetTrainsAlike) {
+  // The constraints' projections run after each update on the training backend.
+  expect_same_training(
+      GetParam(),
+      [] {
+        auto conv = std::make_shared<Conv2D>(4, 3);
+        conv->set_constraint("kernel", constraints::MaxNorm(0.5f, Json::array({0, 1, 2})));
+        conv->set_constraint("bias", constraints::NonNeg());
+        conv->set_regularizer("kernel", regularizers::L2(0.01f));
+        auto dense = std::make_shared<Dense>(3, DenseOptions{.activation = "softmax"});
+        dense->set_constraint("kernel", constraints::MinMaxNorm(0.5f, 1.f, 0.5f, 0));
+        return Sequential({Input({8, 8, 1}), conv, Flatten(), dense});
+      },
+      images(64, 6), "adam");
+}
+
 TEST_P(CudaAgainstCpu, RecurrentModelsTrainAlike) {
   // Rows of each 8x8 image as 8 steps of 8 features.
   Data d = images(48, 5);
