@@ -556,9 +556,22 @@ Model::Step& Model::step_for(const std::vector<Array>& x, const std::vector<Arra
     const Tensor weighted = w == options_.loss_weights.end() ? l : ops::multiply(l, w->second);
     total = total.valid() ? ops::add(total, weighted) : weighted;
   }
-  // As Keras 3 adds model.losses: every regularized trainable weight's penalty, in training and evaluation.
+  // As Keras 3 adds model.losses: every regularized trainable weight's penalty, in training and evaluation,
+  // and the losses the layer calls of this model's forward pass added (activity regularizers).
   for (const LayerPtr& layer : layers_)
     for (const auto& [weight, regularizer] : layer->weight_regularizers()) total = ops::add(total, regularizer.penalty(ops::variable(weight, total)));
+  {
+    const Graph& g = total.graph();
+    std::vector<char> forward(std::size_t(g.num_values()), 0);
+    for (const Tensor& o : outputs_) forward[std::size_t(o.id())] = 1;
+    for (int ni = int(g.nodes().size()) - 1; ni >= 0; --ni) {
+      const Node& node = g.node(ni);
+      if (std::any_of(node.outputs.begin(), node.outputs.end(), [&](ValueId v) { return forward[std::size_t(v)]; }))
+        for (ValueId v : node.inputs) forward[std::size_t(v)] = 1;
+    }
+    for (const Graph::AddedLoss& added : g.added_losses())
+      if (added.source < int(forward.size()) && forward[std::size_t(added.source)]) total = ops::add(total, Tensor(outputs_[0].graph_ptr(), added.penalty));
+  }
   std::vector<Tensor> program_outputs{total};
   if (outputs_.size() > 1)
     for (std::size_t i = 0; i < outputs_.size(); ++i) {

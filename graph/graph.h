@@ -125,6 +125,14 @@ class Graph {
   void record_call(ModuleCall call) { calls_.push_back(std::move(call)); }
   std::span<const ModuleCall> calls() const { return calls_; }
 
+  // Losses that layers add while they are traced (Keras's add_loss, as activity regularizers use it): each
+  // scalar penalty with the value it was computed from, so that a model counts those of its own calls.
+  struct AddedLoss {
+    ValueId source, penalty;
+  };
+  void add_loss(ValueId source, ValueId penalty) { added_losses_.push_back({source, penalty}); }
+  std::span<const AddedLoss> added_losses() const { return added_losses_; }
+
   // Keras's mask metadata: a value may carry a mask (1 where a step is valid), computed in the same graph,
   // that layers aware of masks read (recurrent layers skip masked steps; losses ignore them).
   void set_mask(ValueId value, ValueId mask) { masks_[value] = mask; }
@@ -140,6 +148,7 @@ class Graph {
   std::vector<std::string> scopes_;
   std::unordered_map<const Variable*, ValueId> parameters_;
   std::vector<ModuleCall> calls_;
+  std::vector<AddedLoss> added_losses_;
   std::unordered_map<ValueId, ValueId> masks_;
 };
 

@@ -26,6 +26,7 @@ Json Layer::full_config() const {
   Json c = get_config();
   for (const auto& [key, regularizer] : regularizers_) c[key + "_regularizer"] = regularizer.to_json();
   for (const auto& [key, constraint] : constraints_) c[key + "_constraint"] = constraint->to_json();
+  if (activity_regularizer_) c["activity_regularizer"] = activity_regularizer_->to_json();
   return c;
 }
 
@@ -154,7 +155,7 @@ Tensor Layer::trace(const std::vector<Tensor>& inputs) {
   return outputs[0];
 }
 
-std::vector<Tensor> Layer::trace_all(const std::vector<Tensor>& inputs, const Json& call_arguments) {
+std::vector<Tensor> Layer::trace_all(const std::vector<Tensor>& inputs, const Json& call_arguments, bool add_losses) {
   if (inputs.empty()) throw std::invalid_argument(fmt::format("layer '{}': called on no inputs", name_));
   if (!call_arguments.is_object())
     throw std::invalid_argument(fmt::format("layer '{}': call arguments must be a JSON object, got {}", name_, call_arguments.dump()));
@@ -181,6 +182,9 @@ std::vector<Tensor> Layer::trace_all(const std::vector<Tensor>& inputs, const Js
     built_ = true;
   }
   std::vector<Tensor> outputs = call_all(inputs, call_arguments);
+  if (activity_regularizer_ && add_losses)
+    for (const Tensor& out : outputs)
+      if (out.valid() && out.dtype() == DType::float32) inputs[0].graph().add_loss(out.id(), activity_regularizer_->activity_penalty(out).id());
   const std::vector<Tensor> masks = compute_mask(inputs, outputs);
   output_shapes_.clear();
   for (std::size_t i = 0; i < outputs.size(); ++i) {

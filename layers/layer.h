@@ -60,6 +60,10 @@ class Layer : public std::enable_shared_from_this<Layer> {
   // which training applies after each optimizer update (null removes it).
   void set_constraint(const std::string& key, ConstraintPtr constraint);
   const std::map<std::string, ConstraintPtr>& constraints() const { return constraints_; }
+  // Keras's activity_regularizer, which any layer takes: each call adds the penalty of each of its
+  // outputs, divided by the batch size, to the loss of the model the call belongs to.
+  void set_activity_regularizer(std::optional<Regularizer> regularizer) { activity_regularizer_ = std::move(regularizer); }
+  const std::optional<Regularizer>& activity_regularizer() const { return activity_regularizer_; }
 
   // Applies the layer to a symbolic tensor and records the call, so that a Model can find it. A layer
   // that is not owned by a std::shared_ptr moves itself into one on its first call; later calls (on the
@@ -74,10 +78,11 @@ class Layer : public std::enable_shared_from_this<Layer> {
   // as a JSON object. Recorded as one call (one node of the model). operator() is this for one output.
   std::vector<Tensor> apply(const std::vector<Tensor>& inputs, const Json& call_arguments = Json::object());
   // The layer's forward computation on `inputs`, building it first if needed, without recording the call.
-  // Each output gets the mask compute_mask() gives it.
+  // Each output gets the mask compute_mask() gives it, and the activity regularizer's penalty unless
+  // `add_losses` is false (as Keras's layer.call() adds none).
   Tensor trace(const Tensor& inputs);
   Tensor trace(const std::vector<Tensor>& inputs);
-  std::vector<Tensor> trace_all(const std::vector<Tensor>& inputs, const Json& call_arguments = Json::object());
+  std::vector<Tensor> trace_all(const std::vector<Tensor>& inputs, const Json& call_arguments = Json::object(), bool add_losses = true);
 
   // Keras's serialized node of one call, {"args": [...], "kwargs": {...}}, from the serialized input
   // tensors and the call's arguments. By default one input is the only argument and several are one list
@@ -146,6 +151,7 @@ class Layer : public std::enable_shared_from_this<Layer> {
   std::vector<VariablePtr> weights_;
   std::map<std::string, Regularizer> regularizers_;
   std::map<std::string, ConstraintPtr> constraints_;
+  std::optional<Regularizer> activity_regularizer_;
   std::shared_ptr<Layer> moved_to_;
 
   // The weights a regularizer or constraint key names (every match, e.g. each of MultiHeadAttention's kernels).

@@ -131,10 +131,12 @@ LayerPtr layer_from_config(const std::string& class_name, const Json& config) {
                                                    : fmt::format("unknown layer '{}'; did you mean '{}'?", class_name, suggestion));
   }
   try {
-    // The *_regularizer and *_constraint keys are read here for every layer and attached after it is made.
+    // The *_regularizer (activity_regularizer too) and *_constraint keys are read here for every layer and
+    // attached after it is made.
     Json own = config;
     std::map<std::string, Regularizer> regularizers;
     std::map<std::string, ConstraintPtr> constraints;
+    std::optional<Regularizer> activity;
     auto ends_with = [](const std::string& key, const std::string& suffix) {
       return key.size() > suffix.size() && key.compare(key.size() - suffix.size(), suffix.size(), suffix) == 0;
     };
@@ -143,7 +145,7 @@ LayerPtr layer_from_config(const std::string& class_name, const Json& config) {
         if (value.is_null()) continue;
         const std::string where = fmt::format("{}: {}", class_name, key);
         if (key == "activity_regularizer") {
-          throw std::invalid_argument(fmt::format("{}: activity_regularizer is not supported (weight regularizers are)", class_name));
+          activity = regularizer_from_json(value, where);
         } else if (ends_with(key, "_regularizer")) {
           regularizers[key.substr(0, key.size() - 12)] = *regularizer_from_json(value, where);
         } else if (ends_with(key, "_constraint")) {
@@ -156,6 +158,7 @@ LayerPtr layer_from_config(const std::string& class_name, const Json& config) {
     LayerPtr layer = it->second(own);
     for (const auto& [key, regularizer] : regularizers) layer->set_regularizer(key, regularizer);
     for (const auto& [key, constraint] : constraints) layer->set_constraint(key, constraint);
+    layer->set_activity_regularizer(activity);
     return layer;
   } catch (const nlohmann::json::exception& e) {
     throw std::invalid_argument(fmt::format("{}: bad config: {}", class_name, e.what()));

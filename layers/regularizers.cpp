@@ -16,14 +16,30 @@ nlohmann::json Regularizer::to_json() const {
   return {{"module", "keras.regularizers"}, {"class_name", class_name}, {"config", config}, {"registered_name", nullptr}};
 }
 
-Tensor Regularizer::penalty(const Tensor& weight) const {
+namespace {
+
+// l1 * reduce(|x|) + l2 * reduce(x^2), the reduction a function of the elementwise terms.
+template <class Reduce>
+Tensor weighted_sum(const Regularizer& r, const Tensor& x, Reduce reduce) {
   Tensor total;
-  if (l1 != 0.f) total = ops::multiply(ops::sum(ops::abs(weight)), l1);
-  if (l2 != 0.f) {
-    const Tensor squares = ops::multiply(ops::sum(ops::square(weight)), l2);
+  if (r.l1 != 0.f) total = ops::multiply(reduce(ops::abs(x)), r.l1);
+  if (r.l2 != 0.f) {
+    const Tensor squares = ops::multiply(reduce(ops::square(x)), r.l2);
     total = total.valid() ? ops::add(total, squares) : squares;
   }
-  return total.valid() ? total : ops::multiply(ops::sum(weight), 0.f);
+  return total.valid() ? total : ops::multiply(ops::sum(x), 0.f);
+}
+
+}  // namespace
+
+Tensor Regularizer::penalty(const Tensor& weight) const {
+  return weighted_sum(*this, weight, [](const Tensor& t) { return ops::sum(t); });
+}
+
+Tensor Regularizer::activity_penalty(const Tensor& output) const {
+  if (output.rank() == 0) return penalty(output);
+  // sum(f(x)) / batch = sum over the other axes of the mean over the batch axis.
+  return weighted_sum(*this, output, [](const Tensor& t) { return ops::sum(ops::mean(t, {0})); });
 }
 
 namespace regularizers {

@@ -20,6 +20,9 @@ struct Regularizer {
   nlohmann::json to_json() const;
   // The penalty on `weight`, a scalar.
   Tensor penalty(const Tensor& weight) const;
+  // As an activity_regularizer on a layer's output: the penalty divided by the batch size (the first
+  // dimension, known only when the step runs), as Keras 3 normalises it.
+  Tensor activity_penalty(const Tensor& output) const;
 };
 
 namespace regularizers {

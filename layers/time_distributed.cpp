@@ -20,7 +20,8 @@ Tensor TimeDistributed::call(const Tensor& x) {
     throw std::invalid_argument(fmt::format("TimeDistributed expects (batch, steps, ...) with known steps, got {}", s.to_string()));
   std::vector<std::int64_t> folded{-1};
   for (int i = 2; i < s.rank(); ++i) folded.push_back(s[i]);
-  const Tensor y = layer_->trace(ops::reshape(x, folded));
+  // Keras runs the inner layer's call() on each step, so its activity_regularizer adds nothing.
+  const Tensor y = layer_->trace_all({ops::reshape(x, folded)}, Json::object(), false).at(0);
   if (weights().empty()) track_weights(layer_->weights());
   std::vector<std::int64_t> unfolded{-1, s[1]};
   for (int i = 1; i < y.rank(); ++i) unfolded.push_back(y.shape()[i]);

@@ -1,7 +1,8 @@
 // Keras's weight regularizers: three models saved untrained by Keras 3 with L1, L2 and L1L2 on kernels,
 // biases, recurrent kernels, BatchNormalization's gamma and beta, a depthwise kernel and inside
-// Bidirectional (scripts/fixtures/keras_regularizers.py) evaluate to Keras's loss, penalties included,
-// and train one epoch of SGD to Keras's weights; the penalty against a sum in double; errors.
+// Bidirectional (scripts/fixtures/keras_regularizers.py), and three with activity regularizers
+// (scripts/fixtures/keras_activity_regularizers.py), evaluate to Keras's loss, penalties included, and
+// train one epoch of SGD to Keras's weights; the penalties against sums in double; errors.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -28,9 +29,12 @@ TEST_P(KerasRegularizedModel, EvaluatesAndTrainsAsKeras) {
   const Array x = read_array(record["inputs"][0]);
   const auto labels = record["y"].get<std::vector<std::int32_t>>();
   const Array y = Array::from_ints(labels, {std::int64_t(labels.size())});
-  EXPECT_NEAR(model->evaluate(x, y, {.batch_size = 16, .verbose = 0}).at("loss"), record["evaluate_loss"].get<double>(), 1e-5)
+  // The activity models were run in batches of 6 (the last of 4), the others evaluated in one batch.
+  const int batch = record.value("batch_size", 8);
+  EXPECT_NEAR(model->evaluate(x, y, {.batch_size = record.contains("batch_size") ? batch : 16, .verbose = 0}).at("loss"),
+              record["evaluate_loss"].get<double>(), 1e-5)
       << "the compiled loss plus every penalty";
-  const History h = model->fit(x, y, {.epochs = 1, .batch_size = 8, .verbose = 0, .shuffle = false});
+  const History h = model->fit(x, y, {.epochs = 1, .batch_size = batch, .verbose = 0, .shuffle = false});
   EXPECT_NEAR(h.history.at("loss")[0], record["fit_loss"].get<double>(), 1e-5);
   const auto weights = model->get_weights();
   ASSERT_EQ(weights.size(), record["trained_weights"].size());
@@ -53,7 +57,48 @@ TEST_P(KerasRegularizedModel, SavedFilesKeepTheRegularizers) {
 }
 TEST_P(KerasRegularizedModel, KerasLoadsStrataFile) { test::check_keras_loads_strata_file(GetParam()); }
 
-INSTANTIATE_TEST_SUITE_P(Models, KerasRegularizedModel, ::testing::Values("regularized_dense", "regularized_conv", "regularized_recurrent"));
+INSTANTIATE_TEST_SUITE_P(Models, KerasRegularizedModel,
+                         ::testing::Values("regularized_dense", "regularized_conv", "regularized_recurrent", "activity_dense", "activity_nested",
+                                           "activity_sequence"));
+
+TEST(Regularizers, ActivityPenaltyPerSampleOnEveryCall) {
+  // Dense(2) with L1L2(0.3, 0.2) on its output, called twice in one model: MSE on the sum of both calls
+  // plus each call's penalty divided by the batch size (3 rows), computed here in double.
+  clear_session();
+  auto dense = std::make_shared<Dense>(2);
+  dense->set_activity_regularizer(regularizers::L1L2(0.3f, 0.2f));
+  Tensor a = Input({3}), b = Input({3});
+  Model model({a, b}, {Add()({(*dense)(a), (*dense)(b)})});
+  model.compile({.optimizer = "sgd", .loss = "mse"});
+  const std::vector<float> kernel{0.5f, -1.f, 0.25f, 2.f, -0.75f, 0.f}, bias{0.1f, -0.2f};
+  model.set_weights({Array::from_floats(kernel, {3, 2}), Array::from_floats(bias, {2})});
+  const std::vector<float> xa{1, 2, -1, 0.5f, 0, 1, -2, 1, 0.5f}, xb{0, 1, 1, -1, 0.5f, 2, 1, 1, -1}, ys{0.5f, -1, 2, 0, 1, 1};
+  auto out = [&](const std::vector<float>& x, int r, int j) {
+    double v = bias[std::size_t(j)];
+    for (int k = 0; k < 3; ++k) v += double(x[std::size_t(3 * r + k)]) * kernel[std::size_t(2 * k + j)];
+    return v;
+  };
+  auto penalty = [&](const std::vector<float>& x) {
+    double p = 0;
+    for (int r = 0; r < 3; ++r)
+      for (int j = 0; j < 2; ++j) p += (0.3 * std::abs(out(x, r, j)) + 0.2 * out(x, r, j) * out(x, r, j)) / 3;
+    return p;
+  };
+  double both = 0, first = 0;
+  for (int r = 0; r < 3; ++r)
+    for (int j = 0; j < 2; ++j) {
+      const double y = ys[std::size_t(2 * r + j)];
+      both += std::pow(out(xa, r, j) + out(xb, r, j) - y, 2) / 6;
+      first += std::pow(out(xa, r, j) - y, 2) / 6;
+    }
+  const Array x_a = Array::from_floats(xa, {3, 3}), x_b = Array::from_floats(xb, {3, 3}), y = Array::from_floats(ys, {3, 2});
+  EXPECT_NEAR(model.evaluate({x_a, x_b}, {y}, {.verbose = 0}).at("loss"), both + penalty(xa) + penalty(xb), 1e-5);
+  EXPECT_EQ(dense->full_config()["activity_regularizer"]["class_name"], "L1L2");
+  // A model of a third call counts that call's penalty only.
+  Model single({a}, {(*dense)(a)});
+  single.compile({.optimizer = "sgd", .loss = "mse"});
+  EXPECT_NEAR(single.evaluate(x_a, y, {.verbose = 0}).at("loss"), first + penalty(xa), 1e-5);
+}
 
 TEST(Regularizers, PenaltyOnAWeightSetByHand) {
   // Dense(2) with L1L2(0.3, 0.2) on the kernel and L2(0.5) on the bias, set from C++: MSE plus the penalty,
@@ -104,7 +149,7 @@ TEST(Regularizers, NamesAndErrors) {
   // The YAML front door's form.
   const LayerPtr y = layer_from_config("Dense", Json{{"units", 2}, {"kernel_regularizer", {{"L1L2", {{"l1", 0.5}}}}}});
   EXPECT_FLOAT_EQ(y->regularizers().at("kernel").l1, 0.5f);
-  test::expect_error_containing([] { layer_from_config("Dense", Json{{"units", 2}, {"activity_regularizer", "l2"}}); }, "activity_regularizer is not supported");
+  EXPECT_FLOAT_EQ(layer_from_config("Flatten", Json{{"activity_regularizer", "l2"}})->activity_regularizer()->l2, 0.01f) << "any layer takes one";
   test::expect_error_containing([] { layer_from_config("Dense", Json{{"units", 2}, {"kernel_regularizer", "orthogonal_regularizer"}}); },
                                 "unsupported regularizer 'orthogonal_regularizer'");
   test::expect_error_containing([] { layer_from_config("Dense", Json{{"units", 2}, {"kernel_regularizer", {{"class_name", "L2"}, {"config", {{"l2", -1}}}}}}); },
