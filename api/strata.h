@@ -16,6 +16,7 @@
 #include "graph/program.h"
 #include "layers/activation.h"
 #include "layers/activation_layers.h"
+#include "layers/activity_regularization.h"
 #include "layers/attention.h"
 #include "layers/batch_normalization.h"
 #include "layers/bidirectional.h"

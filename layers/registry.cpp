@@ -9,6 +9,7 @@
 #include "api/model_layer.h"
 #include "layers/activation.h"
 #include "layers/activation_layers.h"
+#include "layers/activity_regularization.h"
 #include "layers/attention.h"
 #include "layers/batch_normalization.h"
 #include "layers/bidirectional.h"
@@ -53,6 +54,7 @@ const std::map<std::string, Factory>& factories() {
       {"RandomCrop", &RandomCrop::from_config},
       {"Reshape", &Reshape::from_config},       {"Permute", &Permute::from_config},
       {"RepeatVector", &RepeatVector::from_config}, {"Identity", &Identity::from_config},
+      {"ActivityRegularization", &ActivityRegularization::from_config},
       {"GaussianNoise", &GaussianNoise::from_config}, {"GaussianDropout", &GaussianDropout::from_config},
       {"RandomFlip", &RandomFlip::from_config}, {"RandomContrast", &RandomContrast::from_config},
       {"RandomBrightness", &RandomBrightness::from_config},

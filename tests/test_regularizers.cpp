@@ -94,6 +94,10 @@ TEST(Regularizers, ActivityPenaltyPerSampleOnEveryCall) {
   const Array x_a = Array::from_floats(xa, {3, 3}), x_b = Array::from_floats(xb, {3, 3}), y = Array::from_floats(ys, {3, 2});
   EXPECT_NEAR(model.evaluate({x_a, x_b}, {y}, {.verbose = 0}).at("loss"), both + penalty(xa) + penalty(xb), 1e-5);
   EXPECT_EQ(dense->full_config()["activity_regularizer"]["class_name"], "L1L2");
+  // The ActivityRegularization layer: the same penalty on its input, which it passes on.
+  Model passing({a}, {ActivityRegularization({.l1 = 0.3f, .l2 = 0.2f})((*dense)(a))});
+  passing.compile({.optimizer = "sgd", .loss = "mse"});
+  EXPECT_NEAR(passing.evaluate(x_a, y, {.verbose = 0}).at("loss"), first + 2 * penalty(xa), 1e-5) << "Dense's and the layer's";
   // A model of a third call counts that call's penalty only.
   Model single({a}, {(*dense)(a)});
   single.compile({.optimizer = "sgd", .loss = "mse"});
