@@ -32,6 +32,29 @@ const std::map<std::string, std::function<Tensor(const Tensor&)>>& table() {
       {"swish", [](const Tensor& x) { return ops::silu(x); }},
       {"hard_sigmoid", [](const Tensor& x) { return ops::hard_sigmoid(x); }},
       {"exponential", [](const Tensor& x) { return ops::exp(x); }},
+      // Keras 3's other activations by name, composed from the primitives above (their defaults:
+      // thresholds 0.5, celu's alpha 1, squareplus's b 4, glu over the last axis).
+      {"hard_silu", [](const Tensor& x) { return ops::multiply(x, ops::hard_sigmoid(x)); }},
+      {"hard_swish", [](const Tensor& x) { return ops::multiply(x, ops::hard_sigmoid(x)); }},
+      {"hard_tanh", [](const Tensor& x) { return ops::clip(x, -1.f, 1.f); }},
+      {"mish", [](const Tensor& x) { return ops::multiply(x, ops::tanh(ops::softplus(x))); }},
+      {"log_sigmoid", [](const Tensor& x) { return ops::negative(ops::softplus(ops::negative(x))); }},
+      {"tanh_shrink", [](const Tensor& x) { return ops::subtract(x, ops::tanh(x)); }},
+      {"celu", [](const Tensor& x) { return ops::elu(x, 1.f); }},  // alpha * elu(x / alpha, 1) with alpha 1
+      {"soft_shrink", [](const Tensor& x) { return ops::subtract(x, ops::clip(x, -0.5f, 0.5f)); }},
+      {"hard_shrink", [](const Tensor& x) { return ops::multiply(x, ops::greater(ops::abs(x), 0.5f)); }},
+      {"squareplus", [](const Tensor& x) { return ops::multiply(ops::add(x, ops::sqrt(ops::add(ops::square(x), 4.f))), 0.5f); }},
+      // (x + 1)^2 / 4 between -1 and 1, 0 below, x above.
+      {"sparse_plus",
+       [](const Tensor& x) {
+         return ops::add(ops::multiply(ops::square(ops::add(ops::clip(x, -1.f, 1.f), 1.f)), 0.25f), ops::relu(ops::subtract(x, 1.f)));
+       }},
+      {"sparse_sigmoid", [](const Tensor& x) { return ops::clip(ops::multiply(ops::add(x, 1.f), 0.5f), 0.f, 1.f); }},
+      {"glu",
+       [](const Tensor& x) {
+         const std::vector<Tensor> halves = ops::split(x, 2, -1);
+         return ops::multiply(halves[0], ops::sigmoid(halves[1]));
+       }},
   };
   return t;
 }

@@ -44,6 +44,18 @@ double reference_activation(const std::string& name, double x) {
   if (name == "swish" || name == "silu") return x / (1 + std::exp(-x));
   if (name == "hard_sigmoid") return std::clamp(x / 6 + 0.5, 0.0, 1.0);
   if (name == "linear") return x;
+  // Keras 3's definitions (keras.src.backend.jax.nn and jax.nn), with their default arguments.
+  if (name == "hard_silu" || name == "hard_swish") return x * std::clamp(x + 3, 0.0, 6.0) / 6;
+  if (name == "hard_tanh") return std::clamp(x, -1.0, 1.0);
+  if (name == "mish") return x * std::tanh(std::log1p(std::exp(x)));
+  if (name == "log_sigmoid") return -std::log1p(std::exp(-x));
+  if (name == "tanh_shrink") return x - std::tanh(x);
+  if (name == "celu") return std::max(0.0, x) + std::min(0.0, std::exp(x) - 1);
+  if (name == "soft_shrink") return x > 0.5 ? x - 0.5 : (x < -0.5 ? x + 0.5 : 0.0);
+  if (name == "hard_shrink") return std::fabs(x) > 0.5 ? x : 0.0;
+  if (name == "squareplus") return (x + std::sqrt(x * x + 4)) / 2;
+  if (name == "sparse_plus") return x <= -1 ? 0.0 : (x >= 1 ? x : (x + 1) * (x + 1) / 4);
+  if (name == "sparse_sigmoid") return x <= -1 ? 0.0 : (x >= 1 ? 1.0 : (x + 1) / 2);
   ADD_FAILURE() << "no reference for " << name;
   return 0;
 }
@@ -89,7 +101,8 @@ TEST(Layers, ActivationsByNameMatchFormulas) {
   clear_session();
   const auto x = test::random_vector(64, -4.f, 4.f, 4);
   for (const std::string name : {"relu", "sigmoid", "tanh", "gelu", "elu", "selu", "softplus", "leaky_relu", "swish", "silu",
-                                 "hard_sigmoid", "linear"}) {
+                                 "hard_sigmoid", "linear", "hard_silu", "hard_swish", "hard_tanh", "mish", "log_sigmoid",
+                                 "tanh_shrink", "celu", "soft_shrink", "hard_shrink", "squareplus", "sparse_plus", "sparse_sigmoid"}) {
     const auto y = run_layer([&](const Tensor& t) { return Activation(name)(t); }, {8, 8}, x);
     for (std::size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(y[i], reference_activation(name, x[i]), 2e-5) << name << " at " << x[i];
   }
@@ -100,6 +113,13 @@ TEST(Layers, ActivationsByNameMatchFormulas) {
     for (int c = 0; c < 8; ++c) z += std::exp(double(x[std::size_t(r * 8 + c)]));
     for (int c = 0; c < 8; ++c) EXPECT_NEAR(y[std::size_t(r * 8 + c)], std::exp(double(x[std::size_t(r * 8 + c)])) / z, 1e-6);
   }
+  // glu: the first half of the last axis gated by the sigmoid of the second.
+  const auto g = run_layer([&](const Tensor& t) { return Activation("glu")(t); }, {8, 8}, x);
+  for (int r = 0; r < 8; ++r)
+    for (int c = 0; c < 4; ++c) {
+      const double a = x[std::size_t(r * 8 + c)], b = x[std::size_t(r * 8 + c + 4)];
+      EXPECT_NEAR(g[std::size_t(r * 4 + c)], a / (1 + std::exp(-b)), 1e-6);
+    }
   EXPECT_THROW(Activation("rellu"), std::invalid_argument);
 }
 
