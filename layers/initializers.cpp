@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 #include <random>
@@ -66,7 +67,15 @@ Json Initializer::to_json() const {
           {"registered_name", nullptr}};
 }
 
-Fans compute_fans(const Shape& shape) {
+Fans compute_fans(const Shape& shape, const FanAxes& input_axes, const FanAxes& output_axes) {
+  if (input_axes && output_axes) {
+    auto product = [&](const std::vector<int>& axes) {
+      double n = 1;
+      for (int axis : axes) n *= double(shape[shape.normalize_axis(axis)]);
+      return n;
+    };
+    return {product(*input_axes), product(*output_axes)};
+  }
   if (shape.rank() < 1) return {1, 1};
   if (shape.rank() == 1) return {double(shape[0]), double(shape[0])};
   double receptive = 1;
@@ -106,11 +115,17 @@ VarianceScaling::VarianceScaling(double s, std::string m, std::string d)
 }
 
 Json VarianceScaling::get_config() const {
-  return {{"scale", scale}, {"mode", mode}, {"distribution", distribution}, {"seed", nullptr}};
+  return with_fan_axes({{"scale", scale}, {"mode", mode}, {"distribution", distribution}, {"seed", nullptr}});
+}
+
+Json VarianceScaling::with_fan_axes(Json config) const {
+  if (input_axes) config["input_axes"] = *input_axes;
+  if (output_axes) config["output_axes"] = *output_axes;
+  return config;
 }
 
 void VarianceScaling::fill(std::span<float> values, const Shape& shape, std::uint64_t seed) const {
-  const Fans fans = compute_fans(shape);
+  const Fans fans = compute_fans(shape, input_axes, output_axes);
   const double fan = mode == "fan_in" ? fans.fan_in : mode == "fan_out" ? fans.fan_out : (fans.fan_in + fans.fan_out) / 2;
   const double variance = scale / std::max(1.0, fan);
   HostRandom rng(seed);
@@ -188,20 +203,27 @@ std::shared_ptr<Initializer> get_initializer(const Json& identifier) {
     return check_keys({"mean", "stddev"}), std::make_shared<RandomNormal>(float(number("mean", 0)), float(number("stddev", 0.05)));
   if (cls == "TruncatedNormal")
     return check_keys({"mean", "stddev"}), std::make_shared<TruncatedNormal>(float(number("mean", 0)), float(number("stddev", 0.05)));
+  // Keras 3.10+ writes input_axes/output_axes (einsum kernels) for the variance-scaling family.
+  auto with_axes = [&](std::shared_ptr<VarianceScaling> init) -> std::shared_ptr<Initializer> {
+    for (const char* k : {"input_axes", "output_axes"}) {
+      if (!config.contains(k) || config.at(k).is_null()) continue;
+      const Json& axes = config.at(k);
+      if (!axes.is_array() || !std::all_of(axes.begin(), axes.end(), [](const Json& a) { return a.is_number_integer(); }))
+        throw std::invalid_argument(fmt::format("initializer {}: '{}' must be a list of integers, got {}", cls, k, axes.dump()));
+      (std::string(k) == "input_axes" ? init->input_axes : init->output_axes) = axes.get<std::vector<int>>();
+    }
+    return init;
+  };
   if (cls == "VarianceScaling") {
-    check_keys({"scale", "mode", "distribution"});
+    check_keys({"scale", "mode", "distribution", "input_axes", "output_axes"});
     std::string distribution = config.value("distribution", std::string("truncated_normal"));
     if (distribution == "normal") distribution = "truncated_normal";  // the older Keras spelling
-    return std::make_shared<VarianceScaling>(number("scale", 1.0), config.value("mode", std::string("fan_in")), distribution);
+    return with_axes(std::make_shared<VarianceScaling>(number("scale", 1.0), config.value("mode", std::string("fan_in")), distribution));
   }
   if (cls == "Orthogonal") return check_keys({"gain"}), std::make_shared<Orthogonal>(float(number("gain", 1)));
-  // Keras 3.10+ writes input_axes/output_axes (einsum kernels) for the variance-scaling family.
   auto scaled = [&](auto init) -> std::shared_ptr<Initializer> {
     check_keys({"input_axes", "output_axes"});
-    for (const char* k : {"input_axes", "output_axes"})
-      if (config.contains(k) && !config.at(k).is_null())
-        throw std::invalid_argument(fmt::format("initializer {}: '{}' is not supported", cls, k));
-    return std::make_shared<decltype(init)>(init);
+    return with_axes(std::make_shared<decltype(init)>(init));
   };
   if (cls == "GlorotUniform") return scaled(GlorotUniform{});
   if (cls == "GlorotNormal") return scaled(GlorotNormal{});

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -25,11 +26,13 @@ class Initializer {
   Json to_json() const;
 };
 
-// Keras's fans: for a kernel (..., in, out) the receptive field is the product of the leading dimensions.
+// Keras's fans: for a kernel (..., in, out) the receptive field is the product of the leading dimensions;
+// with both input_axes and output_axes given (Keras 3.10+, for einsum kernels), the products of those axes.
 struct Fans {
   double fan_in, fan_out;
 };
-Fans compute_fans(const Shape& shape);
+using FanAxes = std::optional<std::vector<int>>;
+Fans compute_fans(const Shape& shape, const FanAxes& input_axes = std::nullopt, const FanAxes& output_axes = std::nullopt);
 
 namespace initializers {
 
@@ -80,17 +83,21 @@ struct TruncatedNormal : Initializer {
 struct VarianceScaling : Initializer {
   double scale = 1.0;
   std::string mode = "fan_in", distribution = "truncated_normal";
+  FanAxes input_axes, output_axes;  // written to the config only when set, which older Keras versions lack
   VarianceScaling(double s = 1.0, std::string m = "fan_in", std::string d = "truncated_normal");
   std::string class_name() const override { return "VarianceScaling"; }
   Json get_config() const override;
   void fill(std::span<float> values, const Shape& shape, std::uint64_t seed) const override;
+
+ protected:
+  Json with_fan_axes(Json config) const;
 };
 
 #define STRATA_VARIANCE_SCALING(Name, scale, mode, dist)                       \
   struct Name : VarianceScaling {                                             \
     Name() : VarianceScaling(scale, mode, dist) {}                            \
     std::string class_name() const override { return #Name; }                 \
-    Json get_config() const override { return {{"seed", nullptr}}; }          \
+    Json get_config() const override { return with_fan_axes({{"seed", nullptr}}); } \
   };
 STRATA_VARIANCE_SCALING(GlorotUniform, 1.0, "fan_avg", "uniform")
 STRATA_VARIANCE_SCALING(GlorotNormal, 1.0, "fan_avg", "truncated_normal")

@@ -214,6 +214,22 @@ TEST(Initializers, VarianceScalingFamilyHasKerasVariance) {
   get_initializer(Json{{"class_name", "Constant"}, {"config", {{"value", 0.25}}}})->fill(v, shape, 0);
   for (float x : v) ASSERT_EQ(x, 0.25f);
   EXPECT_THROW(get_initializer("glorot_unifrom"), std::invalid_argument);
+  // Keras 3.10+'s input_axes and output_axes: the fans are the products of those axes of the shape,
+  // here (10, 20, 30) with fan_in 10 * 30 and fan_out 20 (an einsum kernel), both given or ignored.
+  const Shape einsum{10, 20, 30};
+  std::vector<float> e(6000);
+  get_initializer(Json{{"class_name", "VarianceScaling"},
+                       {"config", {{"scale", 2.0}, {"mode", "fan_avg"}, {"distribution", "uniform"}, {"input_axes", {0, -1}}, {"output_axes", {1}}}}})
+      ->fill(e, einsum, 10);
+  EXPECT_NEAR(variance_of(e), 2 / 160.0, 0.04 * 2 / 160.0);
+  auto he = get_initializer(Json{{"class_name", "HeNormal"}, {"config", {{"seed", nullptr}, {"input_axes", {0, 2}}, {"output_axes", {1}}}}});
+  he->fill(e, einsum, 11);
+  EXPECT_NEAR(variance_of(e), 2 / 300.0, 0.04 * 2 / 300.0);
+  EXPECT_EQ(he->get_config()["input_axes"], Json({0, 2}));
+  get_initializer(Json{{"class_name", "GlorotUniform"}, {"config", {{"input_axes", {0}}, {"output_axes", nullptr}}}})->fill(e, einsum, 12);
+  EXPECT_NEAR(variance_of(e), 1 / (0.5 * (20 * 10 + 30 * 10)), 0.04 / 250) << "one of the two: Keras's default fans";
+  EXPECT_FALSE(get_initializer("glorot_uniform")->get_config().contains("input_axes")) << "left out, as older Keras reads no such key";
+  EXPECT_THROW(get_initializer(Json{{"class_name", "HeNormal"}, {"config", {{"input_axes", "first"}}}}), std::invalid_argument);
 }
 
 TEST(Initializers, OrthogonalIsOrthonormal) {
