@@ -11,6 +11,7 @@
 
 #include "api/model.h"
 #include "layers/input_layer.h"
+#include "layers/keras_op.h"
 #include "layers/registry.h"
 
 namespace strata {
@@ -180,9 +181,7 @@ std::unique_ptr<Model> functional_from_config(const Json& c) {
     const std::string name = entry.contains("name") ? entry.at("name").get<std::string>() : entry.at("config").value("name", std::string());
     // A mask computation: the layers that made the mask give it to their outputs themselves.
     if (cls != "InputLayer" && !feeding.count(name)) continue;
-    if (entry.value("module", std::string()).rfind("keras.src.ops", 0) == 0)
-      throw std::invalid_argument(fmt::format("model config: '{}' is the Keras op {}, which Strata reads only where it computes a mask", name, cls));
-    LayerPtr layer = layer_from_json(entry);
+    LayerPtr layer = KerasOp::is_op_entry(entry) ? KerasOp::from_entry(entry) : layer_from_json(entry);
     if (cls == "InputLayer") {
       tensors[{name, 0, 0}] = std::static_pointer_cast<InputLayer>(layer)->output();
       continue;
@@ -196,7 +195,8 @@ std::unique_ptr<Model> functional_from_config(const Json& c) {
     for (Pending& p : pending) {
       const Json& nodes = p.entry->value("inbound_nodes", Json::array());
       while (p.next_node < nodes.size()) {
-        const InboundNode inbound = node_inputs(nodes[p.next_node], *p.layer);
+        InboundNode inbound = node_inputs(nodes[p.next_node], *p.layer);
+        if (dynamic_cast<const KerasOp*>(p.layer.get())) inbound.arguments = KerasOp::call_arguments_of(nodes[p.next_node], p.layer->name());
         std::vector<Tensor> args;
         for (const TensorKey& h : inbound.tensors) {
           auto it = tensors.find(h);

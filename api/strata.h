@@ -29,6 +29,7 @@
 #include "layers/group_normalization.h"
 #include "layers/initializers.h"
 #include "layers/input_layer.h"
+#include "layers/keras_op.h"
 #include "layers/embedding.h"
 #include "layers/layer_normalization.h"
 #include "layers/multi_head_attention.h"
