@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "api/model.h"
+#include "layers/keras_op.h"
 #include "api/model_layer.h"
 #include "layers/bidirectional.h"
 #include "layers/time_distributed.h"
@@ -129,6 +130,11 @@ std::vector<std::string> keras3_layer_keys(const std::vector<LayerPtr>& layers) 
   std::map<std::string, int> used;
   std::vector<std::string> keys;
   for (const auto& layer : layers) {
+    // Keras's model.layers leaves operations out, so they take no key (and have no weights).
+    if (dynamic_cast<const KerasOp*>(layer.get())) {
+      keys.emplace_back();
+      continue;
+    }
     std::string key = to_snake_case(layer->class_name());
     auto [it, fresh] = used.emplace(key, 0);
     if (!fresh) key = fmt::format("{}_{}", key, ++it->second);

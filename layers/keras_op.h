@@ -18,6 +18,8 @@ class KerasOp : public LayerBase<KerasOp> {
   std::string keras_module() const override { return module_; }
   Json get_config() const override;
   Json call_node(const std::vector<Json>& tensors, const Json& call_arguments) const override;
+  // Keras writes no variables group for an operation.
+  SavedVariableGroups saved_variable_groups() const override { return {}; }
 
   // Whether a functional config's layer entry is a Keras operation.
   static bool is_op_entry(const Json& entry);
