@@ -14,6 +14,7 @@
 #include "layers/batch_normalization.h"
 #include "layers/bidirectional.h"
 #include "layers/conv.h"
+#include "layers/convnext_layers.h"
 #include "layers/conv_transpose.h"
 #include "layers/dense.h"
 #include "layers/depthwise_conv.h"
@@ -55,6 +56,7 @@ const std::map<std::string, Factory>& factories() {
       {"Reshape", &Reshape::from_config},       {"Permute", &Permute::from_config},
       {"RepeatVector", &RepeatVector::from_config}, {"Identity", &Identity::from_config},
       {"ActivityRegularization", &ActivityRegularization::from_config},
+      {"LayerScale", &LayerScale::from_config}, {"StochasticDepth", &StochasticDepth::from_config},
       {"GaussianNoise", &GaussianNoise::from_config}, {"GaussianDropout", &GaussianDropout::from_config},
       {"RandomFlip", &RandomFlip::from_config}, {"RandomContrast", &RandomContrast::from_config},
       {"RandomBrightness", &RandomBrightness::from_config},
