@@ -156,8 +156,13 @@ std::set<std::string> layers_feeding_outputs(const Json& c) {
     if (!reached.insert(name).second || !entries.count(name)) continue;
     for (const Json& node : entries[name]->value("inbound_nodes", Json::array())) {
       if (node.is_array())
-        for (const Json& e : node)
+        for (const Json& e : KerasOp::tf_node_entries(node)) {
           if (e.is_array() && !e.empty() && e[0].is_string()) todo.push_back(e[0].get<std::string>());
+          // Keras 2 keywords may name tensors too ([layer, node, tensor]: a TFOpLambda's second operand).
+          if (e.is_array() && e.size() > 3 && e[3].is_object())
+            for (const auto& [key, v] : e[3].items())
+              if (v.is_array() && v.size() == 3 && v[0].is_string() && v[1].is_number_integer()) todo.push_back(v[0].get<std::string>());
+        }
       if (node.is_object()) collect(node);
     }
   }
@@ -181,7 +186,9 @@ std::unique_ptr<Model> functional_from_config(const Json& c) {
     const std::string name = entry.contains("name") ? entry.at("name").get<std::string>() : entry.at("config").value("name", std::string());
     // A mask computation: the layers that made the mask give it to their outputs themselves.
     if (cls != "InputLayer" && !feeding.count(name)) continue;
-    LayerPtr layer = KerasOp::is_op_entry(entry) ? KerasOp::from_entry(entry) : layer_from_json(entry);
+    LayerPtr layer = KerasOp::is_op_entry(entry)      ? KerasOp::from_entry(entry)
+                     : KerasOp::is_tf_op_entry(entry) ? KerasOp::from_tf_entry(entry)
+                                                      : layer_from_json(entry);
     if (cls == "InputLayer") {
       tensors[{name, 0, 0}] = std::static_pointer_cast<InputLayer>(layer)->output();
       continue;
@@ -195,8 +202,19 @@ std::unique_ptr<Model> functional_from_config(const Json& c) {
     for (Pending& p : pending) {
       const Json& nodes = p.entry->value("inbound_nodes", Json::array());
       while (p.next_node < nodes.size()) {
-        InboundNode inbound = node_inputs(nodes[p.next_node], *p.layer);
-        if (dynamic_cast<const KerasOp*>(p.layer.get())) inbound.arguments = KerasOp::call_arguments_of(nodes[p.next_node], p.layer->name());
+        InboundNode inbound;
+        if (const auto* op = dynamic_cast<const KerasOp*>(p.layer.get())) {
+          if (nodes[p.next_node].is_array()) {  // a TFOpLambda's node
+            auto [refs, arguments] = KerasOp::tf_node(nodes[p.next_node], *op);
+            for (const Json& r : refs) inbound.tensors.emplace_back(r[0].get<std::string>(), r[1].get<int>(), r[2].get<int>());
+            inbound.arguments = arguments;
+          } else {
+            inbound = node_inputs(nodes[p.next_node], *p.layer);
+            inbound.arguments = KerasOp::call_arguments_of(nodes[p.next_node], p.layer->name());
+          }
+        } else {
+          inbound = node_inputs(nodes[p.next_node], *p.layer);
+        }
         std::vector<Tensor> args;
         for (const TensorKey& h : inbound.tensors) {
           auto it = tensors.find(h);

@@ -418,7 +418,12 @@ void Model::load_weights(const std::string& path, LoadWeightsOptions options) {
     if (file.is_group("optimizer_weights")) {
       const io::h5::Group opt = file.group("optimizer_weights");
       std::vector<io::h5::FloatArray> values;
-      for (const auto& name : opt.string_list_attribute("weight_names")) values.push_back(opt.read_floats(name));
+      const std::vector<std::string> names = opt.string_list_attribute("weight_names");
+      for (const auto& name : names) values.push_back(opt.read_floats(name));
+      // tf.keras 2.11+'s optimizers list the iteration count and then the slots as Keras 3 does, but keep
+      // the learning rate out of their variables: it comes from the optimizer's config here.
+      if (compiled_ && !names.empty() && names[0] == "iteration:0")
+        values.insert(values.begin() + 1, io::h5::FloatArray{Shape{}, {options_.optimizer.get()->learning_rate()}});
       restore_optimizer_state(values, path + ": optimizer_weights");
     }
   } else {

@@ -310,6 +310,177 @@ Json KerasOp::call_arguments_of(const Json& node, const std::string& name) {
   return {{"args", template_of(node.value("args", Json::array()), next, name)}};
 }
 
+namespace {
+
+// A tf.keras 2 function and the Keras 3 operation it is: the keyword holding the second operand, and the
+// keywords that become the operation's constructor arguments.
+struct TfFunction {
+  std::string module, op, second;
+  std::map<std::string, std::string> params;
+};
+
+const std::map<std::string, TfFunction>& tf_functions() {
+  const std::string numpy = "keras.src.ops.numpy", nn = "keras.src.ops.nn";
+  const std::map<std::string, std::string> reduction{{"axis", "axis"}, {"keepdims", "keepdims"}};
+  static const std::map<std::string, TfFunction> table = {
+      {"__operators__.add", {numpy, "Add", "y", {}}},
+      {"math.add", {numpy, "Add", "y", {}}},
+      {"math.subtract", {numpy, "Subtract", "y", {}}},
+      {"math.multiply", {numpy, "Multiply", "y", {}}},
+      {"math.truediv", {numpy, "TrueDivide", "y", {}}},
+      {"math.divide", {numpy, "TrueDivide", "y", {}}},
+      {"math.maximum", {numpy, "Maximum", "y", {}}},
+      {"math.minimum", {numpy, "Minimum", "y", {}}},
+      {"math.pow", {numpy, "Power", "y", {}}},
+      {"linalg.matmul", {numpy, "Matmul", "b", {}}},
+      {"math.negative", {numpy, "Negative", "", {}}},
+      {"math.abs", {numpy, "Abs", "", {}}},
+      {"math.square", {numpy, "Square", "", {}}},
+      {"math.sqrt", {numpy, "Sqrt", "", {}}},
+      {"math.exp", {numpy, "Exp", "", {}}},
+      {"math.log", {numpy, "Log", "", {}}},
+      {"math.tanh", {numpy, "Tanh", "", {}}},
+      {"math.sigmoid", {nn, "Sigmoid", "", {}}},
+      {"nn.sigmoid", {nn, "Sigmoid", "", {}}},
+      {"nn.relu", {nn, "Relu", "", {}}},
+      {"nn.relu6", {nn, "Relu6", "", {}}},
+      {"nn.silu", {nn, "Silu", "", {}}},
+      {"nn.swish", {nn, "Silu", "", {}}},
+      {"nn.elu", {nn, "Elu", "", {}}},
+      {"nn.selu", {nn, "Selu", "", {}}},
+      {"math.softplus", {nn, "Softplus", "", {}}},
+      {"nn.softplus", {nn, "Softplus", "", {}}},
+      {"nn.gelu", {nn, "Gelu", "", {{"approximate", "approximate"}}}},
+      {"nn.leaky_relu", {nn, "LeakyRelu", "", {{"alpha", "negative_slope"}}}},
+      {"nn.softmax", {nn, "Softmax", "", {{"axis", "axis"}}}},
+      {"math.reduce_mean", {numpy, "Mean", "", reduction}},
+      {"math.reduce_sum", {numpy, "Sum", "", reduction}},
+      {"math.reduce_max", {numpy, "Max", "", reduction}},
+      {"math.reduce_min", {numpy, "Min", "", reduction}},
+      {"reshape", {numpy, "Reshape", "", {{"shape", "newshape"}}}},
+      {"transpose", {numpy, "Transpose", "", {{"perm", "axes"}}}},
+      {"compat.v1.transpose", {numpy, "Transpose", "", {{"perm", "axes"}}}},
+      {"expand_dims", {numpy, "ExpandDims", "", {{"axis", "axis"}}}},
+      {"squeeze", {numpy, "Squeeze", "", {{"axis", "axis"}}}},
+      {"concat", {numpy, "Concatenate", "", {{"axis", "axis"}}}},
+      {"clip_by_value", {numpy, "Clip", "", {{"clip_value_min", "x_min"}, {"clip_value_max", "x_max"}}}},
+      {"__operators__.getitem", {numpy, "GetItem", "", {}}},
+  };
+  return table;
+}
+
+bool is_tensor_ref(const Json& v) {
+  return v.is_array() && v.size() == 3 && v[0].is_string() && v[1].is_number_integer() && v[2].is_number_integer();
+}
+
+// The keywords of a TFOpLambda node that are neither operands nor constructor arguments nor defaults.
+void check_tf_keywords(const Json& kwargs, const TfFunction& f, const std::string& where) {
+  for (const auto& [key, value] : kwargs.items()) {
+    if (key == "name" || key == f.second || key == "slice_spec" || f.params.count(key)) continue;
+    if (value.is_null() || value == false) continue;  // conjugate, transpose_a, ... left at their defaults
+    throw std::invalid_argument(fmt::format("{}: keyword argument '{}' = {} is not supported", where, key, value.dump()));
+  }
+}
+
+// TF's slice_spec entry as Keras 3 serializes an index.
+Json keras_index(const Json& e) {
+  if (e.is_object() && e.value("class_name", std::string()) == "__ellipsis__") return {{"class_name", "__ellipsis__"}, {"config", Json::object()}};
+  if (e.is_object()) return {{"class_name", "__slice__"}, {"config", {{"start", e.value("start", Json())}, {"stop", e.value("stop", Json())}, {"step", e.value("step", Json())}}}};
+  return e;
+}
+
+}  // namespace
+
+bool KerasOp::is_tf_op_entry(const Json& entry) {
+  const std::string cls = entry.is_object() ? entry.value("class_name", std::string()) : std::string();
+  return cls == "TFOpLambda" || cls == "SlicingOpLambda";
+}
+
+LayerPtr KerasOp::from_tf_entry(const Json& entry) {
+  const Json config = entry.value("config", Json::object());
+  const std::string name = entry.contains("name") ? entry.at("name").get<std::string>() : config.value("name", std::string());
+  const std::string function = config.value("function", std::string());
+  const auto it = tf_functions().find(function);
+  if (it == tf_functions().end()) {
+    std::vector<std::string> known;
+    for (const auto& [k, f] : tf_functions()) known.push_back("tf." + k);
+    throw std::invalid_argument(fmt::format("'{}' is the TensorFlow function tf.{}, which Strata does not compute (it does: {})", name, function,
+                                            fmt::join(known, ", ")));
+  }
+  // The constructor arguments come from the first node's keywords (later nodes must agree).
+  Json params = Json::object();
+  const Json nodes = entry.value("inbound_nodes", Json::array());
+  const Json first = nodes.empty() ? Json() : tf_node_entries(nodes[0]);
+  if (first.is_array() && !first.empty() && first[0].is_array() && first[0].size() > 3 && first[0][3].is_object()) {
+    const Json& kwargs = first[0][3];
+    for (const auto& [tf_key, keras_key] : it->second.params)
+      if (kwargs.contains(tf_key) && !kwargs.at(tf_key).is_null()) params[keras_key] = kwargs.at(tf_key);
+  }
+  if (it->second.op == "Gelu" && !params.contains("approximate")) params["approximate"] = false;  // TF's default
+  auto op = std::make_shared<KerasOp>(it->second.module, it->second.op, params, name);
+  op->tf_function_ = function;
+  return op;
+}
+
+Json KerasOp::tf_node_entries(const Json& node) {
+  return node.is_array() && !node.empty() && node[0].is_string() ? Json::array({node}) : node;
+}
+
+std::pair<std::vector<Json>, Json> KerasOp::tf_node(const Json& serialized, const KerasOp& op) {
+  const std::string where = fmt::format("TF op layer '{}' (tf.{})", op.name(), op.tf_function_);
+  const TfFunction& f = tf_functions().at(op.tf_function_);
+  const Json node = tf_node_entries(serialized);
+  if (!node.is_array() || node.empty()) throw std::invalid_argument(fmt::format("{}: malformed inbound node {}", where, node.dump()));
+  std::vector<Json> refs;
+  auto operand = [&](const Json& v) -> Json {
+    if (is_tensor_ref(v)) {
+      refs.push_back(Json::array({v[0], v[1], v[2]}));
+      return Json{{"__tensor__", refs.size() - 1}};
+    }
+    if (v.is_number()) return v;
+    throw std::invalid_argument(fmt::format("{}: operand {} is neither a tensor nor a number", where, v.dump()));
+  };
+  // Each entry is [layer, node, tensor, keywords], or ["_CONSTANT_VALUE", -1, value, keywords] for a
+  // constant first argument; several entries are a list of tensors (concat).
+  auto first_of = [&](const Json& e) -> Json {
+    if (!e.is_array() || e.size() < 3 || !e[0].is_string()) throw std::invalid_argument(fmt::format("{}: malformed inbound entry {}", where, e.dump()));
+    if (e[0] == "_CONSTANT_VALUE") return e[2];
+    return operand(Json::array({e[0], e[1], e[2]}));
+  };
+  const Json kwargs = node[0].size() > 3 && node[0][3].is_object() ? node[0][3] : Json::object();
+  check_tf_keywords(kwargs, f, where);
+  for (const auto& [tf_key, keras_key] : f.params) {
+    const Json value = kwargs.contains(tf_key) ? kwargs.at(tf_key) : Json();
+    const Json have = op.params_.contains(keras_key) ? op.params_.at(keras_key) : Json();
+    if (!value.is_null() && value != have)
+      throw std::invalid_argument(fmt::format("{}: its calls differ in '{}' ({} and {})", where, tf_key, have.dump(), value.dump()));
+  }
+  Json args = Json::array();
+  if (f.op == "Concatenate") {
+    Json list = Json::array();
+    for (const Json& e : node) list.push_back(first_of(e));
+    args.push_back(list);
+  } else {
+    if (node.size() != 1) throw std::invalid_argument(fmt::format("{}: expects one input, got {}", where, node.size()));
+    args.push_back(first_of(node[0]));
+    if (!f.second.empty()) {
+      if (!kwargs.contains(f.second)) throw std::invalid_argument(fmt::format("{}: its second operand '{}' is missing", where, f.second));
+      args.push_back(operand(kwargs.at(f.second)));
+    }
+    if (f.op == "GetItem") {
+      const Json spec = kwargs.value("slice_spec", Json());
+      if (spec.is_array()) {
+        Json index = Json::array();
+        for (const Json& e : spec) index.push_back(keras_index(e));
+        args.push_back(index);
+      } else {
+        args.push_back(keras_index(spec));
+      }
+    }
+  }
+  return {refs, Json{{"args", args}}};
+}
+
 std::vector<Tensor> KerasOp::call_all(const std::vector<Tensor>& inputs, const Json& call_arguments) {
   // Without a template (a call from C++): the tensors are the arguments, in order.
   Json args = call_arguments.value("args", Json());

@@ -29,6 +29,16 @@ class KerasOp : public LayerBase<KerasOp> {
   // replaced by {"__tensor__": i}, i counting tensors in order}.
   static Json call_arguments_of(const Json& node, const std::string& name);
 
+  // tf.keras 2's TFOpLambda and SlicingOpLambda entries ("function": "math.multiply", the arguments in each
+  // node's keywords), read as the Keras 3 operation they compute (and written back as that).
+  static bool is_tf_op_entry(const Json& entry);
+  static LayerPtr from_tf_entry(const Json& entry);
+  // One of such an entry's nodes ([[layer, node, tensor, keywords], ...]): the tensors it reads, as
+  // [layer, node, tensor], and the call arguments for apply().
+  static std::pair<std::vector<Json>, Json> tf_node(const Json& node, const KerasOp& op);
+  // Such a node as a list of entries: one argument is written as its entry alone.
+  static Json tf_node_entries(const Json& node);
+
  protected:
   void build_multi(const std::vector<Shape>&) override {}
   std::vector<Tensor> call_all(const std::vector<Tensor>& inputs, const Json& call_arguments) override;
@@ -36,6 +46,7 @@ class KerasOp : public LayerBase<KerasOp> {
  private:
   std::string module_, op_;
   Json params_;
+  std::string tf_function_;  // set when read from a TFOpLambda
 };
 
 }  // namespace strata

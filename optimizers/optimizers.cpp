@@ -111,7 +111,8 @@ Json Nadam::own_config() const {
 
 std::shared_ptr<Optimizer> get_optimizer(const Json& identifier) {
   const io::KerasObject parsed = io::parse_keras_object(identifier, "optimizer");
-  const std::string& cls = parsed.name;
+  // tf.keras 2.11+ writes its optimizers into .h5 training configs as "Custom>Adam" and the like.
+  const std::string& cls = parsed.name.rfind("Custom>", 0) == 0 ? parsed.name.substr(7) : parsed.name;
   const Json& c = parsed.config;
   std::string lower = cls;
   std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char ch) { return char(std::tolower(ch)); });

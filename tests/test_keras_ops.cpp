@@ -2,7 +2,9 @@
 // on either side of arithmetic, x[...] indexing, reductions, reshapes, matmul, concatenation, nn
 // activations): the Keras-saved model predicts as Keras did, trains one epoch to Keras's weights (the
 // gradients pass through every op), writes its config back as Keras wrote it and loads back into Keras;
-// indexing against a loop reference; errors.
+// indexing against a loop reference; errors. A tf.keras 2 model whose TensorFlow functions are
+// TFOpLambda/SlicingOpLambda layers (scripts/fixtures/tf_keras_op_layers.py) predicts and trains as Keras 2
+// did and is written back as Keras 3 operations.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -15,6 +17,15 @@ namespace strata {
 namespace {
 
 Array read_array(const Json& e) { return Array::from_floats(e["values"].get<std::vector<float>>(), config::shape(e["shape"], "shape")); }
+
+void expect_weights(const std::vector<Array>& weights, const Json& want) {
+  ASSERT_EQ(weights.size(), want.size());
+  for (std::size_t i = 0; i < weights.size(); ++i) {
+    const auto got = weights[i].to_floats(), expected = read_array(want[i]).to_floats();
+    ASSERT_EQ(got.size(), expected.size());
+    for (std::size_t k = 0; k < got.size(); ++k) ASSERT_NEAR(got[k], expected[k], 2e-5) << "weight " << i << " element " << k;
+  }
+}
 
 TEST(KerasOps, SavedModelPredictsAsKerasDid) { test::check_predicts_as_keras_did("ops_model"); }
 TEST(KerasOps, SavedFilesRoundTrip) { test::check_saved_files_round_trip("ops_model"); }
@@ -30,13 +41,7 @@ TEST(KerasOps, TrainsAsKeras) {
   const History h = model->fit(read_array(record["inputs"][0]), Array::from_ints(labels, {std::int64_t(labels.size())}),
                                {.epochs = 1, .batch_size = 8, .verbose = 0, .shuffle = false});
   EXPECT_NEAR(h.history.at("loss")[0], record["fit_loss"].get<double>(), 1e-5);
-  const auto weights = model->get_weights();
-  ASSERT_EQ(weights.size(), record["trained_weights"].size());
-  for (std::size_t i = 0; i < weights.size(); ++i) {
-    const auto got = weights[i].to_floats(), want = read_array(record["trained_weights"][i]).to_floats();
-    ASSERT_EQ(got.size(), want.size());
-    for (std::size_t k = 0; k < got.size(); ++k) ASSERT_NEAR(got[k], want[k], 2e-5) << "weight " << i << " element " << k;
-  }
+  expect_weights(model->get_weights(), record["trained_weights"]);
 }
 
 TEST(KerasOps, ConfigIsWrittenBackAsKerasWroteIt) {
@@ -53,6 +58,44 @@ TEST(KerasOps, ConfigIsWrittenBackAsKerasWroteIt) {
   EXPECT_EQ(subtract["inbound_nodes"][0]["args"][1]["class_name"], "__keras_tensor__");
   EXPECT_EQ(by_name.at("mean")["config"], (Json{{"name", "mean"}, {"axis", 1}, {"keepdims", true}}));
   EXPECT_EQ(by_name.at("get_item_1")["inbound_nodes"][0]["args"][1][1], -1);
+}
+
+TEST(KerasOps, TfKerasOpLayersPredictAndTrainAsKeras2) {
+  std::ifstream in(test::keras_model_fixtures() + "tf_ops_model.json");
+  const Json record = Json::parse(in);
+  clear_session();
+  auto model = load_model(test::keras_model_fixtures() + "tf_ops_model.h5");
+  const Array x = read_array(record["inputs"][0]);
+  const auto got = model->predict(x, {.verbose = 0}).to_floats(), want = read_array(record["outputs"][0]).to_floats();
+  ASSERT_EQ(got.size(), want.size());
+  for (std::size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-5) << i;
+  // Written back as Keras 3 operations: 1.0 - x keeps its constant first.
+  const Json config = model->to_json()["config"];
+  bool found = false;
+  for (const Json& l : config["layers"])
+    if (l["name"] == "tf.math.subtract") {
+      found = true;
+      EXPECT_EQ(l["module"], "keras.src.ops.numpy");
+      EXPECT_EQ(l["class_name"], "Subtract");
+      EXPECT_EQ(l["inbound_nodes"][0]["args"][0], 1.0);
+    }
+  EXPECT_TRUE(found);
+  model->compile({.optimizer = SGD(SGDOptions{.learning_rate = 0.1f}), .loss = "sparse_categorical_crossentropy"});
+  const auto labels = record["y"].get<std::vector<std::int32_t>>();
+  const History h = model->fit(x, Array::from_ints(labels, {std::int64_t(labels.size())}), {.epochs = 1, .batch_size = 8, .verbose = 0, .shuffle = false});
+  EXPECT_NEAR(h.history.at("loss")[0], record["fit_loss"].get<double>(), 1e-5);
+  expect_weights(model->get_weights(), record["trained_weights"]);
+}
+
+TEST(KerasOps, TfOpLambdaErrors) {
+  const Json node = Json::array({Json::array({Json::array({"dense", 0, 0, Json{{"name", nullptr}}})})});
+  test::expect_error_containing(
+      [&] { KerasOp::from_tf_entry(Json{{"class_name", "TFOpLambda"}, {"name", "tf.signal.fft"}, {"config", {{"function", "signal.fft"}}}, {"inbound_nodes", node}}); },
+      "'tf.signal.fft' is the TensorFlow function tf.signal.fft, which Strata does not compute");
+  const Json matmul_node = Json::array({Json::array({"dense", 0, 0, Json{{"b", Json::array({"dense", 0, 0})}, {"transpose_b", true}}})});
+  const Json entry{{"class_name", "TFOpLambda"}, {"name", "tf.linalg.matmul"}, {"config", {{"function", "linalg.matmul"}}}, {"inbound_nodes", Json::array({matmul_node})}};
+  auto op = std::dynamic_pointer_cast<KerasOp>(KerasOp::from_tf_entry(entry));
+  test::expect_error_containing([&] { KerasOp::tf_node(matmul_node, *op); }, "keyword argument 'transpose_b' = true is not supported");
 }
 
 // x[index] on a (2, 4, 3) tensor, against the element loop the index describes.
