@@ -87,6 +87,21 @@ TEST(KerasOps, TfKerasOpLayersPredictAndTrainAsKeras2) {
   expect_weights(model->get_weights(), record["trained_weights"]);
 }
 
+TEST(KerasOps, TfKeras2AdamStateContinuesTraining) {
+  // tf.keras 2.11+ saves Adam's iteration count and slots without the learning rate: the next epoch from
+  // the restored state must be Keras 2's next epoch.
+  std::ifstream in(test::keras_model_fixtures() + "tf_adam_state.json");
+  const Json record = Json::parse(in);
+  clear_session();
+  auto model = load_model(test::keras_model_fixtures() + "tf_adam_state.h5");
+  EXPECT_EQ(model->optimizer()->iterations(), 2);
+  const auto labels = record["y"].get<std::vector<std::int32_t>>();
+  const History h = model->fit(read_array(record["inputs"][0]), Array::from_ints(labels, {std::int64_t(labels.size())}),
+                               {.epochs = 1, .batch_size = 8, .verbose = 0, .shuffle = false});
+  EXPECT_NEAR(h.history.at("loss")[0], record["fit_loss"].get<double>(), 1e-5);
+  expect_weights(model->get_weights(), record["trained_weights"]);
+}
+
 TEST(KerasOps, TfOpLambdaErrors) {
   const Json node = Json::array({Json::array({Json::array({"dense", 0, 0, Json{{"name", nullptr}}})})});
   test::expect_error_containing(
