@@ -17,4 +17,8 @@ struct KerasObject {
 // Throws naming `what` ("initializer", "loss", ...) when `identifier` is neither form.
 KerasObject parse_keras_object(const nlohmann::json& identifier, const std::string& what);
 
+// The same forms and the YAML front door's {Name: {config}} (or {Name: null}), for a layer's regularizers and
+// constraints: errors start with `where` (layer and key) and name the `kind` ("regularizer", "constraint").
+KerasObject parse_layer_attachment(const nlohmann::json& value, const std::string& where, const std::string& kind);
+
 }  // namespace strata::io

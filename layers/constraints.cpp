@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "graph/ops.h"
+#include "io/keras_object.h"
 
 namespace strata {
 
@@ -107,23 +108,9 @@ std::string canonical_name(const std::string& name) {
 
 ConstraintPtr constraint_from_json(const nlohmann::json& value, const std::string& where) {
   if (value.is_null()) return nullptr;
-  std::string name;
-  nlohmann::json config = nlohmann::json::object();
-  if (value.is_string()) {
-    name = value.get<std::string>();
-  } else if (value.is_object() && value.contains("class_name") && value.at("class_name").is_string()) {
-    name = value.at("class_name").get<std::string>();
-    if (value.contains("config") && !value.at("config").is_null()) {
-      if (!value.at("config").is_object()) throw std::invalid_argument(fmt::format("{}: the constraint's config must be an object", where));
-      config = value.at("config");
-    }
-  } else if (value.is_object() && value.size() == 1 && (value.begin().value().is_object() || value.begin().value().is_null())) {
-    name = value.begin().key();  // the YAML front door's {MaxNorm: {max_value: 3}}
-    if (!value.begin().value().is_null()) config = value.begin().value();
-  } else {
-    throw std::invalid_argument(
-        fmt::format("{}: a constraint must be a name, {{\"class_name\", \"config\"}} or {{Name: {{config}}}}, got {}", where, value.dump()));
-  }
+  const io::KerasObject parsed = io::parse_layer_attachment(value, where, "constraint");
+  const std::string& name = parsed.name;
+  const nlohmann::json& config = parsed.config;
   const std::string kind = canonical_name(name);
   if (kind.empty())
     throw std::invalid_argument(fmt::format("{}: unsupported constraint '{}' (MaxNorm, NonNeg, UnitNorm and MinMaxNorm are)", where, name));

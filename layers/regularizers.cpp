@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "graph/ops.h"
+#include "io/keras_object.h"
 
 namespace strata {
 
@@ -62,23 +63,9 @@ float factor(const nlohmann::json& config, const char* key, float fallback, cons
 
 std::optional<Regularizer> regularizer_from_json(const nlohmann::json& value, const std::string& where) {
   if (value.is_null()) return std::nullopt;
-  std::string name;
-  nlohmann::json config = nlohmann::json::object();
-  if (value.is_string()) {
-    name = value.get<std::string>();
-  } else if (value.is_object() && value.contains("class_name") && value.at("class_name").is_string()) {
-    name = value.at("class_name").get<std::string>();
-    if (value.contains("config") && !value.at("config").is_null()) {
-      if (!value.at("config").is_object()) throw std::invalid_argument(fmt::format("{}: the regularizer's config must be an object", where));
-      config = value.at("config");
-    }
-  } else if (value.is_object() && value.size() == 1 && (value.begin().value().is_object() || value.begin().value().is_null())) {
-    name = value.begin().key();  // the YAML front door's {L2: {l2: 0.001}}
-    if (!value.begin().value().is_null()) config = value.begin().value();
-  } else {
-    throw std::invalid_argument(
-        fmt::format("{}: a regularizer must be a name, {{\"class_name\", \"config\"}} or {{Name: {{config}}}}, got {}", where, value.dump()));
-  }
+  const io::KerasObject parsed = io::parse_layer_attachment(value, where, "regularizer");
+  const std::string& name = parsed.name;
+  const nlohmann::json& config = parsed.config;
   for (const auto& [key, v] : config.items())
     if (key != "l1" && key != "l2") throw std::invalid_argument(fmt::format("{}: unknown regularizer config key '{}'", where, key));
   if (name == "L1" || name == "l1") {
