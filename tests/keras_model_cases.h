@@ -19,22 +19,46 @@ inline const std::string& keras_model_fixtures() {
   return dir;
 }
 
+// An array as the fixture scripts record it: {"shape": [...], "values": [...]}.
+inline Array read_recorded_array(const Json& e) {
+  return Array::from_floats(e["values"].get<std::vector<float>>(), config::shape(e["shape"], "shape"));
+}
+
+// Every weight of a model against a record's list of arrays (a fixture's "trained_weights").
+inline void expect_recorded_weights(const std::vector<Array>& weights, const Json& want, double tolerance = 2e-5) {
+  ASSERT_EQ(weights.size(), want.size());
+  for (std::size_t i = 0; i < weights.size(); ++i) {
+    const Array expected = read_recorded_array(want[i]);
+    ASSERT_EQ(weights[i].shape(), expected.shape()) << "weight " << i;
+    const auto g = weights[i].to_floats(), w = expected.to_floats();
+    for (std::size_t k = 0; k < g.size(); ++k) ASSERT_NEAR(g[k], w[k], tolerance) << "weight " << i << " element " << k;
+  }
+}
+
+// One unshuffled epoch on a record's first input and its integer labels "y", as the fixture trained it;
+// returns the epoch's loss.
+inline double fit_recorded_epoch(Model& model, const Json& record, int batch_size) {
+  const auto labels = record["y"].get<std::vector<std::int32_t>>();
+  const History h = model.fit(read_recorded_array(record["inputs"][0]), Array::from_ints(labels, {std::int64_t(labels.size())}),
+                              {.epochs = 1, .batch_size = batch_size, .verbose = 0, .shuffle = false});
+  return h.history.at("loss")[0];
+}
+
+inline Json read_record(const std::string& name) {
+  std::ifstream in(keras_model_fixtures() + name + ".json");
+  return Json::parse(in);
+}
+
 struct KerasModelCase {
   std::vector<Array> inputs;
   std::vector<Array> outputs;
 };
 
 inline KerasModelCase load_keras_model_case(const std::string& name) {
-  std::ifstream in(keras_model_fixtures() + name + ".json");
-  const Json j = Json::parse(in);
+  const Json j = read_record(name);
   KerasModelCase c;
-  auto read = [](const Json& e) {
-    std::vector<float> values;
-    for (const Json& v : e["values"]) values.push_back(v.get<float>());
-    return Array::from_floats(values, config::shape(e["shape"], "shape"));
-  };
-  for (const Json& e : j["inputs"]) c.inputs.push_back(read(e));
-  for (const Json& e : j["outputs"]) c.outputs.push_back(read(e));
+  for (const Json& e : j["inputs"]) c.inputs.push_back(read_recorded_array(e));
+  for (const Json& e : j["outputs"]) c.outputs.push_back(read_recorded_array(e));
   return c;
 }
 

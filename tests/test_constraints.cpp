@@ -15,33 +15,20 @@
 namespace strata {
 namespace {
 
-Array read_array(const Json& e) { return Array::from_floats(e["values"].get<std::vector<float>>(), config::shape(e["shape"], "shape")); }
-
 class KerasConstrainedModel : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(KerasConstrainedModel, TrainsAsKeras) {
   const std::string name = GetParam();
-  std::ifstream in(test::keras_model_fixtures() + name + ".json");
-  const Json record = Json::parse(in);
+  const Json record = test::read_record(name);
   clear_session();
   auto model = load_model(test::keras_model_fixtures() + name + ".keras");
   const OptimizerRef optimizer = record["optimizer"] == "sgd"
                                      ? OptimizerRef(SGD(SGDOptions{.learning_rate = 0.1f}))
                                      : OptimizerRef(Adam(AdamOptions{.learning_rate = 0.05f, .use_ema = true, .ema_momentum = 0.5f}));
   model->compile({.optimizer = optimizer, .loss = "sparse_categorical_crossentropy"});
-  const Array x = read_array(record["inputs"][0]);
-  const auto labels = record["y"].get<std::vector<std::int32_t>>();
-  const Array y = Array::from_ints(labels, {std::int64_t(labels.size())});
-  const History h = model->fit(x, y, {.epochs = 1, .batch_size = 8, .verbose = 0, .shuffle = false});
-  EXPECT_NEAR(h.history.at("loss")[0], record["fit_loss"].get<double>(), 1e-5) << "the second batch sees the projected weights";
-  const auto weights = model->get_weights();
-  ASSERT_EQ(weights.size(), record["trained_weights"].size());
-  for (std::size_t i = 0; i < weights.size(); ++i) {
-    const Array want = read_array(record["trained_weights"][i]);
-    ASSERT_EQ(weights[i].shape(), want.shape()) << "weight " << i;
-    const auto got = weights[i].to_floats(), expected = want.to_floats();
-    for (std::size_t k = 0; k < got.size(); ++k) ASSERT_NEAR(got[k], expected[k], 2e-5) << "weight " << i << " element " << k;
-  }
+  EXPECT_NEAR(test::fit_recorded_epoch(*model, record, 8), record["fit_loss"].get<double>(), 1e-5)
+      << "the second batch sees the projected weights";
+  test::expect_recorded_weights(model->get_weights(), record["trained_weights"]);
 }
 
 TEST_P(KerasConstrainedModel, PredictsAsKerasDid) { test::check_predicts_as_keras_did(GetParam()); }

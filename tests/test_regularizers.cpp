@@ -15,18 +15,15 @@
 namespace strata {
 namespace {
 
-Array read_array(const Json& e) { return Array::from_floats(e["values"].get<std::vector<float>>(), config::shape(e["shape"], "shape")); }
-
 class KerasRegularizedModel : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(KerasRegularizedModel, EvaluatesAndTrainsAsKeras) {
   const std::string name = GetParam();
-  std::ifstream in(test::keras_model_fixtures() + name + ".json");
-  const Json record = Json::parse(in);
+  const Json record = test::read_record(name);
   clear_session();
   auto model = load_model(test::keras_model_fixtures() + name + ".keras");
   model->compile({.optimizer = SGD(SGDOptions{.learning_rate = 0.1f}), .loss = "sparse_categorical_crossentropy"});
-  const Array x = read_array(record["inputs"][0]);
+  const Array x = test::read_recorded_array(record["inputs"][0]);
   const auto labels = record["y"].get<std::vector<std::int32_t>>();
   const Array y = Array::from_ints(labels, {std::int64_t(labels.size())});
   // The activity models were run in batches of 6 (the last of 4), the others evaluated in one batch.
@@ -34,16 +31,8 @@ TEST_P(KerasRegularizedModel, EvaluatesAndTrainsAsKeras) {
   EXPECT_NEAR(model->evaluate(x, y, {.batch_size = record.contains("batch_size") ? batch : 16, .verbose = 0}).at("loss"),
               record["evaluate_loss"].get<double>(), 1e-5)
       << "the compiled loss plus every penalty";
-  const History h = model->fit(x, y, {.epochs = 1, .batch_size = batch, .verbose = 0, .shuffle = false});
-  EXPECT_NEAR(h.history.at("loss")[0], record["fit_loss"].get<double>(), 1e-5);
-  const auto weights = model->get_weights();
-  ASSERT_EQ(weights.size(), record["trained_weights"].size());
-  for (std::size_t i = 0; i < weights.size(); ++i) {
-    const Array want = read_array(record["trained_weights"][i]);
-    ASSERT_EQ(weights[i].shape(), want.shape()) << "weight " << i;
-    const auto got = weights[i].to_floats(), expected = want.to_floats();
-    for (std::size_t k = 0; k < got.size(); ++k) ASSERT_NEAR(got[k], expected[k], 2e-5) << "weight " << i << " element " << k;
-  }
+  EXPECT_NEAR(test::fit_recorded_epoch(*model, record, batch), record["fit_loss"].get<double>(), 1e-5);
+  test::expect_recorded_weights(model->get_weights(), record["trained_weights"]);
 }
 
 TEST_P(KerasRegularizedModel, PredictsAsKerasDid) { test::check_predicts_as_keras_did(GetParam()); }
