@@ -211,7 +211,7 @@ class Model {
   Json training_config();
   void save_keras_archive(const std::string& path);
   std::vector<Optimizer::StateValue> optimizer_state() const;
-  void restore_optimizer_state(const std::vector<io::h5::FloatArray>& values, const std::string& where);
+  void restore_optimizer_state(std::vector<Optimizer::StateValue> state, const std::string& where);
   // The layers as Keras lists them in saved files (model.layers), built.
   std::vector<LayerPtr> layers_for_saving();
   void write_keras3_weights(io::h5::Group& root, const std::vector<LayerPtr>& layers) const;

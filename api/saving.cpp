@@ -93,12 +93,16 @@ std::vector<Optimizer::StateValue> Model::optimizer_state() const {
   return options_.optimizer.get()->keras_state(trainable_weights());
 }
 
-void Model::restore_optimizer_state(const std::vector<io::h5::FloatArray>& values, const std::string& where) {
-  if (!compiled_ || values.empty()) return;
-  std::vector<Optimizer::StateValue> state;
-  for (const auto& v : values) state.push_back({"", v.shape, v.values});
+void Model::restore_optimizer_state(std::vector<Optimizer::StateValue> state, const std::string& where) {
+  if (!compiled_ || state.empty()) return;
+  Optimizer& optimizer = *options_.optimizer.get();
   try {
-    options_.optimizer.get()->set_keras_state(trainable_weights(), state);
+    const std::string& first = state[0].name;
+    if (first.ends_with("/iter:0")) {
+      optimizer.set_keras2_state(trainable_weights(), state);
+      return;
+    }
+    optimizer.set_keras_state(trainable_weights(), state);
   } catch (const std::exception& e) {
     throw std::runtime_error(fmt::format("{}: {}", where, e.what()));
   }
@@ -408,23 +412,24 @@ void Model::load_weights(const std::string& path, LoadWeightsOptions options) {
     read_keras3_weights(file, layers, options);
     if (file.is_group("optimizer/vars")) {
       const io::h5::Group vars = file.group("optimizer/vars");
-      std::vector<io::h5::FloatArray> values;
-      for (std::size_t i = 0; vars.is_dataset(std::to_string(i)); ++i) values.push_back(vars.read_floats(std::to_string(i)));
-      restore_optimizer_state(values, path + ": optimizer/vars");
+      std::vector<Optimizer::StateValue> state;
+      for (std::size_t i = 0; vars.is_dataset(std::to_string(i)); ++i) {
+        io::h5::FloatArray value = vars.read_floats(std::to_string(i));
+        state.push_back({"", std::move(value.shape), std::move(value.values)});
+      }
+      restore_optimizer_state(std::move(state), path + ": optimizer/vars");
     }
   } else if (file.is_group("model_weights")) {
     io::h5::Group g = file.group("model_weights");
     read_legacy_weights(g, layers, options);
     if (file.is_group("optimizer_weights")) {
       const io::h5::Group opt = file.group("optimizer_weights");
-      std::vector<io::h5::FloatArray> values;
-      const std::vector<std::string> names = opt.string_list_attribute("weight_names");
-      for (const auto& name : names) values.push_back(opt.read_floats(name));
-      // tf.keras 2.11+'s optimizers list the iteration count and then the slots as Keras 3 does, but keep
-      // the learning rate out of their variables: it comes from the optimizer's config here.
-      if (compiled_ && !names.empty() && names[0] == "iteration:0")
-        values.insert(values.begin() + 1, io::h5::FloatArray{Shape{}, {options_.optimizer.get()->learning_rate()}});
-      restore_optimizer_state(values, path + ": optimizer_weights");
+      std::vector<Optimizer::StateValue> state;
+      for (const auto& name : opt.string_list_attribute("weight_names")) {
+        io::h5::FloatArray value = opt.read_floats(name);
+        state.push_back({name, std::move(value.shape), std::move(value.values)});
+      }
+      restore_optimizer_state(std::move(state), path + ": optimizer_weights");
     }
   } else {
     read_legacy_weights(file, layers, options);

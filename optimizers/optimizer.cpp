@@ -3,6 +3,7 @@
 #include "graph/ops.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cmath>
@@ -172,57 +173,76 @@ std::string keras_weight_path(const std::string& name) {
 
 std::vector<Optimizer::StateValue> Optimizer::keras_state(const std::vector<VariablePtr>& model_weights) const {
   std::vector<StateValue> state;
-  if (variables_.empty()) return state;
+  // A state restored from a file but not built yet (no step since) is saved as it was read.
+  if (variables_.empty() && pending_slots_.empty()) return state;
   state.push_back({"iteration", Shape(), {float(iterations_)}});
-  state.push_back({"learning_rate", Shape(), {learning_rate()}});
+  if (!schedule_) state.push_back({"learning_rate", Shape(), {learning_rate()}});
   const auto names = slot_names(hyper_, ema_.use_ema);
   for (const auto& group : keras_slot_groups(hyper_, ema_.use_ema))
     for (const VariablePtr& w : model_weights) {
+      const std::string path = keras_weight_path(w->name()) + "_";
+      if (variables_.empty()) {
+        const auto pending = std::find_if(pending_slots_.begin(), pending_slots_.end(), [&](const auto& p) { return p.first == w.get(); });
+        if (pending == pending_slots_.end()) continue;
+        for (std::size_t i : group) state.push_back({path + names[i], w->shape(), pending->second.at(i)});
+        continue;
+      }
       const auto it = std::find(variables_.begin(), variables_.end(), w);
       if (it == variables_.end()) continue;  // not trained (frozen): Keras builds no slots for it either
       const auto& slots = slots_[std::size_t(it - variables_.begin())];
-      for (std::size_t i : group) state.push_back({keras_weight_path(w->name()) + "_" + names[i], slots[i]->shape(), slots[i]->to_vector()});
+      for (std::size_t i : group) state.push_back({path + names[i], slots[i]->shape(), slots[i]->to_vector()});
     }
   if (hyper_.kind == OptimizerKind::nadam) state.push_back({"u_product", Shape(), {float(nadam_u_product_)}});
   return state;
 }
 
 void Optimizer::set_keras_state(const std::vector<VariablePtr>& model_weights, const std::vector<StateValue>& state) {
-  std::vector<const StateValue*> slot_values;
-  std::size_t at = 0;
-  auto take = [&](const char* what) -> const StateValue& {
-    if (at >= state.size())
-      throw std::invalid_argument(fmt::format("optimizer state: {} values for a {} over {} weights is too few (missing {})", state.size(),
-                                              class_name(), model_weights.size(), what));
-    return state[at++];
+  const auto names = slot_names(hyper_, ema_.use_ema);
+  const auto groups = keras_slot_groups(hyper_, ema_.use_ema);
+  std::size_t slot_values = 0;
+  for (const auto& group : groups) slot_values += group.size() * model_weights.size();
+  const std::size_t tail = hyper_.kind == OptimizerKind::nadam ? 1 : 0;
+  // Keras lists the learning rate among its variables only when it is a number, not a schedule; tf.keras
+  // 2.11+ never does. A state saved before the first step holds the head alone.
+  auto fits = [&](bool with_rate) {
+    const std::size_t head = with_rate ? 2 : 1;
+    return state.size() == head || state.size() == head + slot_values + tail;
   };
-  const float iterations = take("the iteration count").values.at(0);
-  const float lr = take("the learning rate").values.at(0);
-  if (state.size() == 2) {  // saved before its first step: no slots yet (Keras writes this too)
+  bool with_rate = !schedule_;
+  if (!fits(with_rate)) with_rate = !with_rate;
+  if (!fits(with_rate))
+    throw std::invalid_argument(fmt::format("optimizer state: {} values, but a {} over {} weights has {} (the iteration count, {}{} slot values{})",
+                                            state.size(), class_name(), model_weights.size(), 1 + int(!schedule_) + slot_values + tail,
+                                            schedule_ ? "" : "the learning rate, ", slot_values, tail ? ", the momentum product" : ""));
+  std::size_t at = 0;
+  const float iterations = state[at++].values.at(0);
+  std::optional<float> lr;
+  if (with_rate) lr = state[at++].values.at(0);
+  if (at == state.size()) {  // saved before its first step: no slots yet (Keras writes this too)
     iterations_ = std::int64_t(iterations);
-    if (!schedule_) hyper_.learning_rate = lr;
+    if (lr && !schedule_) hyper_.learning_rate = *lr;
     return;
   }
-  const auto names = slot_names(hyper_, ema_.use_ema);
-  pending_slots_.clear();
   std::vector<std::vector<std::vector<float>>> per_weight(model_weights.size(), std::vector<std::vector<float>>(names.size()));
-  for (const auto& group : keras_slot_groups(hyper_, ema_.use_ema))
+  for (const auto& group : groups)
     for (std::size_t w = 0; w < model_weights.size(); ++w)
       for (std::size_t i : group) {
-        const StateValue& v = take("slots");
+        const StateValue& v = state[at++];
         if (v.shape != model_weights[w]->shape())
           throw std::invalid_argument(fmt::format("optimizer state: value {} ('{}') has shape {} but weight '{}' has {}", at - 1, v.name,
                                                   v.shape.to_string(), model_weights[w]->name(), model_weights[w]->shape().to_string()));
         per_weight[w][i] = v.values;
       }
-  double u_product = 1.0;
-  if (hyper_.kind == OptimizerKind::nadam) u_product = take("Nadam's momentum product").values.at(0);
-  if (at != state.size())
-    throw std::invalid_argument(fmt::format("optimizer state: {} values, but a {} over {} weights has {}", state.size(), class_name(),
-                                            model_weights.size(), at));
-  iterations_ = std::int64_t(iterations);
-  if (!schedule_) hyper_.learning_rate = lr;
+  const double u_product = tail ? state[at++].values.at(0) : 1.0;
+  commit_state(model_weights, std::int64_t(iterations), lr, u_product, std::move(per_weight));
+}
+
+void Optimizer::commit_state(const std::vector<VariablePtr>& model_weights, std::int64_t iterations, std::optional<float> learning_rate,
+                             double u_product, std::vector<std::vector<std::vector<float>>> per_weight) {
+  iterations_ = iterations;
+  if (learning_rate && !schedule_) hyper_.learning_rate = *learning_rate;
   nadam_u_product_ = u_product;
+  pending_slots_.clear();
   for (std::size_t w = 0; w < model_weights.size(); ++w) {
     const auto it = std::find(variables_.begin(), variables_.end(), model_weights[w]);
     if (it != variables_.end()) {
@@ -234,9 +254,83 @@ void Optimizer::set_keras_state(const std::vector<VariablePtr>& model_weights, c
   }
 }
 
+namespace {
+
+// The update rule's slots as tf.keras 2's OptimizerV2 classes named them, in OptimizerUpdate's order.
+std::vector<std::string> keras2_slot_names(const OptimizerUpdate& u) {
+  switch (u.kind) {
+    case OptimizerKind::sgd: return u.momentum > 0.f ? std::vector<std::string>{"momentum"} : std::vector<std::string>{};
+    case OptimizerKind::adam: return u.amsgrad ? std::vector<std::string>{"m", "v", "vhat"} : std::vector<std::string>{"m", "v"};
+    case OptimizerKind::rmsprop: {
+      std::vector<std::string> names{"rms"};
+      if (u.momentum > 0.f) names.emplace_back("momentum");
+      if (u.centered) names.emplace_back("mg");
+      return names;
+    }
+    case OptimizerKind::adagrad: return {"accumulator"};
+    case OptimizerKind::nadam: return {"m", "v"};
+  }
+  return {};
+}
+
+}  // namespace
+
+void Optimizer::set_keras2_state(const std::vector<VariablePtr>& model_weights, const std::vector<StateValue>& state) {
+  const std::vector<std::string> kinds = keras2_slot_names(hyper_);
+  std::vector<std::vector<const StateValue*>> by_kind(kinds.size());
+  std::optional<float> iterations;
+  double u_product = 1.0;
+  for (std::size_t at = 0; at < state.size(); ++at) {
+    const StateValue& v = state[at];
+    // "Adam/dense/kernel/m:0": the optimizer's name, the weight's path, the slot, the TF output index.
+    std::string name = v.name.substr(0, v.name.rfind(':'));
+    const auto first = name.find('/'), last = name.rfind('/');
+    const std::string kind = last == std::string::npos ? name : name.substr(last + 1);
+    if (first == last) {  // a scalar of the optimizer itself
+      if (kind == "iter" && v.values.size() == 1) {
+        iterations = v.values[0];
+        continue;
+      }
+      if (kind == "momentum_cache" && hyper_.kind == OptimizerKind::nadam && v.values.size() == 1) {
+        u_product = v.values[0];
+        continue;
+      }
+    } else if (const auto it = std::find(kinds.begin(), kinds.end(), kind); it != kinds.end()) {
+      by_kind[std::size_t(it - kinds.begin())].push_back(&v);
+      continue;
+    }
+    throw std::invalid_argument(fmt::format("optimizer state: value {} ('{}') is not a slot of a tf.keras 2 {} configured as this one (slots: {})",
+                                            at, v.name, class_name(), kinds.empty() ? "none" : fmt::format("{}", fmt::join(kinds, ", "))));
+  }
+  if (!iterations) throw std::invalid_argument(fmt::format("optimizer state: no iteration count (a value named '<optimizer>/iter:0')"));
+  const std::size_t slots_per_weight = slot_names(hyper_, ema_.use_ema).size();
+  std::vector<std::vector<std::vector<float>>> per_weight(model_weights.size(), std::vector<std::vector<float>>(slots_per_weight));
+  const bool built = std::any_of(by_kind.begin(), by_kind.end(), [](const auto& values) { return !values.empty(); });
+  for (std::size_t k = 0; k < kinds.size() && built; ++k) {
+    if (by_kind[k].size() != model_weights.size())
+      throw std::invalid_argument(fmt::format("optimizer state: {} values of slot '{}', but the model has {} trainable weights",
+                                              by_kind[k].size(), kinds[k], model_weights.size()));
+    for (std::size_t w = 0; w < model_weights.size(); ++w) {
+      const StateValue& v = *by_kind[k][w];
+      if (v.shape != model_weights[w]->shape())
+        throw std::invalid_argument(fmt::format("optimizer state: '{}' has shape {} but weight '{}' has {}", v.name, v.shape.to_string(),
+                                                model_weights[w]->name(), model_weights[w]->shape().to_string()));
+      per_weight[w][k] = v.values;
+    }
+  }
+  // Keras 2 kept no moving averages: with use_ema they start from the weights.
+  if (ema_.use_ema)
+    for (std::size_t w = 0; w < model_weights.size(); ++w) per_weight[w].back() = model_weights[w]->to_vector();
+  if (!built && !kinds.empty()) {  // saved before its first step: no slots yet
+    iterations_ = std::int64_t(*iterations);
+    return;
+  }
+  commit_state(model_weights, std::int64_t(*iterations), std::nullopt, u_product, std::move(per_weight));
+}
+
 std::int64_t Optimizer::state_size() const {
   if (variables_.empty()) return 0;
-  std::int64_t n = hyper_.kind == OptimizerKind::nadam ? 3 : 2;
+  std::int64_t n = 1 + (schedule_ ? 0 : 1) + (hyper_.kind == OptimizerKind::nadam ? 1 : 0);
   for (const auto& slots : slots_)
     for (const auto& slot : slots) n += slot->shape().numel();
   return n;

@@ -67,21 +67,29 @@ class Optimizer {
   // Variable i's moving average (its last slot) with use_ema, else null.
   VariablePtr moving_average_of(std::size_t i) const;
   // How many values the state holds, counted as Keras counts an optimizer's variables: the iteration
-  // count, the learning rate, running scalars (Nadam's momentum product) and every slot; 0 before build.
+  // count, the learning rate unless a schedule gives it, running scalars (Nadam's momentum product) and
+  // every slot; 0 before build.
   std::int64_t state_size() const;
 
   // The state as Keras lists optimizer.variables, for the model's trainable weights in their order:
-  // iterations, learning rate, the slots in Keras's creation order (each build call's names interleaved per
-  // variable, calls in turn), then Nadam's momentum product. Empty before build().
+  // iterations, the learning rate (not with a schedule, as in Keras), the slots in Keras's creation order
+  // (each build call's names interleaved per variable, calls in turn), then Nadam's momentum product. Empty
+  // before build(), unless a restored state waits for it.
   struct StateValue {
     std::string name;  // Keras's name: "iteration", "learning_rate", "<weight path>_<slot>", "u_product"
     Shape shape;
     std::vector<float> values;
   };
   std::vector<StateValue> keras_state(const std::vector<VariablePtr>& model_weights) const;
-  // Restores such a state (the same count, shapes and order); slot values wait for build() when the slots do
-  // not exist yet. Throws naming the first value that does not fit.
+  // Restores such a state (the same count, shapes and order; with or without the learning rate, which
+  // tf.keras 2.11+ leaves out); slot values wait for build() when the slots do not exist yet. Throws naming
+  // the first value that does not fit.
   void set_keras_state(const std::vector<VariablePtr>& model_weights, const std::vector<StateValue>& state);
+  // Restores the state tf.keras 2 wrote before 2.11 (its OptimizerV2 classes), which the names describe:
+  // "<Opt>/iter:0", scalars such as Nadam's "<Opt>/momentum_cache:0", and slots "<Opt>/<weight>/<slot>:0"
+  // in Keras 2's spelling (m, v, vhat, rms, mg, accumulator, momentum), grouped by slot or interleaved per
+  // weight; each slot's values follow the model's trainable weights. The learning rate is the config's.
+  void set_keras2_state(const std::vector<VariablePtr>& model_weights, const std::vector<StateValue>& state);
 
   // One update of every built variable from its gradient; then iterations() grows by one.
   // Allocates nothing.
@@ -108,6 +116,10 @@ class Optimizer {
   std::vector<std::vector<TensorView>> slot_views_;
   // Slot values restored before build(), per variable, in slot order.
   std::vector<std::pair<const Variable*, std::vector<std::vector<float>>>> pending_slots_;
+  // Sets the iteration count, the learning rate (unless a schedule gives it), Nadam's product and every
+  // slot (per model weight, in slot order), or keeps them until build() for weights not built yet.
+  void commit_state(const std::vector<VariablePtr>& model_weights, std::int64_t iterations, std::optional<float> learning_rate,
+                    double u_product, std::vector<std::vector<std::vector<float>>> per_weight);
 };
 
 }  // namespace strata

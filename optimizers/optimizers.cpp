@@ -119,7 +119,7 @@ std::shared_ptr<Optimizer> get_optimizer(const Json& identifier) {
 
   const std::vector<std::string> common = {"name", "weight_decay", "clipnorm", "clipvalue", "global_clipnorm", "learning_rate",
                                            "use_ema", "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
-                                           "gradient_accumulation_steps", "is_legacy_optimizer", "jit_compile", "decay"};
+                                           "gradient_accumulation_steps", "is_legacy_optimizer", "jit_compile", "decay", "lr"};
   auto check = [&](std::initializer_list<const char*> own) {
     for (const auto& [key, value] : c.items()) {
       if (std::find(common.begin(), common.end(), key) != common.end()) continue;
@@ -136,9 +136,19 @@ std::shared_ptr<Optimizer> get_optimizer(const Json& identifier) {
   };
   auto num = [&](const char* key, float fallback) { return opt(key).value_or(fallback); };
   auto lr = [&](double fallback) -> LearningRate {
-    if (!c.contains("learning_rate") || c.at("learning_rate").is_null()) return fallback;
-    if (c.at("learning_rate").is_number()) return c.at("learning_rate").get<double>();
-    return schedule_from_json(c.at("learning_rate"));
+    const char* key = c.contains("learning_rate") ? "learning_rate" : "lr";  // standalone Keras 2 wrote "lr"
+    const double decay = num("decay", 0.f);
+    // Keras 2's optimizers (tf.keras before 2.11) divided the rate by 1 + decay * iterations; Nadam's
+    // "decay" is instead its momentum schedule's, and Keras 3's Nadam keeps its own schedule.
+    if (decay > 0 && lower != "nadam") {
+      if (c.contains(key) && !c.at(key).is_null() && !c.at(key).is_number())
+        throw std::invalid_argument(fmt::format("optimizer {}: decay = {} with a learning-rate schedule is not supported", cls, decay));
+      const double rate = c.contains(key) && c.at(key).is_number() ? c.at(key).get<double>() : fallback;
+      return schedules::InverseTimeDecay(rate, 1.0, decay);
+    }
+    if (!c.contains(key) || c.at(key).is_null()) return fallback;
+    if (c.at(key).is_number()) return c.at(key).get<double>();
+    return schedule_from_json(c.at(key));
   };
   // Keras's use_ema, ema_momentum and ema_overwrite_frequency, read the same way for every optimizer.
   MovingAverageOptions ema;

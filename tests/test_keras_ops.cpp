@@ -16,32 +16,17 @@
 namespace strata {
 namespace {
 
-Array read_array(const Json& e) { return Array::from_floats(e["values"].get<std::vector<float>>(), config::shape(e["shape"], "shape")); }
-
-void expect_weights(const std::vector<Array>& weights, const Json& want) {
-  ASSERT_EQ(weights.size(), want.size());
-  for (std::size_t i = 0; i < weights.size(); ++i) {
-    const auto got = weights[i].to_floats(), expected = read_array(want[i]).to_floats();
-    ASSERT_EQ(got.size(), expected.size());
-    for (std::size_t k = 0; k < got.size(); ++k) ASSERT_NEAR(got[k], expected[k], 2e-5) << "weight " << i << " element " << k;
-  }
-}
-
 TEST(KerasOps, SavedModelPredictsAsKerasDid) { test::check_predicts_as_keras_did("ops_model"); }
 TEST(KerasOps, SavedFilesRoundTrip) { test::check_saved_files_round_trip("ops_model"); }
 TEST(KerasOps, KerasLoadsStrataFile) { test::check_keras_loads_strata_file("ops_model"); }
 
 TEST(KerasOps, TrainsAsKeras) {
-  std::ifstream in(test::keras_model_fixtures() + "ops_model.json");
-  const Json record = Json::parse(in);
+  const Json record = test::read_record("ops_model");
   clear_session();
   auto model = load_model(test::keras_model_fixtures() + "ops_model.keras");
   model->compile({.optimizer = SGD(SGDOptions{.learning_rate = 0.1f}), .loss = "sparse_categorical_crossentropy"});
-  const auto labels = record["y"].get<std::vector<std::int32_t>>();
-  const History h = model->fit(read_array(record["inputs"][0]), Array::from_ints(labels, {std::int64_t(labels.size())}),
-                               {.epochs = 1, .batch_size = 8, .verbose = 0, .shuffle = false});
-  EXPECT_NEAR(h.history.at("loss")[0], record["fit_loss"].get<double>(), 1e-5);
-  expect_weights(model->get_weights(), record["trained_weights"]);
+  EXPECT_NEAR(test::fit_recorded_epoch(*model, record, 8), record["fit_loss"].get<double>(), 1e-5);
+  test::expect_recorded_weights(model->get_weights(), record["trained_weights"]);
 }
 
 TEST(KerasOps, ConfigIsWrittenBackAsKerasWroteIt) {
@@ -61,12 +46,11 @@ TEST(KerasOps, ConfigIsWrittenBackAsKerasWroteIt) {
 }
 
 TEST(KerasOps, TfKerasOpLayersPredictAndTrainAsKeras2) {
-  std::ifstream in(test::keras_model_fixtures() + "tf_ops_model.json");
-  const Json record = Json::parse(in);
+  const Json record = test::read_record("tf_ops_model");
   clear_session();
   auto model = load_model(test::keras_model_fixtures() + "tf_ops_model.h5");
-  const Array x = read_array(record["inputs"][0]);
-  const auto got = model->predict(x, {.verbose = 0}).to_floats(), want = read_array(record["outputs"][0]).to_floats();
+  const Array x = test::read_recorded_array(record["inputs"][0]);
+  const auto got = model->predict(x, {.verbose = 0}).to_floats(), want = test::read_recorded_array(record["outputs"][0]).to_floats();
   ASSERT_EQ(got.size(), want.size());
   for (std::size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-5) << i;
   // Written back as Keras 3 operations: 1.0 - x keeps its constant first.
@@ -81,25 +65,8 @@ TEST(KerasOps, TfKerasOpLayersPredictAndTrainAsKeras2) {
     }
   EXPECT_TRUE(found);
   model->compile({.optimizer = SGD(SGDOptions{.learning_rate = 0.1f}), .loss = "sparse_categorical_crossentropy"});
-  const auto labels = record["y"].get<std::vector<std::int32_t>>();
-  const History h = model->fit(x, Array::from_ints(labels, {std::int64_t(labels.size())}), {.epochs = 1, .batch_size = 8, .verbose = 0, .shuffle = false});
-  EXPECT_NEAR(h.history.at("loss")[0], record["fit_loss"].get<double>(), 1e-5);
-  expect_weights(model->get_weights(), record["trained_weights"]);
-}
-
-TEST(KerasOps, TfKeras2AdamStateContinuesTraining) {
-  // tf.keras 2.11+ saves Adam's iteration count and slots without the learning rate: the next epoch from
-  // the restored state must be Keras 2's next epoch.
-  std::ifstream in(test::keras_model_fixtures() + "tf_adam_state.json");
-  const Json record = Json::parse(in);
-  clear_session();
-  auto model = load_model(test::keras_model_fixtures() + "tf_adam_state.h5");
-  EXPECT_EQ(model->optimizer()->iterations(), 2);
-  const auto labels = record["y"].get<std::vector<std::int32_t>>();
-  const History h = model->fit(read_array(record["inputs"][0]), Array::from_ints(labels, {std::int64_t(labels.size())}),
-                               {.epochs = 1, .batch_size = 8, .verbose = 0, .shuffle = false});
-  EXPECT_NEAR(h.history.at("loss")[0], record["fit_loss"].get<double>(), 1e-5);
-  expect_weights(model->get_weights(), record["trained_weights"]);
+  EXPECT_NEAR(test::fit_recorded_epoch(*model, record, 8), record["fit_loss"].get<double>(), 1e-5);
+  test::expect_recorded_weights(model->get_weights(), record["trained_weights"]);
 }
 
 TEST(KerasOps, TfOpLambdaErrors) {
