@@ -108,7 +108,7 @@ struct Window2D {
   std::int64_t groups = 1;                 // convolution only
 };
 
-enum class OptimizerKind : std::uint8_t { sgd, adam, rmsprop, adagrad, nadam };
+enum class OptimizerKind : std::uint8_t { sgd, adam, rmsprop, adagrad, nadam, adamax, lion, adadelta };
 
 // Per-step coefficients of a fused optimizer update; the host computes the step-dependent ones so
 // that every backend applies exactly the same arithmetic. Slots are the optimizer's per-variable state:
@@ -117,6 +117,9 @@ enum class OptimizerKind : std::uint8_t { sgd, adam, rmsprop, adagrad, nadam };
 //   rmsprop  [velocity] (+ [momentum] when momentum > 0) (+ [average_gradient] when centered)
 //   adagrad  [accumulator]
 //   nadam    [m, v]
+//   adamax   [m, u] (u the exponentially weighted infinity norm)
+//   lion     [m]
+//   adadelta [accumulated_grad, accumulated_delta_var]
 // followed, with `ema` set, by the parameter's moving average (Keras's use_ema).
 struct OptimizerUpdate {
   OptimizerKind kind = OptimizerKind::sgd;
@@ -124,13 +127,13 @@ struct OptimizerUpdate {
   float weight_decay = 0.f;  // decoupled: p -= p * weight_decay * learning_rate, before the update
   float momentum = 0.f;      // sgd, rmsprop
   bool nesterov = false;     // sgd
-  float beta_1 = 0.9f, beta_2 = 0.999f;  // adam, nadam
+  float beta_1 = 0.9f, beta_2 = 0.999f;  // adam, nadam, adamax, lion
   float epsilon = 1e-7f;
   bool amsgrad = false;  // adam
   bool centered = false; // rmsprop
-  float rho = 0.9f;      // rmsprop
-  // Step-dependent, filled by the host: adam's alpha = lr * sqrt(1 - beta_2^t) / (1 - beta_1^t);
-  // nadam's momentum-cache terms.
+  float rho = 0.9f;      // rmsprop, adadelta
+  // Step-dependent, filled by the host: adam's alpha = lr * sqrt(1 - beta_2^t) / (1 - beta_1^t), adamax's
+  // lr / (1 - beta_1^t); nadam's momentum-cache terms.
   float adam_alpha = 0.f;
   float nadam_m_coef = 0.f, nadam_g_coef = 0.f, nadam_v_coef = 0.f;
   // After the step: average = ema_momentum * average + (1 - ema_momentum) * param. The host passes 0 on the

@@ -76,6 +76,9 @@ std::size_t optimizer_slots(const OptimizerUpdate& u, std::size_t given) {
     case OptimizerKind::rmsprop: needed = 1 + (u.momentum > 0.f ? 1 : 0) + (u.centered ? 1 : 0); break;
     case OptimizerKind::adagrad: needed = 1; break;
     case OptimizerKind::nadam: needed = 2; break;
+    case OptimizerKind::adamax: needed = 2; break;
+    case OptimizerKind::lion: needed = 1; break;
+    case OptimizerKind::adadelta: needed = 2; break;
   }
   const std::size_t with_average = needed + (u.ema ? 1 : 0);
   if (given != with_average)

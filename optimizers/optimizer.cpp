@@ -89,6 +89,9 @@ std::vector<std::string> rule_slot_names(const OptimizerUpdate& u) {
     }
     case OptimizerKind::adagrad: return {"accumulator"};
     case OptimizerKind::nadam: return {"momentum", "velocity"};
+    case OptimizerKind::adamax: return {"momentum", "norm"};
+    case OptimizerKind::lion: return {"momentum"};
+    case OptimizerKind::adadelta: return {"accumulated_grad", "accumulated_delta_var"};
   }
   return {};
 }
@@ -151,6 +154,9 @@ std::vector<std::vector<std::size_t>> keras_rule_slot_groups(const OptimizerUpda
     }
     case OptimizerKind::adagrad: return {{0}};
     case OptimizerKind::nadam: return {{0, 1}};
+    case OptimizerKind::adamax: return {{0, 1}};
+    case OptimizerKind::lion: return {{0}};
+    case OptimizerKind::adadelta: return {{0, 1}};
   }
   return {};
 }
@@ -269,6 +275,9 @@ std::vector<std::string> keras2_slot_names(const OptimizerUpdate& u) {
     }
     case OptimizerKind::adagrad: return {"accumulator"};
     case OptimizerKind::nadam: return {"m", "v"};
+    case OptimizerKind::adamax: return {"m", "v"};
+    case OptimizerKind::lion: return {};  // not among Keras 2's optimizers
+    case OptimizerKind::adadelta: return {"accum_grad", "accum_var"};
   }
   return {};
 }
@@ -345,8 +354,9 @@ void Optimizer::apply(Backend& backend, std::span<const TensorView> params, std:
   u.ema = ema_.use_ema;
   u.ema_momentum = iterations_ == 0 ? 0.f : ema_.ema_momentum;
   const double t = double(iterations_ + 1);
-  u.adam_alpha = float(u.learning_rate * std::sqrt(1.0 - std::pow(double(u.beta_2), t)) /
-                       (1.0 - std::pow(double(u.beta_1), t)));
+  u.adam_alpha = u.kind == OptimizerKind::adamax
+                     ? float(u.learning_rate / (1.0 - std::pow(double(u.beta_1), t)))
+                     : float(u.learning_rate * std::sqrt(1.0 - std::pow(double(u.beta_2), t)) / (1.0 - std::pow(double(u.beta_1), t)));
   if (u.kind == OptimizerKind::nadam) {
     // Keras 3's Nadam momentum schedule (0.96^t; Keras 2 used 0.96^(0.004 t)), advanced once per step.
     const double decay = 0.96, b1 = u.beta_1;

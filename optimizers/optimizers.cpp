@@ -109,6 +109,31 @@ Json Nadam::own_config() const {
   return {{"beta_1", h.beta_1}, {"beta_2", h.beta_2}, {"epsilon", h.epsilon}};
 }
 
+Adamax::Adamax(AdamaxOptions o)
+    : KerasOptimizer({.kind = OptimizerKind::adamax, .beta_1 = o.beta_1, .beta_2 = o.beta_2, .epsilon = o.epsilon},
+                     o.learning_rate, common_of(o)) {}
+Json Adamax::own_config() const {
+  const auto& h = hyperparameters();
+  return {{"beta_1", h.beta_1}, {"beta_2", h.beta_2}, {"epsilon", h.epsilon}};
+}
+
+Lion::Lion(LionOptions o)
+    : KerasOptimizer({.kind = OptimizerKind::lion, .beta_1 = o.beta_1, .beta_2 = o.beta_2}, o.learning_rate, common_of(o)) {
+  if (!(o.beta_1 > 0.f && o.beta_1 <= 1.f))
+    throw std::invalid_argument(fmt::format("Lion: beta_1 must be in (0, 1], got {}", o.beta_1));
+}
+Json Lion::own_config() const {
+  const auto& h = hyperparameters();
+  return {{"beta_1", h.beta_1}, {"beta_2", h.beta_2}};
+}
+
+Adadelta::Adadelta(AdadeltaOptions o)
+    : KerasOptimizer({.kind = OptimizerKind::adadelta, .epsilon = o.epsilon, .rho = o.rho}, o.learning_rate, common_of(o)) {}
+Json Adadelta::own_config() const {
+  const auto& h = hyperparameters();
+  return {{"rho", h.rho}, {"epsilon", h.epsilon}};
+}
+
 std::shared_ptr<Optimizer> get_optimizer(const Json& identifier) {
   const io::KerasObject parsed = io::parse_keras_object(identifier, "optimizer");
   // tf.keras 2.11+ writes its optimizers into .h5 training configs as "Custom>Adam" and the like.
@@ -212,7 +237,26 @@ std::shared_ptr<Optimizer> get_optimizer(const Json& identifier) {
                                                 opt("weight_decay"), opt("clipnorm"), opt("clipvalue"), opt("global_clipnorm"), ema.use_ema,
                                  ema.ema_momentum, ema.ema_overwrite_frequency});
   }
-  throw std::invalid_argument(fmt::format("unknown optimizer '{}' (known: SGD, Adam, AdamW, RMSprop, Adagrad, Nadam)", cls));
+  if (lower == "adamax") {
+    check({"beta_1", "beta_2", "epsilon"});
+    return std::make_shared<Adamax>(AdamaxOptions{lr(0.001), num("beta_1", 0.9f), num("beta_2", 0.999f), num("epsilon", 1e-7f),
+                                                  opt("weight_decay"), opt("clipnorm"), opt("clipvalue"), opt("global_clipnorm"),
+                                                  ema.use_ema, ema.ema_momentum, ema.ema_overwrite_frequency});
+  }
+  if (lower == "lion") {
+    check({"beta_1", "beta_2"});
+    return std::make_shared<Lion>(LionOptions{lr(0.001), num("beta_1", 0.9f), num("beta_2", 0.99f), opt("weight_decay"),
+                                              opt("clipnorm"), opt("clipvalue"), opt("global_clipnorm"), ema.use_ema,
+                                              ema.ema_momentum, ema.ema_overwrite_frequency});
+  }
+  if (lower == "adadelta") {
+    check({"rho", "epsilon"});
+    return std::make_shared<Adadelta>(AdadeltaOptions{lr(0.001), num("rho", 0.95f), num("epsilon", 1e-7f), opt("weight_decay"),
+                                                      opt("clipnorm"), opt("clipvalue"), opt("global_clipnorm"), ema.use_ema,
+                                                      ema.ema_momentum, ema.ema_overwrite_frequency});
+  }
+  throw std::invalid_argument(
+      fmt::format("unknown optimizer '{}' (known: SGD, Adam, AdamW, RMSprop, Adagrad, Nadam, Adamax, Lion, Adadelta)", cls));
 }
 
 }  // namespace strata

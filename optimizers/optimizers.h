@@ -1,4 +1,4 @@
-// Keras's optimizers: SGD, Adam, AdamW, RMSprop, Adagrad, Nadam, with Keras 3's defaults, update rules,
+// Keras's optimizers: SGD, Adam, AdamW, RMSprop, Adagrad, Nadam, Adamax, Lion, Adadelta, with Keras 3's defaults, update rules,
 // config keys, gradient clipping, decoupled weight decay and learning-rate schedules.
 #pragma once
 
@@ -131,6 +131,55 @@ class Nadam : public KerasOptimizer {
  public:
   explicit Nadam(NadamOptions o = {});
   std::string class_name() const override { return "Nadam"; }
+ protected:
+  Json own_config() const override;
+};
+
+struct AdamaxOptions {
+  LearningRate learning_rate = 0.001;
+  float beta_1 = 0.9f, beta_2 = 0.999f, epsilon = 1e-7f;
+  std::optional<float> weight_decay, clipnorm, clipvalue, global_clipnorm;
+  bool use_ema = false;
+  float ema_momentum = 0.99f;
+  std::optional<std::int64_t> ema_overwrite_frequency;
+};
+class Adamax : public KerasOptimizer {
+ public:
+  explicit Adamax(AdamaxOptions o = {});
+  std::string class_name() const override { return "Adamax"; }
+ protected:
+  Json own_config() const override;
+};
+
+// Lion: the sign of an interpolated momentum, so its learning rate is usually 3-10 times smaller than Adam's.
+struct LionOptions {
+  LearningRate learning_rate = 0.001;
+  float beta_1 = 0.9f, beta_2 = 0.99f;
+  std::optional<float> weight_decay, clipnorm, clipvalue, global_clipnorm;
+  bool use_ema = false;
+  float ema_momentum = 0.99f;
+  std::optional<std::int64_t> ema_overwrite_frequency;
+};
+class Lion : public KerasOptimizer {
+ public:
+  explicit Lion(LionOptions o = {});
+  std::string class_name() const override { return "Lion"; }
+ protected:
+  Json own_config() const override;
+};
+
+struct AdadeltaOptions {
+  LearningRate learning_rate = 0.001;
+  float rho = 0.95f, epsilon = 1e-7f;
+  std::optional<float> weight_decay, clipnorm, clipvalue, global_clipnorm;
+  bool use_ema = false;
+  float ema_momentum = 0.99f;
+  std::optional<std::int64_t> ema_overwrite_frequency;
+};
+class Adadelta : public KerasOptimizer {
+ public:
+  explicit Adadelta(AdadeltaOptions o = {});
+  std::string class_name() const override { return "Adadelta"; }
  protected:
   Json own_config() const override;
 };

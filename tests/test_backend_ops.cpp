@@ -708,6 +708,22 @@ TEST_P(BackendOps, FusedOptimizerUpdates) {
     u.learning_rate = 0.01f;
     configs.push_back({"nadam", u, 2});
   }
+  {
+    auto u = make(OptimizerKind::adamax);
+    u.learning_rate = 0.01f;
+    configs.push_back({"adamax", u, 2});
+    u = make(OptimizerKind::lion);
+    u.learning_rate = 0.003f;
+    u.beta_2 = 0.99f;
+    u.weight_decay = 0.1f;
+    configs.push_back({"lion decay", u, 1});
+    u = make(OptimizerKind::adadelta);
+    u.learning_rate = 0.5f;
+    u.rho = 0.95f;
+    u.ema = true;
+    u.ema_momentum = 0.9f;
+    configs.push_back({"adadelta ema", u, 3});
+  }
   for (const Config& cfg : configs) {
     SCOPED_TRACE(cfg.name);
     const auto p0 = random_vector(n, -1, 1, 21);
@@ -725,7 +741,8 @@ TEST_P(BackendOps, FusedOptimizerUpdates) {
       DeviceTensor gt(be(), {std::int64_t(n)}, g);
       OptimizerUpdate u = cfg.u;
       const double t = step + 1, lr = u.learning_rate, b1 = u.beta_1, b2 = u.beta_2, eps = u.epsilon;
-      u.adam_alpha = float(lr * std::sqrt(1 - std::pow(b2, t)) / (1 - std::pow(b1, t)));
+      u.adam_alpha = u.kind == OptimizerKind::adamax ? float(lr / (1 - std::pow(b1, t)))
+                                                     : float(lr * std::sqrt(1 - std::pow(b2, t)) / (1 - std::pow(b1, t)));
       const double ut = b1 * (1 - 0.5 * std::pow(0.96, 0.004 * t)), ut1 = b1 * (1 - 0.5 * std::pow(0.96, 0.004 * (t + 1)));
       const double upt = u_product * ut, upt1 = upt * ut1;
       u.nadam_m_coef = float(ut1 / (1 - upt1));
@@ -782,6 +799,25 @@ TEST_P(BackendOps, FusedOptimizerUpdates) {
             const double m_hat = ut1 * r.s0[i] / (1 - upt1) + (1 - ut) * gi / (1 - upt);
             const double v_hat = r.s1[i] / (1 - std::pow(b2, t));
             w -= lr * m_hat / (std::sqrt(v_hat) + eps);
+            break;
+          }
+          case OptimizerKind::adamax:
+            r.s0[i] += (gi - r.s0[i]) * (1 - b1);
+            r.s1[i] = std::max(b2 * r.s1[i], std::abs(gi));
+            w -= lr * r.s0[i] / ((1 - std::pow(b1, t)) * (r.s1[i] + eps));
+            break;
+          case OptimizerKind::lion: {
+            const double c = r.s0[i] * b1 + gi * (1 - b1);
+            w -= lr * double((c > 0) - (c < 0));
+            r.s0[i] = r.s0[i] * b2 + gi * (1 - b2);
+            break;
+          }
+          case OptimizerKind::adadelta: {
+            const double rho = u.rho;
+            r.s0[i] = rho * r.s0[i] + (1 - rho) * gi * gi;
+            const double delta = -std::sqrt(r.s1[i] + eps) * gi / std::sqrt(r.s0[i] + eps);
+            r.s1[i] = rho * r.s1[i] + (1 - rho) * delta * delta;
+            w += lr * delta;
             break;
           }
         }

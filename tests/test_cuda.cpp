@@ -291,6 +291,9 @@ std::vector<OpCase> op_cases() {
                          {.kind = OptimizerKind::nadam, .learning_rate = 0.01f, .nadam_m_coef = 0.5f, .nadam_g_coef = 0.2f, .nadam_v_coef = 1.5f},
                          {.kind = OptimizerKind::rmsprop, .learning_rate = 0.01f, .momentum = 0.5f, .centered = true, .ema = true, .ema_momentum = 0.7f},
                          {.kind = OptimizerKind::sgd, .learning_rate = 0.1f, .ema = true, .ema_momentum = 0.9f},
+                         {.kind = OptimizerKind::adamax, .learning_rate = 0.01f, .adam_alpha = 0.05f},
+                         {.kind = OptimizerKind::lion, .learning_rate = 0.003f, .weight_decay = 0.1f, .beta_2 = 0.99f},
+                         {.kind = OptimizerKind::adadelta, .learning_rate = 0.5f, .rho = 0.95f, .ema = true, .ema_momentum = 0.9f},
                      };
                      for (const auto& u : updates) {
                        auto p = tensor(b, {50}, -1.f, 1.f, 120);
@@ -298,7 +301,7 @@ std::vector<OpCase> op_cases() {
                        const int n_slots = u.kind == OptimizerKind::sgd ? (u.momentum > 0 ? 1 : 0)
                                            : u.kind == OptimizerKind::adam ? (u.amsgrad ? 3 : 2)
                                            : u.kind == OptimizerKind::rmsprop ? 3
-                                           : u.kind == OptimizerKind::adagrad ? 1 : 2;
+                                           : u.kind == OptimizerKind::adagrad || u.kind == OptimizerKind::lion ? 1 : 2;
                        for (int s = 0; s < n_slots + (u.ema ? 1 : 0); ++s) slots.emplace_back(b, Shape{50});
                        std::vector<TensorView> views;
                        for (auto& s : slots) views.push_back(s.view);

@@ -169,6 +169,50 @@ TEST(Optimizers, Nadam) {
   expect_close(p.run(std::make_shared<Nadam>(NadamOptions{.learning_rate = 0.01})), want, "Nadam");
 }
 
+TEST(Optimizers, Adamax) {
+  Problem p;
+  std::vector<double> m(12, 0.0), norm(12, 0.0);
+  auto want = p.reference([&](std::vector<double>& w, const std::vector<double>& g, int step) {
+    const double b1 = 0.9, b2 = 0.999, eps = 1e-7, lr = 0.02, t = step + 1;
+    for (std::size_t i = 0; i < w.size(); ++i) {
+      m[i] += (g[i] - m[i]) * (1 - b1);
+      norm[i] = std::max(b2 * norm[i], std::abs(g[i]));
+      w[i] -= lr * m[i] / ((1 - std::pow(b1, t)) * (norm[i] + eps));
+    }
+  });
+  expect_close(p.run(std::make_shared<Adamax>(AdamaxOptions{.learning_rate = 0.02})), want, "Adamax");
+}
+
+TEST(Optimizers, Lion) {
+  Problem p;
+  std::vector<double> m(12, 0.0);
+  auto want = p.reference([&](std::vector<double>& w, const std::vector<double>& g, int) {
+    const double b1 = 0.8, b2 = 0.99, lr = 0.003;
+    for (std::size_t i = 0; i < w.size(); ++i) {
+      const double c = m[i] * b1 + g[i] * (1 - b1);
+      w[i] -= lr * double((c > 0) - (c < 0));
+      m[i] = m[i] * b2 + g[i] * (1 - b2);
+    }
+  });
+  expect_close(p.run(std::make_shared<Lion>(LionOptions{.learning_rate = 0.003, .beta_1 = 0.8f})), want, "Lion");
+  EXPECT_THROW(Lion(LionOptions{.beta_1 = 0.f}), std::invalid_argument);
+}
+
+TEST(Optimizers, Adadelta) {
+  Problem p;
+  std::vector<double> grads(12, 0.0), deltas(12, 0.0);
+  auto want = p.reference([&](std::vector<double>& w, const std::vector<double>& g, int) {
+    const double rho = 0.9, eps = 1e-7, lr = 1.0;
+    for (std::size_t i = 0; i < w.size(); ++i) {
+      grads[i] = rho * grads[i] + (1 - rho) * g[i] * g[i];
+      const double delta = -std::sqrt(deltas[i] + eps) * g[i] / std::sqrt(grads[i] + eps);
+      deltas[i] = rho * deltas[i] + (1 - rho) * delta * delta;
+      w[i] += lr * delta;
+    }
+  });
+  expect_close(p.run(std::make_shared<Adadelta>(AdadeltaOptions{.learning_rate = 1.0, .rho = 0.9f})), want, "Adadelta");
+}
+
 TEST(Optimizers, GradientClipping) {
   Problem p;
   const double lr = 0.1;

@@ -90,7 +90,7 @@ TEST_P(LegacyOptimizerState, ContinuesTrainingAsKeras2) {
   test::expect_recorded_weights(model->get_weights(), record["trained_weights"]);
 }
 
-INSTANTIATE_TEST_SUITE_P(Optimizers, LegacyOptimizerState, ::testing::Values("adam", "rmsprop", "sgd", "adagrad"));
+INSTANTIATE_TEST_SUITE_P(Optimizers, LegacyOptimizerState, ::testing::Values("adam", "rmsprop", "sgd", "adagrad", "adamax", "adadelta"));
 
 TEST(TfKeras2OptimizerState, LegacyDecayIsAnInverseTimeSchedule) {
   clear_session();

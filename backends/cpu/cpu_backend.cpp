@@ -296,6 +296,33 @@ void CpuBackend::optimizer_update(const OptimizerUpdate& u, const TensorView& pa
       });
       return;
     }
+    case OptimizerKind::adamax: {
+      const float b1 = 1.f - u.beta_1, beta_2 = u.beta_2, alpha = u.adam_alpha;
+      run([=](std::int64_t i) {
+        s0[i] += (g[i] - s0[i]) * b1;
+        s1[i] = std::max(beta_2 * s1[i], std::abs(g[i]));
+        p[i] -= alpha * s0[i] / (s1[i] + eps);
+      });
+      return;
+    }
+    case OptimizerKind::lion: {
+      const float beta_1 = u.beta_1, beta_2 = u.beta_2;
+      run([=](std::int64_t i) {
+        const float c = s0[i] * beta_1 + g[i] * (1.f - beta_1);
+        p[i] -= lr * float((c > 0.f) - (c < 0.f));
+        s0[i] = s0[i] * beta_2 + g[i] * (1.f - beta_2);
+      });
+      return;
+    }
+    case OptimizerKind::adadelta:
+      run([=](std::int64_t i) {
+        const float gi = g[i];
+        s0[i] = rho * s0[i] + (1.f - rho) * gi * gi;
+        const float delta = -(std::sqrt(s1[i] + eps) * gi) / std::sqrt(s0[i] + eps);
+        s1[i] = rho * s1[i] + (1.f - rho) * delta * delta;
+        p[i] += lr * delta;
+      });
+      return;
   }
 }
 

@@ -682,7 +682,7 @@ class DeviceBackend : public Backend {
     float* average = u.ema ? slots[needed].as<float>() : nullptr;
     const float lr = u.learning_rate, decay = u.weight_decay * u.learning_rate, momentum = u.momentum, eps = u.epsilon,
                 rho = u.rho, b1 = 1.f - u.beta_1, b2 = 1.f - u.beta_2, alpha = u.adam_alpha, m_coef = u.nadam_m_coef,
-                g_coef = u.nadam_g_coef, v_coef = u.nadam_v_coef, ema = u.ema_momentum;
+                g_coef = u.nadam_g_coef, v_coef = u.nadam_v_coef, ema = u.ema_momentum, beta_1 = u.beta_1, beta_2 = u.beta_2;
     const OptimizerKind kind = u.kind;
     const bool nesterov = u.nesterov;
     float* avg = u.centered ? (momentum > 0.f ? s2 : s1) : nullptr;
@@ -736,6 +736,26 @@ class DeviceBackend : public Backend {
           s1[i] += (gi * gi - s1[i]) * b2;
           const float m_hat = m_coef * s0[i] + g_coef * gi;
           p[i] -= lr * m_hat / (sqrtf(s1[i] * v_coef) + eps);
+          break;
+        }
+        case OptimizerKind::adamax: {
+          s0[i] += (gi - s0[i]) * b1;
+          const float decayed = beta_2 * s1[i], magnitude = fabsf(gi);
+          s1[i] = decayed > magnitude ? decayed : magnitude;
+          p[i] -= alpha * s0[i] / (s1[i] + eps);
+          break;
+        }
+        case OptimizerKind::lion: {
+          const float c = s0[i] * beta_1 + gi * (1.f - beta_1);
+          p[i] -= lr * float((c > 0.f) - (c < 0.f));
+          s0[i] = s0[i] * beta_2 + gi * (1.f - beta_2);
+          break;
+        }
+        case OptimizerKind::adadelta: {
+          s0[i] = rho * s0[i] + (1.f - rho) * gi * gi;
+          const float delta = -(sqrtf(s1[i] + eps) * gi) / sqrtf(s0[i] + eps);
+          s1[i] = rho * s1[i] + (1.f - rho) * delta * delta;
+          p[i] += lr * delta;
           break;
         }
       }
