@@ -28,6 +28,7 @@
 #include "layers/dropout.h"
 #include "layers/flatten.h"
 #include "layers/group_normalization.h"
+#include "layers/rms_normalization.h"
 #include "layers/initializers.h"
 #include "layers/input_layer.h"
 #include "layers/keras_op.h"

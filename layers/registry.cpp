@@ -32,6 +32,7 @@
 #include "layers/recurrent.h"
 #include "layers/pooling.h"
 #include "layers/rescaling.h"
+#include "layers/rms_normalization.h"
 #include "layers/resizing.h"
 #include "layers/reshape.h"
 #include "layers/separable_conv.h"
@@ -87,6 +88,15 @@ const std::map<std::string, Factory>& factories() {
       {"SpatialDropout1D", &SpatialDropout1D::from_config}, {"SpatialDropout2D", &SpatialDropout2D::from_config},
       {"ReLU", &ReLU::from_config},           {"LeakyReLU", &LeakyReLU::from_config}, {"PReLU", &PReLU::from_config},
       {"ELU", &ELU::from_config},             {"Softmax", &Softmax::from_config},
+      {"RMSNormalization", &RMSNormalization::from_config},
+      // Keras's other names for the same classes (keras.layers.MaxPool2D is MaxPooling2D, ...).
+      {"MaxPool1D", &MaxPooling1D::from_config}, {"MaxPool2D", &MaxPooling2D::from_config},
+      {"AvgPool1D", &AveragePooling1D::from_config}, {"AvgPool2D", &AveragePooling2D::from_config},
+      {"GlobalAvgPool1D", &GlobalAveragePooling1D::from_config}, {"GlobalAvgPool2D", &GlobalAveragePooling2D::from_config},
+      {"GlobalMaxPool1D", &GlobalMaxPooling1D::from_config}, {"GlobalMaxPool2D", &GlobalMaxPooling2D::from_config},
+      {"Convolution1D", &Conv1D::from_config}, {"Convolution2D", &Conv2D::from_config},
+      {"Convolution1DTranspose", &Conv1DTranspose::from_config}, {"Convolution2DTranspose", &Conv2DTranspose::from_config},
+      {"SeparableConvolution1D", &SeparableConv1D::from_config}, {"SeparableConvolution2D", &SeparableConv2D::from_config},
   };
   return f;
 }

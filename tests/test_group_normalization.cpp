@@ -1,4 +1,4 @@
-// GroupNormalization and UnitNormalization: against outputs recorded from Keras 3
+// GroupNormalization, UnitNormalization and RMSNormalization: against outputs recorded from Keras 3
 // (scripts/fixtures/keras_group_normalization.py) and against loops in double written here.
 #include <gtest/gtest.h>
 
@@ -71,6 +71,33 @@ TEST(UnitNormalization, MatchesLoopsAndLeavesZeroVectorsZero) {
     for (int j = 0; j < 4; ++j) want.push_back(norm == 0 ? 0.0 : x[std::size_t(i * 4 + j)] / std::sqrt(norm));
   }
   expect_near_all(y, want, 1e-6, "UnitNormalization");
+}
+
+TEST(RMSNormalization, MatchesLoopsOnAMiddleAxis) {
+  // (batch, steps, channels) normalised over the steps: the scale has one value per step.
+  clear_session();
+  const int n = 2, t = 3, c = 4;
+  const Shape shape{n, t, c};
+  const auto x = test::random_vector(std::size_t(shape.numel()), -2, 3, 45);
+  const auto scale = test::random_vector(std::size_t(t), 0.5f, 1.5f, 46);
+  const auto layer = std::make_shared<RMSNormalization>(std::vector<int>{1}, 1e-4f);
+  (void)run([&](const Tensor& in) { return layer->trace(in); }, shape, x);
+  ASSERT_EQ(layer->weights()[0]->shape(), Shape{t});
+  layer->weights()[0]->assign(scale);
+  const auto y = run([&](const Tensor& in) { return layer->trace(in); }, shape, x);
+  std::vector<double> want(x.size());
+  auto at = [&](int b, int i, int ch) { return std::size_t((b * t + i) * c + ch); };
+  for (int b = 0; b < n; ++b)
+    for (int ch = 0; ch < c; ++ch) {
+      double mean_square = 0;
+      for (int i = 0; i < t; ++i) mean_square += double(x[at(b, i, ch)]) * x[at(b, i, ch)] / t;
+      for (int i = 0; i < t; ++i) want[at(b, i, ch)] = x[at(b, i, ch)] / std::sqrt(mean_square + 1e-4) * scale[std::size_t(i)];
+    }
+  expect_near_all(y, want, 1e-5, "RMSNormalization");
+  test::expect_error_containing([] { Sequential({Input({4, 6}), std::make_shared<RMSNormalization>(std::vector<int>{0})}); },
+                                "axis 0 is not a non-batch axis of (None, 4, 6)");
+  test::expect_error_containing([] { Sequential({Input({4, 6}), std::make_shared<RMSNormalization>(std::vector<int>{1, -2})}); },
+                                "axis names one axis twice");
 }
 
 TEST(GroupNormalization, Errors) {

@@ -174,6 +174,15 @@ TEST(Layers, KerasNamesAndConfigs) {
   EXPECT_THROW(layer_from_config("Dense", Json{{"units", 3}, {"kernel_size", 2}}), std::invalid_argument);
   const LayerPtr input = layer_from_config("InputLayer", Json{{"batch_input_shape", {nullptr, 28, 28}}, {"name", "in"}});
   EXPECT_EQ(std::static_pointer_cast<InputLayer>(input)->batch_shape(), (Shape{-1, 28, 28}));
+  // Keras's other names for a class make that class, which saves under its own name.
+  const std::pair<const char*, const char*> aliases[] = {
+      {"MaxPool2D", "MaxPooling2D"}, {"AvgPool1D", "AveragePooling1D"}, {"GlobalAvgPool2D", "GlobalAveragePooling2D"},
+      {"GlobalMaxPool1D", "GlobalMaxPooling1D"}, {"Convolution2D", "Conv2D"}, {"Convolution1DTranspose", "Conv1DTranspose"},
+      {"SeparableConvolution2D", "SeparableConv2D"}};
+  for (const auto& [alias, name] : aliases) {
+    const Json config = std::string(name).find("Conv") != std::string::npos ? Json{{"filters", 2}, {"kernel_size", 3}} : Json::object();
+    EXPECT_EQ(layer_from_config(alias, config)->class_name(), name) << alias;
+  }
 }
 
 double mean_of(const std::vector<float>& v) {
