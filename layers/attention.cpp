@@ -3,11 +3,23 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <map>
 #include <stdexcept>
 
 #include "graph/ops.h"
 
 namespace strata {
+
+namespace {
+
+void check_attention_shapes(const std::vector<Shape>& shapes, const char* class_name) {
+  if (shapes.size() != 2 && shapes.size() != 3)
+    throw std::invalid_argument(fmt::format("{} takes [query, value] or [query, value, key], got {} inputs", class_name, shapes.size()));
+  for (const Shape& s : shapes)
+    if (s.rank() != 3) throw std::invalid_argument(fmt::format("{} takes (batch, steps, dim) inputs, got {}", class_name, s.to_string()));
+}
+
+}  // namespace
 
 Attention::Attention(AttentionOptions options)
     : LayerBase(options.name, "attention", options.trainable), options_(std::move(options)),
@@ -19,10 +31,7 @@ Attention::Attention(AttentionOptions options)
 }
 
 void Attention::build_multi(const std::vector<Shape>& shapes) {
-  if (shapes.size() != 2 && shapes.size() != 3)
-    throw std::invalid_argument(fmt::format("Attention takes [query, value] or [query, value, key], got {} inputs", shapes.size()));
-  for (const Shape& s : shapes)
-    if (s.rank() != 3) throw std::invalid_argument(fmt::format("Attention takes (batch, steps, dim) inputs, got {}", s.to_string()));
+  check_attention_shapes(shapes, "Attention");
   if (options_.use_scale) scale_ = add_weight("scale", Shape(), "ones");
   if (options_.score_mode == "concat") concat_score_weight_ = add_weight("concat_score_weight", Shape(), "ones");
 }
@@ -43,13 +52,36 @@ Tensor causal_mask(const Tensor& like, std::int64_t rows, std::int64_t columns) 
   return ops::variable(mask, like);
 }
 
+namespace {
+
+// What both attention layers do with their scores (batch, Tq, Tv): masked value steps (and future ones with
+// use_causal_mask) get no attention; the softmax, with dropout while training, weighs the values; masked
+// query steps output zeros.
+std::vector<Tensor> attend(const std::vector<Tensor>& inputs, const Tensor& scores, const std::map<std::string, bool>& flags,
+                           const AttentionOptions& options, std::uint64_t seed) {
+  const Tensor& query = inputs[0];
+  const Tensor& value = inputs[1];
+  const Tensor& key = inputs.size() > 2 ? inputs[2] : inputs[1];
+  Tensor mask;
+  if (const Tensor m = get_keras_mask(value); m.valid()) mask = ops::expand_dims(m, 1);
+  if (flags.at("use_causal_mask")) {
+    const Tensor c = causal_mask(query, query.shape()[1], key.shape()[1]);
+    mask = mask.valid() ? ops::multiply(mask, c) : c;
+  }
+  const Tensor distribution = masked_softmax(scores, mask);
+  const Tensor kept = options.dropout > 0.f ? ops::dropout(distribution, options.dropout, seed) : distribution;
+  Tensor out = ops::matmul(kept, value);
+  if (const Tensor m = get_keras_mask(query); m.valid()) out = ops::multiply(out, ops::expand_dims(m, 2));
+  if (flags.at("return_attention_scores")) return {out, distribution};
+  return {out};
+}
+
+}  // namespace
+
 std::vector<Tensor> Attention::call_all(const std::vector<Tensor>& inputs, const Json& call_arguments) {
-  const auto flags = call_flags(call_arguments, {"return_attention_scores", "use_causal_mask"});
-  const bool return_scores = flags.at("return_attention_scores"), causal = flags.at("use_causal_mask");
   if (inputs.size() != 2 && inputs.size() != 3)
     throw std::invalid_argument(fmt::format("Attention '{}' takes [query, value] or [query, value, key]", name()));
   const Tensor& query = inputs[0];
-  const Tensor& value = inputs[1];
   const Tensor& key = inputs.size() > 2 ? inputs[2] : inputs[1];
   Tensor scores;
   if (options_.score_mode == "dot") {
@@ -61,19 +93,51 @@ std::vector<Tensor> Attention::call_all(const std::vector<Tensor>& inputs, const
     if (scale_) sum = ops::multiply(sum, scale_);
     scores = ops::multiply(ops::sum(ops::tanh(sum), {3}), concat_score_weight_);
   }
-  // Value steps that are masked (or in the future, with use_causal_mask) get no attention.
-  Tensor mask;
-  if (const Tensor m = get_keras_mask(value); m.valid()) mask = ops::expand_dims(m, 1);
-  if (causal) {
-    const Tensor c = causal_mask(query, query.shape()[1], key.shape()[1]);
-    mask = mask.valid() ? ops::multiply(mask, c) : c;
-  }
-  const Tensor distribution = masked_softmax(scores, mask);
-  const Tensor kept = options_.dropout > 0.f ? ops::dropout(distribution, options_.dropout, seed_) : distribution;
-  Tensor out = ops::matmul(kept, value);
-  if (const Tensor m = get_keras_mask(query); m.valid()) out = ops::multiply(out, ops::expand_dims(m, 2));
-  if (return_scores) return {out, distribution};
-  return {out};
+  return attend(inputs, scores, call_flags(call_arguments, {"return_attention_scores", "use_causal_mask"}), options_, seed_);
+}
+
+AdditiveAttention::AdditiveAttention(AttentionOptions options)
+    : LayerBase(options.name, "additive_attention", options.trainable), options_(std::move(options)),
+      seed_(options_.seed ? *options_.seed : next_random_seed()) {
+  if (!(options_.dropout >= 0.f && options_.dropout < 1.f))
+    throw std::invalid_argument(fmt::format("{}: dropout must be in [0, 1), got {}", name(), options_.dropout));
+}
+
+void AdditiveAttention::build_multi(const std::vector<Shape>& shapes) {
+  check_attention_shapes(shapes, "AdditiveAttention");
+  if (options_.use_scale) scale_ = add_weight("scale", Shape{shapes[0][2]}, "glorot_uniform");
+}
+
+std::vector<Tensor> AdditiveAttention::call_all(const std::vector<Tensor>& inputs, const Json& call_arguments) {
+  if (inputs.size() != 2 && inputs.size() != 3)
+    throw std::invalid_argument(fmt::format("AdditiveAttention '{}' takes [query, value] or [query, value, key]", name()));
+  const Tensor& query = inputs[0];
+  const Tensor& key = inputs.size() > 2 ? inputs[2] : inputs[1];
+  // (batch, Tq, 1, dim) + (batch, 1, Tv, dim) through tanh, weighed by the scale and summed over dim.
+  Tensor terms = ops::tanh(ops::add(ops::expand_dims(query, 2), ops::expand_dims(key, 1)));
+  if (scale_) terms = ops::multiply(terms, ops::reshape(ops::variable(scale_, query), {1, 1, 1, scale_->shape()[0]}));
+  return attend(inputs, ops::sum(terms, {3}), call_flags(call_arguments, {"return_attention_scores", "use_causal_mask"}), options_, seed_);
+}
+
+Json AdditiveAttention::get_config() const {
+  Json c = Layer::get_config();
+  c["use_scale"] = options_.use_scale;
+  c["dropout"] = options_.dropout;
+  c["seed"] = options_.seed ? Json(*options_.seed) : Json(nullptr);
+  return c;
+}
+
+LayerPtr AdditiveAttention::from_config(const Json& c) {
+  config::check_keys(c, "AdditiveAttention", {"use_scale", "dropout", "seed", "causal"});
+  if (c.value("causal", false))
+    throw std::invalid_argument("AdditiveAttention: causal=true is Keras 2's; Keras 3 takes use_causal_mask when the layer is called");
+  AttentionOptions o;
+  o.use_scale = c.value("use_scale", true);
+  o.dropout = c.value("dropout", 0.f);
+  o.seed = config::seed(c);
+  o.name = config::name(c);
+  o.trainable = config::trainable(c);
+  return std::make_shared<AdditiveAttention>(o);
 }
 
 Json Attention::get_config() const {

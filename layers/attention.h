@@ -46,4 +46,24 @@ class Attention : public LayerBase<Attention> {
   VariablePtr scale_, concat_score_weight_;
 };
 
+// keras.layers.AdditiveAttention (Bahdanau-style): as Attention, with scores sum(scale * tanh(query + key))
+// over dim, `scale` a learned vector of dim values (glorot_uniform) with use_scale (the default), else 1.
+class AdditiveAttention : public LayerBase<AdditiveAttention> {
+ public:
+  explicit AdditiveAttention(AttentionOptions options = {.use_scale = true});
+  std::string class_name() const override { return "AdditiveAttention"; }
+  Json get_config() const override;
+  static LayerPtr from_config(const Json& config);
+
+ protected:
+  void build_multi(const std::vector<Shape>& input_shapes) override;
+  std::vector<Tensor> call_all(const std::vector<Tensor>& inputs, const Json& call_arguments) override;
+  bool supports_masking() const override { return true; }
+
+ private:
+  AttentionOptions options_;
+  std::uint64_t seed_;
+  VariablePtr scale_;
+};
+
 }  // namespace strata
