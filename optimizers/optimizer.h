@@ -68,7 +68,7 @@ class Optimizer {
   VariablePtr moving_average_of(std::size_t i) const;
   // How many values the state holds, counted as Keras counts an optimizer's variables: the iteration
   // count, the learning rate unless a schedule gives it, running scalars (Nadam's momentum product) and
-  // every slot; 0 before build.
+  // every slot; 0 before build() unless a restored state waits for it.
   std::int64_t state_size() const;
 
   // The state as Keras lists optimizer.variables, for the model's trainable weights in their order:

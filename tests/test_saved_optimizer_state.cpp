@@ -2,8 +2,9 @@
 // schedule (scripts/fixtures/keras_schedule_state.py: no learning-rate variable), tf.keras 2.11+'s
 // (scripts/fixtures/tf_keras_adam_state.py: the iteration count and slots as Keras 3 orders them, without
 // the learning rate) and the older OptimizerV2 classes' (scripts/fixtures/tf_keras_legacy_optimizers.py:
-// slots named by kind and grouped by kind, Keras 2's learning-rate decay). Keras continues training from
-// Strata's files. Mismatched state is an error that names the value.
+// slots named by kind and grouped by kind, Keras 2's learning-rate decay), and a mixed-precision model's
+// LossScaleOptimizer (scripts/fixtures/keras_mixed_precision.py). Keras continues training from Strata's
+// files. Mismatched state is an error that names the value.
 #include <gtest/gtest.h>
 
 #include "api/strata.h"
@@ -73,6 +74,26 @@ TEST(TfKeras2OptimizerState, Keras211AdamStateContinuesTraining) {
   EXPECT_EQ(model->optimizer()->iterations(), 2);
   EXPECT_NEAR(test::fit_recorded_epoch(*model, record, 8), record["fit_loss"].get<double>(), 1e-5);
   test::expect_recorded_weights(model->get_weights(), record["trained_weights"]);
+}
+
+TEST(MixedPrecisionState, LossScaleOptimizerStateRestoresTheInnerOptimizer) {
+  // Keras trained in float16 with a LossScaleOptimizer; Strata computes in float32 (outputs to float16's
+  // precision) and restores the inner Adam's state, passing over the loss scale's variables.
+  const Json record = test::read_record("mixed_precision");
+  clear_session();
+  auto model = load_model(test::keras_model_fixtures() + "mixed_precision.keras");
+  test::expect_outputs({model->predict(test::read_recorded_array(record["inputs"][0]), {.verbose = 0})},
+                       {test::read_recorded_array(record["outputs"][0])}, 5e-3);
+  EXPECT_EQ(model->optimizer()->class_name(), "Adam");
+  EXPECT_EQ(model->optimizer()->iterations(), 2);
+  const auto state = model->optimizer()->keras_state(model->trainable_weights());
+  const Json& want = record["optimizer_variables"];
+  ASSERT_EQ(state.size(), want.size());
+  for (std::size_t i = 0; i < state.size(); ++i) {
+    ASSERT_EQ(state[i].values.size(), want[i]["values"].size()) << want[i]["path"];
+    for (std::size_t j = 0; j < state[i].values.size(); ++j)
+      EXPECT_NEAR(state[i].values[j], want[i]["values"][j].get<double>(), 1e-7) << want[i]["path"] << "[" << j << "]";
+  }
 }
 
 class LegacyOptimizerState : public ::testing::TestWithParam<std::string> {};
