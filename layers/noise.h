@@ -50,4 +50,24 @@ class GaussianDropout : public LayerBase<GaussianDropout> {
   std::uint64_t seed_;
 };
 
+// keras.layers.AlphaDropout: while training, each value is kept with probability 1 - rate or set to SELU's
+// negative saturation -alpha * scale, then a * x + b restores the mean and variance (for SELU networks);
+// the identity otherwise.
+class AlphaDropout : public LayerBase<AlphaDropout> {
+ public:
+  explicit AlphaDropout(float rate, NoiseOptions options = {});
+  std::string class_name() const override { return "AlphaDropout"; }
+  Json get_config() const override;
+  static LayerPtr from_config(const Json& config);
+
+ protected:
+  Tensor call(const Tensor& inputs) override;
+  bool supports_masking() const override { return true; }
+
+ private:
+  float rate_;
+  std::optional<std::uint64_t> user_seed_;
+  std::uint64_t seed_;
+};
+
 }  // namespace strata

@@ -58,7 +58,7 @@ const std::map<std::string, Factory>& factories() {
       {"RepeatVector", &RepeatVector::from_config}, {"Identity", &Identity::from_config},
       {"ActivityRegularization", &ActivityRegularization::from_config},
       {"LayerScale", &LayerScale::from_config}, {"StochasticDepth", &StochasticDepth::from_config},
-      {"GaussianNoise", &GaussianNoise::from_config}, {"GaussianDropout", &GaussianDropout::from_config},
+      {"GaussianNoise", &GaussianNoise::from_config}, {"GaussianDropout", &GaussianDropout::from_config}, {"AlphaDropout", &AlphaDropout::from_config},
       {"RandomFlip", &RandomFlip::from_config}, {"RandomContrast", &RandomContrast::from_config},
       {"RandomBrightness", &RandomBrightness::from_config},
       {"RandomTranslation", &RandomTranslation::from_config},

@@ -1,9 +1,10 @@
 // Permute, RepeatVector, Identity, GaussianNoise and GaussianDropout: against outputs recorded from Keras 3
 // (scripts/fixtures/keras_reshaping_layers.py), loops written here, the noise's statistics while training,
-// and Keras's LSTM autoencoder saved by Keras.
+// and Keras's LSTM autoencoder saved by Keras. AlphaDropout against Keras's rule and its moments.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <random>
 
 #include "api/strata.h"
 #include "graph/program.h"
@@ -105,6 +106,41 @@ TEST(NoiseLayers, NoiseWhileTrainingOnlyWithKerasMoments) {
     expect_near_all(run([&](const Tensor& t) { return dropout->trace(t); }, shape, x), std::vector<double>(x.begin(), x.end()), 0,
                     "GaussianDropout in inference");
   }
+}
+
+TEST(NoiseLayers, AlphaDropoutKeepsOrSaturatesThenRestoresTheMoments) {
+  // Keras's rule: kept values become a * x + b, dropped ones a * alpha_p + b (alpha_p = -alpha * scale of
+  // SELU); on SELU-normalised inputs (mean 0, variance 1) the output keeps mean 0 and variance 1.
+  const Shape shape{200, 200};
+  const double rate = 0.2, alpha_p = -1.6732632423543772848170429916717 * 1.0507009873554804934193349852946;
+  const double a = 1.0 / std::sqrt((1 - rate) * (1 + rate * alpha_p * alpha_p)), b = -a * alpha_p * rate;
+  std::vector<float> x(std::size_t(shape.numel()));
+  std::mt19937 gen(34);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  for (float& v : x) v = normal(gen);
+  clear_session();
+  const auto dropout = std::make_shared<AlphaDropout>(float(rate));
+  const auto [first, second] = two_training_runs(dropout, shape, x);
+  std::size_t dropped = 0;
+  std::vector<double> out;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const double kept_value = a * x[i] + b, dropped_value = a * alpha_p + b;
+    const bool is_dropped = std::abs(first[i] - dropped_value) < 1e-5;
+    if (is_dropped) ++dropped;
+    else ASSERT_NEAR(first[i], kept_value, 1e-5) << i;
+    out.push_back(first[i]);
+  }
+  // 40,000 Bernoulli(0.2) draws: within 4 standard errors (0.008).
+  EXPECT_NEAR(double(dropped) / double(x.size()), rate, 0.008);
+  expect_moments(out, 0.0, 1.0, "AlphaDropout");
+  EXPECT_NE(first, second) << "a fresh draw each step";
+  expect_near_all(run([&](const Tensor& t) { return dropout->trace(t); }, shape, x), std::vector<double>(x.begin(), x.end()), 0,
+                  "AlphaDropout in inference");
+  const LayerPtr rebuilt = layer_from_config("AlphaDropout", dropout->get_config());
+  EXPECT_EQ(rebuilt->get_config(), dropout->get_config());
+  test::expect_error_containing([] { layer_from_config("AlphaDropout", Json{{"rate", 0.1}, {"noise_shape", {nullptr, 1}}}); },
+                                "noise_shape");
+  test::expect_error_containing([] { layer_from_config("AlphaDropout", Json{{"rate", -0.1}}); }, "rate must be in [0, 1]");
 }
 
 TEST(ReshapingLayers, Errors) {
