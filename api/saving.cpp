@@ -85,6 +85,28 @@ std::string optimizer_name(const Optimizer& o) {
   return config.contains("name") && config.at("name").is_string() ? config.at("name").get<std::string>() : to_snake_case(o.class_name());
 }
 
+// The datasets `names` of `group`, in order, as optimizer state; `named` keeps the names (a legacy .h5
+// identifies its values by name, a .keras file by position).
+std::vector<Optimizer::StateValue> read_state_values(const io::h5::Group& group, const std::vector<std::string>& names, bool named) {
+  std::vector<Optimizer::StateValue> state;
+  for (const auto& name : names) {
+    io::h5::FloatArray value = group.read_floats(name);
+    state.push_back({named ? name : std::string(), std::move(value.shape), std::move(value.values)});
+  }
+  return state;
+}
+
+// A mixed-precision model saved to .h5 lists its LossScaleOptimizer's variables ("loss_scale_optimizer/
+// iteration" ... "loss_scale_optimizer/dynamic_scale") before the configured optimizer's. Float32 training
+// has no use for loss scaling, so they are passed over, found by the dynamic scale's name.
+std::vector<std::string> without_loss_scale(std::vector<std::string> names) {
+  const auto scale = std::find_if(names.begin(), names.end(), [](const std::string& n) { return n.ends_with("/dynamic_scale"); });
+  if (scale == names.end()) return names;
+  const std::string prefix = scale->substr(0, scale->size() - std::string_view("dynamic_scale").size());
+  std::erase_if(names, [&](const std::string& n) { return n.starts_with(prefix); });
+  return names;
+}
+
 }  // namespace
 
 // The optimizer's state, when it has any to save (it is built: the model has trained).
@@ -410,26 +432,23 @@ void Model::load_weights(const std::string& path, LoadWeightsOptions options) {
   if (file.is_group("layers") && !file.has_attribute("layer_names")) {
     if (options.by_name) throw std::invalid_argument(fmt::format("load_weights: {}: by_name applies to legacy .h5 files only", path));
     read_keras3_weights(file, layers, options);
-    if (file.is_group("optimizer/vars")) {
-      const io::h5::Group vars = file.group("optimizer/vars");
-      std::vector<Optimizer::StateValue> state;
-      for (std::size_t i = 0; vars.is_dataset(std::to_string(i)); ++i) {
-        io::h5::FloatArray value = vars.read_floats(std::to_string(i));
-        state.push_back({"", std::move(value.shape), std::move(value.values)});
-      }
-      restore_optimizer_state(std::move(state), path + ": optimizer/vars");
+    // A mixed-precision model's LossScaleOptimizer lists its own variables before the configured
+    // optimizer's, which are also saved alone under inner_optimizer: float32 training needs only those.
+    for (const char* vars_path : {"optimizer/inner_optimizer/vars", "optimizer/vars"}) {
+      if (!file.is_group(vars_path)) continue;
+      const io::h5::Group vars = file.group(vars_path);
+      std::vector<std::string> names;
+      for (std::size_t i = 0; vars.is_dataset(std::to_string(i)); ++i) names.push_back(std::to_string(i));
+      restore_optimizer_state(read_state_values(vars, names, false), fmt::format("{}: {}", path, vars_path));
+      break;
     }
   } else if (file.is_group("model_weights")) {
     io::h5::Group g = file.group("model_weights");
     read_legacy_weights(g, layers, options);
     if (file.is_group("optimizer_weights")) {
       const io::h5::Group opt = file.group("optimizer_weights");
-      std::vector<Optimizer::StateValue> state;
-      for (const auto& name : opt.string_list_attribute("weight_names")) {
-        io::h5::FloatArray value = opt.read_floats(name);
-        state.push_back({name, std::move(value.shape), std::move(value.values)});
-      }
-      restore_optimizer_state(std::move(state), path + ": optimizer_weights");
+      restore_optimizer_state(read_state_values(opt, without_loss_scale(opt.string_list_attribute("weight_names")), true),
+                              path + ": optimizer_weights");
     }
   } else {
     read_legacy_weights(file, layers, options);

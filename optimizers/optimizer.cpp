@@ -210,24 +210,17 @@ void Optimizer::set_keras_state(const std::vector<VariablePtr>& model_weights, c
   const std::size_t tail = hyper_.kind == OptimizerKind::nadam ? 1 : 0;
   // Keras lists the learning rate among its variables only when it is a number, not a schedule; tf.keras
   // 2.11+ never does. A state saved before the first step holds the head alone.
-  auto fits_after = [&](std::size_t skip, bool with_rate) {
-    const std::size_t head = skip + (with_rate ? 2 : 1);
+  auto fits = [&](bool with_rate) {
+    const std::size_t head = with_rate ? 2 : 1;
     return state.size() == head || state.size() == head + slot_values + tail;
   };
-  // A mixed-precision Keras model trains through a LossScaleOptimizer around the configured optimizer,
-  // whose own iteration, learning rate, step counter and dynamic scale come first; float32 training has no
-  // use for loss scaling, so they are passed over.
-  const bool loss_scaled = state.size() > 4 && std::all_of(state.begin(), state.begin() + 4, [](const StateValue& v) { return v.values.size() == 1; }) &&
-                           !fits_after(0, true) && !fits_after(0, false) && (fits_after(4, true) || fits_after(4, false));
-  const std::size_t skip = loss_scaled ? 4 : 0;
-  auto fits = [&](bool with_rate) { return fits_after(skip, with_rate); };
   bool with_rate = !schedule_;
   if (!fits(with_rate)) with_rate = !with_rate;
   if (!fits(with_rate))
-    throw std::invalid_argument(fmt::format("optimizer state: {} values, but a {} over {} weights has {} (the iteration count, {}{} slot values{})",
+    throw std::invalid_argument(fmt::format("optimizer state: {} values, but {} over {} weights keeps {} (the iteration count, {}{} slot values{})",
                                             state.size(), class_name(), model_weights.size(), 1 + int(!schedule_) + slot_values + tail,
                                             schedule_ ? "" : "the learning rate, ", slot_values, tail ? ", the momentum product" : ""));
-  std::size_t at = skip;
+  std::size_t at = 0;
   const float iterations = state[at++].values.at(0);
   std::optional<float> lr;
   if (with_rate) lr = state[at++].values.at(0);

@@ -142,6 +142,16 @@ std::shared_ptr<Optimizer> get_optimizer(const Json& identifier) {
   std::string lower = cls;
   std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char ch) { return char(std::tolower(ch)); });
 
+  // Keras wraps the optimizer of a mixed-precision model in a LossScaleOptimizer. Strata computes in float32,
+  // where scaling the loss changes nothing, so the wrapped optimizer is the one that trains.
+  if (lower == "lossscaleoptimizer" || lower == "lossscaleoptimizerv3") {  // V3: tf.keras 2.11+
+    for (const auto& [key, value] : c.items())
+      if (key != "name" && key != "inner_optimizer" && key != "initial_scale" && key != "dynamic_growth_steps" && key != "dynamic")
+        throw std::invalid_argument(fmt::format("optimizer {}: unknown config key '{}'", cls, key));
+    if (!c.contains("inner_optimizer")) throw std::invalid_argument(fmt::format("optimizer {}: no inner_optimizer", cls));
+    return get_optimizer(c.at("inner_optimizer"));
+  }
+
   const std::vector<std::string> common = {"name", "weight_decay", "clipnorm", "clipvalue", "global_clipnorm", "learning_rate",
                                            "use_ema", "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
                                            "gradient_accumulation_steps", "is_legacy_optimizer", "jit_compile", "decay", "lr"};
