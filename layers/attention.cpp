@@ -23,7 +23,7 @@ void check_attention_shapes(const std::vector<Shape>& shapes, const char* class_
 
 Attention::Attention(AttentionOptions options)
     : LayerBase(options.name, "attention", options.trainable), options_(std::move(options)),
-      seed_(options_.seed ? *options_.seed : next_random_seed()) {
+      seed_(options_.seed) {
   if (options_.score_mode != "dot" && options_.score_mode != "concat")
     throw std::invalid_argument(fmt::format("{}: score_mode must be \"dot\" or \"concat\", got \"{}\"", name(), options_.score_mode));
   if (!(options_.dropout >= 0.f && options_.dropout < 1.f))
@@ -93,12 +93,12 @@ std::vector<Tensor> Attention::call_all(const std::vector<Tensor>& inputs, const
     if (scale_) sum = ops::multiply(sum, scale_);
     scores = ops::multiply(ops::sum(ops::tanh(sum), {3}), concat_score_weight_);
   }
-  return attend(inputs, scores, call_flags(call_arguments, {"return_attention_scores", "use_causal_mask"}), options_, seed_);
+  return attend(inputs, scores, call_flags(call_arguments, {"return_attention_scores", "use_causal_mask"}), options_, seed_.value());
 }
 
 AdditiveAttention::AdditiveAttention(AttentionOptions options)
     : LayerBase(options.name, "additive_attention", options.trainable), options_(std::move(options)),
-      seed_(options_.seed ? *options_.seed : next_random_seed()) {
+      seed_(options_.seed) {
   if (!(options_.dropout >= 0.f && options_.dropout < 1.f))
     throw std::invalid_argument(fmt::format("{}: dropout must be in [0, 1), got {}", name(), options_.dropout));
 }
@@ -116,7 +116,7 @@ std::vector<Tensor> AdditiveAttention::call_all(const std::vector<Tensor>& input
   // (batch, Tq, 1, dim) + (batch, 1, Tv, dim) through tanh, weighed by the scale and summed over dim.
   Tensor terms = ops::tanh(ops::add(ops::expand_dims(query, 2), ops::expand_dims(key, 1)));
   if (scale_) terms = ops::multiply(terms, ops::reshape(ops::variable(scale_, query), {1, 1, 1, scale_->shape()[0]}));
-  return attend(inputs, ops::sum(terms, {3}), call_flags(call_arguments, {"return_attention_scores", "use_causal_mask"}), options_, seed_);
+  return attend(inputs, ops::sum(terms, {3}), call_flags(call_arguments, {"return_attention_scores", "use_causal_mask"}), options_, seed_.value());
 }
 
 Json AdditiveAttention::get_config() const {

@@ -42,7 +42,7 @@ class Attention : public LayerBase<Attention> {
 
  private:
   AttentionOptions options_;
-  std::uint64_t seed_;
+  LayerSeed seed_;
   VariablePtr scale_, concat_score_weight_;
 };
 
@@ -62,7 +62,7 @@ class AdditiveAttention : public LayerBase<AdditiveAttention> {
 
  private:
   AttentionOptions options_;
-  std::uint64_t seed_;
+  LayerSeed seed_;
   VariablePtr scale_;
 };
 

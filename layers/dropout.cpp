@@ -9,20 +9,19 @@
 namespace strata {
 
 Dropout::Dropout(float rate, DropoutOptions options)
-    : LayerBase(options.name, "dropout", options.trainable), rate_(rate), user_seed_(options.seed),
-      seed_(options.seed ? *options.seed : next_random_seed()), noise_shape_(options.noise_shape) {
+    : LayerBase(options.name, "dropout", options.trainable), rate_(rate), seed_(options.seed), noise_shape_(options.noise_shape) {
   if (!(rate_ >= 0.f && rate_ < 1.f))
     throw std::invalid_argument(fmt::format("Dropout '{}': rate must be in [0, 1), got {}", name(), rate_));
 }
 
 Tensor Dropout::call(const Tensor& inputs) {
-  return rate_ > 0.f ? ops::dropout(inputs, rate_, seed_, noise_shape_) : inputs;
+  return rate_ > 0.f ? ops::dropout(inputs, rate_, seed_.value(), noise_shape_) : inputs;
 }
 
 Json Dropout::get_config() const {
   Json c = Layer::get_config();
   c["rate"] = rate_;
-  c["seed"] = user_seed_ ? Json(*user_seed_) : Json(nullptr);
+  c["seed"] = seed_.config();
   if (noise_shape_.empty()) {
     c["noise_shape"] = nullptr;
   } else {
@@ -46,8 +45,7 @@ LayerPtr Dropout::from_config(const Json& c) {
 }
 
 SpatialDropout::SpatialDropout(int rank, float rate, const DropoutOptions& options, const char* prefix)
-    : Layer(options.name, prefix, options.trainable), rank_(rank), rate_(rate), user_seed_(options.seed),
-      seed_(options.seed ? *options.seed : next_random_seed()) {
+    : Layer(options.name, prefix, options.trainable), rank_(rank), rate_(rate), seed_(options.seed) {
   if (!(rate_ >= 0.f && rate_ < 1.f))
     throw std::invalid_argument(fmt::format("{}: rate must be in [0, 1), got {}", name(), rate_));
 }
@@ -59,13 +57,13 @@ Tensor SpatialDropout::call(const Tensor& inputs) {
   std::vector<std::int64_t> noise_shape(std::size_t(rank_ + 2), 1);
   noise_shape.front() = -1;
   noise_shape.back() = -1;
-  return rate_ > 0.f ? ops::dropout(inputs, rate_, seed_, noise_shape) : inputs;
+  return rate_ > 0.f ? ops::dropout(inputs, rate_, seed_.value(), noise_shape) : inputs;
 }
 
 Json SpatialDropout::get_config() const {
   Json c = Layer::get_config();
   c["rate"] = rate_;
-  c["seed"] = user_seed_ ? Json(*user_seed_) : Json(nullptr);
+  c["seed"] = seed_.config();
   if (rank_ == 2) c["data_format"] = "channels_last";
   return c;
 }

@@ -28,8 +28,7 @@ class Dropout : public LayerBase<Dropout> {
 
  private:
   float rate_;
-  std::optional<std::uint64_t> user_seed_;
-  std::uint64_t seed_;
+  LayerSeed seed_;
   std::vector<std::int64_t> noise_shape_;
 };
 
@@ -46,8 +45,7 @@ class SpatialDropout : public Layer {
  private:
   int rank_;
   float rate_;
-  std::optional<std::uint64_t> user_seed_;
-  std::uint64_t seed_;
+  LayerSeed seed_;
 };
 
 #define STRATA_SPATIAL_DROPOUT_LAYER(Class, rank, prefix)                                                     \

@@ -60,8 +60,6 @@ void check_images(const Tensor& x, const std::string& class_name, const std::str
 // One value per image, shaped (batch, 1, 1, 1) to broadcast over it.
 Tensor per_image(const Tensor& x) { return ops::slice(x, {0, 0, 0, 0}, {-1, 1, 1, 1}); }
 
-// Keras's config stores the seed as given (null when unset).
-Json seed_json(const std::optional<std::uint64_t>& seed) { return seed ? Json(*seed) : Json(nullptr); }
 
 // Keras's factor rule for translations (each bound in [-1, 1]) and zooms (in (-1, 1]): a number f is
 // [-|f|, |f|], a pair is sorted.
@@ -105,8 +103,7 @@ Tensor column_of(const Tensor& like, float value) { return ops::full_like(like, 
 }  // namespace
 
 RandomFlip::RandomFlip(std::string mode, AugmentationOptions options)
-    : LayerBase(options.name, "random_flip", options.trainable), mode_(std::move(mode)), user_seed_(options.seed),
-      seed_(options.seed ? *options.seed : next_random_seed()) {
+    : LayerBase(options.name, "random_flip", options.trainable), mode_(std::move(mode)), seed_(options.seed) {
   if (mode_ != "horizontal" && mode_ != "vertical" && mode_ != "horizontal_and_vertical")
     throw std::invalid_argument(fmt::format("RandomFlip '{}': mode must be 'horizontal', 'vertical' or 'horizontal_and_vertical', got '{}'",
                                             name(), mode_));
@@ -134,7 +131,7 @@ Tensor RandomFlip::call(const Tensor& x) {
   if (reversed_columns_) flipped = ops::take(flipped, ops::cast(ops::variable(reversed_columns_, x), DType::int32), 2);
   if (reversed_rows_) flipped = ops::take(flipped, ops::cast(ops::variable(reversed_rows_, x), DType::int32), 1);
   // m * flipped + (1 - m) * x with m in {0, 1} gives exactly one or the other.
-  const Tensor m = ops::less_equal(ops::random_uniform_like(per_image(x), 0.f, 1.f, seed_), 0.5f);
+  const Tensor m = ops::less_equal(ops::random_uniform_like(per_image(x), 0.f, 1.f, seed_.value()), 0.5f);
   const Tensor chosen = ops::add(ops::multiply(flipped, m), ops::multiply(x, ops::subtract(1.f, m)));
   return ops::in_train_phase(chosen, x);
 }
@@ -142,7 +139,7 @@ Tensor RandomFlip::call(const Tensor& x) {
 Json RandomFlip::get_config() const {
   Json c = Layer::get_config();
   c["data_format"] = "channels_last";
-  c["seed"] = seed_json(user_seed_);
+  c["seed"] = seed_.config();
   c["mode"] = mode_;
   return c;
 }
@@ -160,12 +157,11 @@ LayerPtr RandomFlip::from_config(const Json& c) {
 
 FactorAugmentation::FactorAugmentation(const AugmentationOptions& options, const char* prefix, std::array<float, 2> factor,
                                        std::array<float, 2> value_range)
-    : Layer(options.name, prefix, options.trainable), factor_(factor), value_range_(value_range), user_seed_(options.seed),
-      seed_(options.seed ? *options.seed : next_random_seed()) {}
+    : Layer(options.name, prefix, options.trainable), factor_(factor), value_range_(value_range), seed_(options.seed) {}
 
 Tensor FactorAugmentation::draw_per_image(const Tensor& x, float low, float high) const {
   check_images(x, class_name(), name());
-  return ops::random_uniform_like(per_image(x), low, high, seed_);
+  return ops::random_uniform_like(per_image(x), low, high, seed_.value());
 }
 
 Json FactorAugmentation::get_config() const {
@@ -173,7 +169,7 @@ Json FactorAugmentation::get_config() const {
   c["data_format"] = "channels_last";
   c["factor"] = factor_;
   c["value_range"] = value_range_;
-  c["seed"] = seed_json(user_seed_);
+  c["seed"] = seed_.config();
   return c;
 }
 
@@ -226,7 +222,7 @@ LayerPtr RandomBrightness::from_config(const Json& c) {
 
 GeometricAugmentation::GeometricAugmentation(GeometricAugmentationOptions options, const char* class_name, const char* prefix)
     : Layer(options.name, prefix, options.trainable), options_(std::move(options)),
-      seed_(options_.seed ? *options_.seed : next_random_seed()) {
+      seed_(options_.seed) {
   const auto& fill_mode = options_.fill_mode;
   if (fill_mode != "reflect" && fill_mode != "wrap" && fill_mode != "constant" && fill_mode != "nearest")
     throw std::invalid_argument(fmt::format("{} '{}': fill_mode must be 'reflect', 'wrap', 'constant' or 'nearest', got '{}'", class_name,
@@ -238,7 +234,7 @@ GeometricAugmentation::GeometricAugmentation(GeometricAugmentationOptions option
 
 Tensor GeometricAugmentation::draw(const Tensor& images, float low, float high, std::uint64_t stream) const {
   const Tensor like = ops::reshape(per_image(images), {-1, 1});
-  return ops::random_uniform_like(like, low, high, seed_ ^ (stream * 0x9E3779B97F4A7C15ull));
+  return ops::random_uniform_like(like, low, high, seed_.value() ^ (stream * 0x9E3779B97F4A7C15ull));
 }
 
 Tensor GeometricAugmentation::call(const Tensor& x) {
@@ -255,7 +251,7 @@ Json GeometricAugmentation::get_config() const {
   c["fill_mode"] = options_.fill_mode;
   c["interpolation"] = options_.interpolation;
   c["fill_value"] = options_.fill_value;
-  c["seed"] = seed_json(options_.seed);
+  c["seed"] = seed_.config();
   return c;
 }
 

@@ -32,8 +32,7 @@ class RandomFlip : public LayerBase<RandomFlip> {
 
  private:
   std::string mode_;
-  std::optional<std::uint64_t> user_seed_;
-  std::uint64_t seed_;
+  LayerSeed seed_;
   VariablePtr reversed_rows_, reversed_columns_;  // the indices n-1 .. 0 of each flipped axis
 };
 
@@ -52,8 +51,7 @@ class FactorAugmentation : public Layer {
   Tensor draw_per_image(const Tensor& x, float low, float high) const;
 
   std::array<float, 2> factor_, value_range_;
-  std::optional<std::uint64_t> user_seed_;
-  std::uint64_t seed_;
+  LayerSeed seed_;
 };
 
 // (x - mean) * f + mean per image and channel (the mean over height and width), f uniform in
@@ -120,7 +118,7 @@ class GeometricAugmentation : public Layer {
   Tensor draw(const Tensor& images, float low, float high, std::uint64_t stream) const;
 
   GeometricAugmentationOptions options_;
-  std::uint64_t seed_;
+  LayerSeed seed_;
 };
 
 // Shifts each image by a fraction of its height and width, drawn in [lower, upper] of each factor (a number f

@@ -178,6 +178,19 @@ class LayerBase : public Layer {
   }
 };
 
+// A random layer's seed: the one it was given (Keras saves that in the config, null when none was) and the
+// one it draws with, taken from the global seed when none was given.
+class LayerSeed {
+ public:
+  explicit LayerSeed(std::optional<std::uint64_t> given) : given_(given), value_(given ? *given : next_random_seed()) {}
+  std::uint64_t value() const { return value_; }
+  Json config() const { return given_ ? Json(*given_) : Json(nullptr); }
+
+ private:
+  std::optional<std::uint64_t> given_;
+  std::uint64_t value_;
+};
+
 // Shared helpers for layers' from_config: reading keys with clear errors.
 namespace config {
 // Throws naming the layer and the key when `config` holds a key outside `known` (plus the keys every

@@ -14,7 +14,7 @@ namespace strata {
 MultiHeadAttention::MultiHeadAttention(int num_heads, int key_dim, MultiHeadAttentionOptions options)
     : LayerBase(options.name, "multi_head_attention", options.trainable), num_heads_(num_heads), key_dim_(key_dim),
       value_dim_(options.value_dim > 0 ? options.value_dim : key_dim), options_(std::move(options)),
-      seed_(options_.seed ? *options_.seed : next_random_seed()) {
+      seed_(options_.seed) {
   if (num_heads_ <= 0 || key_dim_ <= 0)
     throw std::invalid_argument(fmt::format("{}: num_heads and key_dim must be positive, got {} and {}", name(), num_heads_, key_dim_));
   if (options_.value_dim < 0 || options_.output_shape < 0)
@@ -83,7 +83,7 @@ std::vector<Tensor> MultiHeadAttention::call_all(const std::vector<Tensor>& inpu
   // dot-product attention, which does not (a fully masked row attends uniformly). Both as Keras.
   const bool zero_masked = return_scores || options_.dropout > 0.f;
   Tensor probabilities = masked_softmax(scores, mask.valid() ? ops::expand_dims(mask, 1) : mask, zero_masked);
-  const Tensor kept = options_.dropout > 0.f ? ops::dropout(probabilities, options_.dropout, seed_) : probabilities;
+  const Tensor kept = options_.dropout > 0.f ? ops::dropout(probabilities, options_.dropout, seed_.value()) : probabilities;
   // (batch, heads, T, value_dim) -> (batch, T, heads * value_dim), then the output projection.
   const Tensor heads = ops::reshape(ops::transpose(ops::matmul(kept, v), {0, 2, 1, 3}), {-1, t, h * value_dim_});
   const std::int64_t out = output_.kernel->shape()[2];

@@ -45,7 +45,7 @@ class MultiHeadAttention : public LayerBase<MultiHeadAttention> {
  private:
   int num_heads_, key_dim_, value_dim_;
   MultiHeadAttentionOptions options_;
-  std::uint64_t seed_;
+  LayerSeed seed_;
   struct Projection {
     VariablePtr kernel, bias;
   };

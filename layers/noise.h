@@ -28,8 +28,7 @@ class GaussianNoise : public LayerBase<GaussianNoise> {
 
  private:
   float stddev_;
-  std::optional<std::uint64_t> user_seed_;
-  std::uint64_t seed_;
+  LayerSeed seed_;
 };
 
 // x * N(1, sqrt(rate / (1 - rate))) while training.
@@ -46,8 +45,7 @@ class GaussianDropout : public LayerBase<GaussianDropout> {
 
  private:
   float rate_;
-  std::optional<std::uint64_t> user_seed_;
-  std::uint64_t seed_;
+  LayerSeed seed_;
 };
 
 // keras.layers.AlphaDropout: while training, each value is kept with probability 1 - rate or set to SELU's
@@ -66,8 +64,7 @@ class AlphaDropout : public LayerBase<AlphaDropout> {
 
  private:
   float rate_;
-  std::optional<std::uint64_t> user_seed_;
-  std::uint64_t seed_;
+  LayerSeed seed_;
 };
 
 }  // namespace strata

@@ -22,7 +22,7 @@ Tensor gate(const Tensor& t, int k, int units) { return ops::slice(t, {0, std::i
 
 Recurrent::Recurrent(RecurrentKind kind, int units, RecurrentOptions options, const char* prefix)
     : Layer(options.name, prefix, options.trainable), kind_(kind), units_(units), options_(std::move(options)),
-      seed_(options_.seed ? *options_.seed : next_random_seed()) {
+      seed_(options_.seed) {
   if (units_ <= 0) throw std::invalid_argument(fmt::format("{}: units must be positive, got {}", name(), units_));
   check_activation(options_.activation);
   check_activation(options_.recurrent_activation);
@@ -120,7 +120,7 @@ std::vector<Tensor> Recurrent::call_all(const std::vector<Tensor>& inputs, const
     throw std::invalid_argument(fmt::format("{} takes {} initial state(s), got {}", class_name(), state_count(), inputs.size() - 1));
   const std::int64_t g = gates(kind_), u = units_;
   // Every step's input projection at once: one GEMM over (batch * steps, features).
-  Tensor projected = options_.dropout > 0.f ? ops::dropout(x, options_.dropout, seed_, {-1, 1, -1}) : x;
+  Tensor projected = options_.dropout > 0.f ? ops::dropout(x, options_.dropout, seed_.value(), {-1, 1, -1}) : x;
   Tensor proj = ops::matmul(projected, kernel_);
   if (bias_) {
     const Tensor b = ops::variable(bias_, x);
@@ -154,7 +154,7 @@ std::vector<Tensor> Recurrent::call_all(const std::vector<Tensor>& inputs, const
     const Tensor& x_t = step_inputs[std::size_t(t)];
     // The same seed on every step gives every step the same recurrent mask (the draw depends on the seed,
     // the shape and the training step only); the first step's state is zero and needs none.
-    const Tensor h_in = options_.recurrent_dropout > 0.f && (i > 0 || given_states) ? ops::dropout(h, options_.recurrent_dropout, seed_ + 1) : h;
+    const Tensor h_in = options_.recurrent_dropout > 0.f && (i > 0 || given_states) ? ops::dropout(h, options_.recurrent_dropout, seed_.value() + 1) : h;
     Tensor h_new = h, c_new = c;
     step(w, x_t, h_new, c_new, h_in);
     if (mask.valid()) {

@@ -87,7 +87,7 @@ class Recurrent : public Layer {
   RecurrentKind kind_;
   int units_;
   RecurrentOptions options_;
-  std::uint64_t seed_;
+  LayerSeed seed_;
   bool outputs_in_input_order_ = false;
   VariablePtr kernel_, recurrent_kernel_, bias_;
 };

@@ -129,8 +129,7 @@ LayerPtr CenterCrop::from_config(const Json& c) {
 }
 
 RandomCrop::RandomCrop(std::int64_t height, std::int64_t width, std::optional<std::uint64_t> seed, LayerOptions options)
-    : LayerBase(options.name, "random_crop", options.trainable), height_(height), width_(width), seed_option_(seed),
-      seed_(seed ? *seed : next_random_seed()) {
+    : LayerBase(options.name, "random_crop", options.trainable), height_(height), width_(width), seed_(seed) {
   check_size(height_, width_, "RandomCrop", name());
 }
 
@@ -143,7 +142,7 @@ Tensor RandomCrop::call(const Tensor& inputs) {
   // One start per axis, uniform over the extra + 1 places; the window's rows and columns are gathered.
   const Tensor one = ops::constant(0.f, x, Shape{1});
   auto window = [&](std::int64_t extra, std::int64_t size, int axis, std::uint64_t stream) {
-    const Tensor start = ops::cast(ops::random_uniform_like(one, 0.f, float(extra + 1), seed_ ^ (stream * 0x9E3779B97F4A7C15ull)), DType::int32);
+    const Tensor start = ops::cast(ops::random_uniform_like(one, 0.f, float(extra + 1), seed_.value() ^ (stream * 0x9E3779B97F4A7C15ull)), DType::int32);
     std::vector<float> offsets(static_cast<std::size_t>(size));
     for (std::size_t i = 0; i < offsets.size(); ++i) offsets[i] = float(i);
     auto v = std::make_shared<Variable>(fmt::format("{}/offsets_{}", name(), axis), Shape{size}, DType::float32, false);
@@ -161,7 +160,7 @@ Json RandomCrop::get_config() const {
   Json c = Layer::get_config();
   c["height"] = height_;
   c["width"] = width_;
-  c["seed"] = seed_option_ ? Json(*seed_option_) : Json(nullptr);
+  c["seed"] = seed_.config();
   c["data_format"] = "channels_last";
   return c;
 }

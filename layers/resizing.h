@@ -68,8 +68,7 @@ class RandomCrop : public LayerBase<RandomCrop> {
 
  private:
   std::int64_t height_, width_;
-  std::optional<std::uint64_t> seed_option_;
-  std::uint64_t seed_;
+  LayerSeed seed_;
 };
 
 }  // namespace strata
