@@ -10,32 +10,6 @@
 
 namespace strata {
 
-namespace {
-
-void check_attention_shapes(const std::vector<Shape>& shapes, const char* class_name) {
-  if (shapes.size() != 2 && shapes.size() != 3)
-    throw std::invalid_argument(fmt::format("{} takes [query, value] or [query, value, key], got {} inputs", class_name, shapes.size()));
-  for (const Shape& s : shapes)
-    if (s.rank() != 3) throw std::invalid_argument(fmt::format("{} takes (batch, steps, dim) inputs, got {}", class_name, s.to_string()));
-}
-
-}  // namespace
-
-Attention::Attention(AttentionOptions options)
-    : LayerBase(options.name, "attention", options.trainable), options_(std::move(options)),
-      seed_(options_.seed) {
-  if (options_.score_mode != "dot" && options_.score_mode != "concat")
-    throw std::invalid_argument(fmt::format("{}: score_mode must be \"dot\" or \"concat\", got \"{}\"", name(), options_.score_mode));
-  if (!(options_.dropout >= 0.f && options_.dropout < 1.f))
-    throw std::invalid_argument(fmt::format("{}: dropout must be in [0, 1), got {}", name(), options_.dropout));
-}
-
-void Attention::build_multi(const std::vector<Shape>& shapes) {
-  check_attention_shapes(shapes, "Attention");
-  if (options_.use_scale) scale_ = add_weight("scale", Shape(), "ones");
-  if (options_.score_mode == "concat") concat_score_weight_ = add_weight("concat_score_weight", Shape(), "ones");
-}
-
 Tensor masked_softmax(const Tensor& scores, const Tensor& mask, bool zero_masked) {
   if (!mask.valid()) return ops::softmax(scores, -1);
   // scores * mask + (mask - 1) * 1e9 is the score where mask is 1 and exactly -1e9 where it is 0.
@@ -78,89 +52,90 @@ std::vector<Tensor> attend(const std::vector<Tensor>& inputs, const Tensor& scor
 
 }  // namespace
 
-std::vector<Tensor> Attention::call_all(const std::vector<Tensor>& inputs, const Json& call_arguments) {
-  if (inputs.size() != 2 && inputs.size() != 3)
-    throw std::invalid_argument(fmt::format("Attention '{}' takes [query, value] or [query, value, key]", name()));
-  const Tensor& query = inputs[0];
-  const Tensor& key = inputs.size() > 2 ? inputs[2] : inputs[1];
-  Tensor scores;
-  if (options_.score_mode == "dot") {
-    scores = ops::matmul(query, ops::transpose(key, {0, 2, 1}));  // (batch, Tq, Tv)
-    if (scale_) scores = ops::multiply(scores, scale_);
-  } else {
-    // (batch, Tq, 1, dim) + (batch, 1, Tv, dim), summed over dim.
-    Tensor sum = ops::add(ops::expand_dims(query, 2), ops::expand_dims(key, 1));
-    if (scale_) sum = ops::multiply(sum, scale_);
-    scores = ops::multiply(ops::sum(ops::tanh(sum), {3}), concat_score_weight_);
-  }
-  return attend(inputs, scores, call_flags(call_arguments, {"return_attention_scores", "use_causal_mask"}), options_, seed_.value());
-}
-
-AdditiveAttention::AdditiveAttention(AttentionOptions options)
-    : LayerBase(options.name, "additive_attention", options.trainable), options_(std::move(options)),
-      seed_(options_.seed) {
+AttentionLayer::AttentionLayer(AttentionOptions options, const char* prefix)
+    : Layer(options.name, prefix, options.trainable), options_(std::move(options)), seed_(options_.seed) {
   if (!(options_.dropout >= 0.f && options_.dropout < 1.f))
     throw std::invalid_argument(fmt::format("{}: dropout must be in [0, 1), got {}", name(), options_.dropout));
 }
 
-void AdditiveAttention::build_multi(const std::vector<Shape>& shapes) {
-  check_attention_shapes(shapes, "AdditiveAttention");
-  if (options_.use_scale) scale_ = add_weight("scale", Shape{shapes[0][2]}, "glorot_uniform");
+void AttentionLayer::build_multi(const std::vector<Shape>& shapes) {
+  if (shapes.size() != 2 && shapes.size() != 3)
+    throw std::invalid_argument(fmt::format("{} '{}' takes [query, value] or [query, value, key], got {} inputs", class_name(), name(), shapes.size()));
+  for (const Shape& s : shapes)
+    if (s.rank() != 3) throw std::invalid_argument(fmt::format("{} '{}' takes (batch, steps, dim) inputs, got {}", class_name(), name(), s.to_string()));
+  build_scores(shapes);
 }
 
-std::vector<Tensor> AdditiveAttention::call_all(const std::vector<Tensor>& inputs, const Json& call_arguments) {
-  if (inputs.size() != 2 && inputs.size() != 3)
-    throw std::invalid_argument(fmt::format("AdditiveAttention '{}' takes [query, value] or [query, value, key]", name()));
-  const Tensor& query = inputs[0];
+std::vector<Tensor> AttentionLayer::call_all(const std::vector<Tensor>& inputs, const Json& call_arguments) {
   const Tensor& key = inputs.size() > 2 ? inputs[2] : inputs[1];
-  // (batch, Tq, 1, dim) + (batch, 1, Tv, dim) through tanh, weighed by the scale and summed over dim.
-  Tensor terms = ops::tanh(ops::add(ops::expand_dims(query, 2), ops::expand_dims(key, 1)));
-  if (scale_) terms = ops::multiply(terms, ops::reshape(ops::variable(scale_, query), {1, 1, 1, scale_->shape()[0]}));
-  return attend(inputs, ops::sum(terms, {3}), call_flags(call_arguments, {"return_attention_scores", "use_causal_mask"}), options_, seed_.value());
+  return attend(inputs, scores(inputs[0], key), call_flags(call_arguments, {"return_attention_scores", "use_causal_mask"}), options_, seed_.value());
 }
 
-Json AdditiveAttention::get_config() const {
+Json AttentionLayer::get_config() const {
   Json c = Layer::get_config();
   c["use_scale"] = options_.use_scale;
   c["dropout"] = options_.dropout;
-  c["seed"] = options_.seed ? Json(*options_.seed) : Json(nullptr);
+  c["seed"] = seed_.config();
   return c;
 }
 
-LayerPtr AdditiveAttention::from_config(const Json& c) {
-  config::check_keys(c, "AdditiveAttention", {"use_scale", "dropout", "seed", "causal"});
+AttentionOptions AttentionLayer::options_from_config(const Json& c, const char* class_name, bool use_scale) {
   if (c.value("causal", false))
-    throw std::invalid_argument("AdditiveAttention: causal=true is Keras 2's; Keras 3 takes use_causal_mask when the layer is called");
-  AttentionOptions o;
-  o.use_scale = c.value("use_scale", true);
-  o.dropout = c.value("dropout", 0.f);
-  o.seed = config::seed(c);
-  o.name = config::name(c);
-  o.trainable = config::trainable(c);
-  return std::make_shared<AdditiveAttention>(o);
+    throw std::invalid_argument(fmt::format("{}: causal=true is Keras 2's; Keras 3 takes use_causal_mask when the layer is called", class_name));
+  return AttentionOptions{.use_scale = c.value("use_scale", use_scale), .dropout = c.value("dropout", 0.f), .seed = config::seed(c),
+                          .name = config::name(c), .trainable = config::trainable(c)};
+}
+
+Attention::Attention(AttentionOptions options) : AttentionLayer(std::move(options), "attention") {
+  if (options_.score_mode != "dot" && options_.score_mode != "concat")
+    throw std::invalid_argument(fmt::format("{}: score_mode must be \"dot\" or \"concat\", got \"{}\"", name(), options_.score_mode));
+}
+
+void Attention::build_scores(const std::vector<Shape>&) {
+  if (options_.use_scale) scale_ = add_weight("scale", Shape(), "ones");
+  if (options_.score_mode == "concat") concat_score_weight_ = add_weight("concat_score_weight", Shape(), "ones");
+}
+
+Tensor Attention::scores(const Tensor& query, const Tensor& key) {
+  if (options_.score_mode == "dot") {
+    const Tensor scores = ops::matmul(query, ops::transpose(key, {0, 2, 1}));  // (batch, Tq, Tv)
+    return scale_ ? ops::multiply(scores, scale_) : scores;
+  }
+  // (batch, Tq, 1, dim) + (batch, 1, Tv, dim), summed over dim.
+  Tensor sum = ops::add(ops::expand_dims(query, 2), ops::expand_dims(key, 1));
+  if (scale_) sum = ops::multiply(sum, scale_);
+  return ops::multiply(ops::sum(ops::tanh(sum), {3}), concat_score_weight_);
 }
 
 Json Attention::get_config() const {
-  Json c = Layer::get_config();
-  c["use_scale"] = options_.use_scale;
+  Json c = AttentionLayer::get_config();
   c["score_mode"] = options_.score_mode;
-  c["dropout"] = options_.dropout;
-  c["seed"] = options_.seed ? Json(*options_.seed) : Json(nullptr);
   return c;
 }
 
 LayerPtr Attention::from_config(const Json& c) {
   config::check_keys(c, "Attention", {"use_scale", "score_mode", "dropout", "seed", "causal"});
-  if (c.value("causal", false))
-    throw std::invalid_argument("Attention: causal=true is Keras 2's; Keras 3 takes use_causal_mask when the layer is called");
-  AttentionOptions o;
-  o.use_scale = c.value("use_scale", false);
+  AttentionOptions o = options_from_config(c, "Attention", false);
   o.score_mode = c.value("score_mode", std::string("dot"));
-  o.dropout = c.value("dropout", 0.f);
-  o.seed = config::seed(c);
-  o.name = config::name(c);
-  o.trainable = config::trainable(c);
   return std::make_shared<Attention>(o);
+}
+
+AdditiveAttention::AdditiveAttention(AttentionOptions options) : AttentionLayer(std::move(options), "additive_attention") {}
+
+void AdditiveAttention::build_scores(const std::vector<Shape>& shapes) {
+  if (options_.use_scale) scale_ = add_weight("scale", Shape{shapes[0][2]}, "glorot_uniform");
+}
+
+Tensor AdditiveAttention::scores(const Tensor& query, const Tensor& key) {
+  // (batch, Tq, 1, dim) + (batch, 1, Tv, dim) through tanh, weighed by the scale and summed over dim.
+  Tensor terms = ops::tanh(ops::add(ops::expand_dims(query, 2), ops::expand_dims(key, 1)));
+  if (scale_) terms = ops::multiply(terms, ops::reshape(ops::variable(scale_, query), {1, 1, 1, scale_->shape()[0]}));
+  return ops::sum(terms, {3});
+}
+
+LayerPtr AdditiveAttention::from_config(const Json& c) {
+  config::check_keys(c, "AdditiveAttention", {"use_scale", "dropout", "seed", "causal"});
+  return std::make_shared<AdditiveAttention>(options_from_config(c, "AdditiveAttention", true));
 }
 
 }  // namespace strata
