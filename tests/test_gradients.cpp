@@ -8,6 +8,7 @@
 #include <tuple>
 
 #include "graph/autodiff.h"
+#include "graph/einsum.h"
 #include "graph/image_ops.h"
 #include "graph/ops.h"
 #include "graph/program.h"
@@ -345,6 +346,14 @@ TEST(Gradients, MultiHeadAttentionWithMasks) {
     set_keras_mask(x[0], ops::not_equal(ops::cast(f[0], DType::float32), 0.f));
     return Attention({.use_scale = true}).apply({x[0], x[0]}, {{"use_causal_mask", true}})[0];
   });
+}
+
+TEST(Gradients, Einsum) {
+  // Composed from transposes, reshapes, sums and a matmul: checked through each way of grouping subscripts.
+  check_gradients({rnd({-1, 3, 4}, 90), rnd({4, 2, 3}, 91)}, {}, [](auto& x, auto&) { return ops::einsum("abc,cde->abde", x[0], x[1]); });
+  check_gradients({rnd({-1, 3, 4}, 92), rnd({-1, 4, 2}, 93)}, {}, [](auto& x, auto&) { return ops::einsum("bij,bjk->bki", x[0], x[1]); });
+  check_gradients({rnd({-1, 3, 4}, 94), rnd({4, 5}, 95)}, {}, [](auto& x, auto&) { return ops::einsum("abc,cd->da", x[0], x[1]); });
+  check_gradients({rnd({-1, 3, 4}, 96), rnd({3, 2}, 97)}, {}, [](auto& x, auto&) { return ops::einsum("ab...,bc->ac...", x[0], x[1]); });
 }
 
 TEST(Gradients, DropoutScalesByItsMask) {
