@@ -24,6 +24,7 @@
 #include "layers/convnext_layers.h"
 #include "layers/conv_transpose.h"
 #include "layers/dense.h"
+#include "layers/einsum_dense.h"
 #include "layers/depthwise_conv.h"
 #include "layers/dropout.h"
 #include "layers/flatten.h"

@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <variant>
 
+#include "graph/einsum.h"
 #include "graph/ops.h"
 
 namespace strata {
@@ -172,6 +173,16 @@ const std::map<std::string, OpFunction>& numpy_ops() {
          return ops::reshape(c.tensor(0), c.params.at("newshape").get<std::vector<std::int64_t>>());
        }},
       {"Transpose", [](const OpContext& c) { return ops::transpose(c.tensor(0), c.axes("axes")); }},
+      {"Einsum",
+       [](const OpContext& c) {
+         if (!c.params.contains("subscripts") || !c.params.at("subscripts").is_string()) c.fail("'subscripts' must be a string");
+         if (c.args.size() != 2) c.fail(fmt::format("takes two operands here, got {}", c.args.size()));
+         try {
+           return ops::einsum(c.params.at("subscripts").get<std::string>(), c.tensor(0), c.tensor(1));
+         } catch (const std::invalid_argument& e) {
+           c.fail(e.what());
+         }
+       }},
       {"ExpandDims",
        [](const OpContext& c) {
          Tensor x = c.tensor(0);

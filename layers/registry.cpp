@@ -17,6 +17,7 @@
 #include "layers/convnext_layers.h"
 #include "layers/conv_transpose.h"
 #include "layers/dense.h"
+#include "layers/einsum_dense.h"
 #include "layers/depthwise_conv.h"
 #include "layers/dropout.h"
 #include "layers/flatten.h"
@@ -48,7 +49,7 @@ using Factory = LayerPtr (*)(const Json&);
 
 const std::map<std::string, Factory>& factories() {
   static const std::map<std::string, Factory> f = {
-      {"Activation", &Activation::from_config}, {"Dense", &Dense::from_config},
+      {"Activation", &Activation::from_config}, {"Dense", &Dense::from_config}, {"EinsumDense", &EinsumDense::from_config},
       {"Dropout", &Dropout::from_config},       {"Flatten", &Flatten::from_config},
       {"InputLayer", &InputLayer::from_config}, {"Input", &InputLayer::from_config},  // keras.Input, for YAML
       {"Rescaling", &Rescaling::from_config},   {"Normalization", &Normalization::from_config},

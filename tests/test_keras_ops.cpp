@@ -119,8 +119,8 @@ TEST(KerasOps, GetItemMatchesLoops) {
 }
 
 TEST(KerasOps, Errors) {
-  test::expect_error_containing([] { KerasOp("keras.src.ops.numpy", "Einsum", Json::object(), "einsum"); },
-                                "'einsum' is the Keras op Einsum (keras.src.ops.numpy), which Strata does not compute");
+  test::expect_error_containing([] { KerasOp("keras.src.ops.numpy", "Cumsum", Json::object(), "cumsum"); },
+                                "'cumsum' is the Keras op Cumsum (keras.src.ops.numpy), which Strata does not compute");
   clear_session();
   Tensor in = Input({4, 3});
   auto step = std::make_shared<KerasOp>("keras.src.ops.numpy", "GetItem", Json::object(), "strided");
