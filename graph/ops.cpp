@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "graph/node_builder.h"
+#include "graph/volume_ops.h"
 
 namespace strata {
 
@@ -166,8 +167,9 @@ Tensor from_2d(const Tensor& y, int rank) {
 Tensor pool(PoolKind kind, const Tensor& x, std::vector<int> pool_size, std::vector<int> strides,
             const std::string& padding) {
   const char* name = kind == PoolKind::max ? "max_pool" : "average_pool";
+  if (x.rank() == 5) return volume::pool(kind == PoolKind::max, x, std::move(pool_size), std::move(strides), padding);
   if (x.rank() != 3 && x.rank() != 4)
-    throw std::invalid_argument(fmt::format("{}: input {} must be rank 3 or 4 (channels_last)", name, x.shape().to_string()));
+    throw std::invalid_argument(fmt::format("{}: input {} must be rank 3, 4 or 5 (channels_last)", name, x.shape().to_string()));
   const int spatial = x.rank() - 2;
   if (pool_size.size() == 1) pool_size.resize(std::size_t(spatial), pool_size[0]);
   if (int(pool_size.size()) != spatial)
@@ -387,9 +389,10 @@ Tensor stop_gradient(const Tensor& x) { return make(OpKind::stop_gradient, NodeA
 Tensor conv(const Tensor& x, const Operand& kernel_operand, std::vector<int> strides, const std::string& padding,
             std::vector<int> dilation_rate) {
   const Tensor kernel = kernel_operand.in(x.graph_ptr());
+  if (x.rank() == 5) return volume::conv(x, kernel, std::move(strides), padding, std::move(dilation_rate));
   const Shape& ks = kernel.shape();
   if (!((x.rank() == 3 && ks.rank() == 3) || (x.rank() == 4 && ks.rank() == 4)))
-    throw std::invalid_argument(fmt::format("conv: input {} and kernel {} must be rank 3 (1-D) or rank 4 (2-D)",
+    throw std::invalid_argument(fmt::format("conv: input {} and kernel {} must be rank 3 (1-D), 4 (2-D) or 5 (3-D)",
                                             x.shape().to_string(), ks.to_string()));
   const std::int64_t channels = x.shape()[x.rank() - 1], kernel_in = ks[ks.rank() - 2];
   if (channels < 0 || kernel_in <= 0 || channels % kernel_in != 0)

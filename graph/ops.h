@@ -130,7 +130,8 @@ Tensor cast(const Tensor& x, DType dtype);
 Tensor stop_gradient(const Tensor& x);
 
 // ---- convolution and pooling (channels_last) ----
-// Rank-3 inputs (N, W, C) are 1-D, rank-4 (N, H, W, C) 2-D. Kernel (kw, in/groups, out) or (kh, kw, in/groups, out);
+// Rank-3 inputs (N, W, C) are 1-D, rank-4 (N, H, W, C) 2-D, rank-5 (N, D, H, W, C) 3-D (composed from 2-D ones,
+// graph/volume_ops.h; conv_transpose takes 1-D and 2-D). Kernel (kw, in/groups, out), (kh, kw, in/groups, out) or (kd, kh, ...);
 // groups = in / kernel's in. padding is "valid" or "same" (TensorFlow's rule: the odd pixel goes last).
 Tensor conv(const Tensor& x, const Operand& kernel, std::vector<int> strides = {1}, const std::string& padding = "valid",
             std::vector<int> dilation_rate = {1});

@@ -75,7 +75,8 @@ Conv::Conv(int rank, int filters, const IntTuple& kernel_size, ConvOptions optio
 void Conv::build(const Shape& input_shape) {
   if (input_shape.rank() != rank_ + 2)
     throw std::invalid_argument(fmt::format("expects inputs of rank {} (batch, {}channels), got {}", rank_ + 2,
-                                            rank_ == 2 ? "height, width, " : "steps, ", input_shape.to_string()));
+                                            rank_ == 3 ? "depth, height, width, " : rank_ == 2 ? "height, width, " : "steps, ",
+                                            input_shape.to_string()));
   const std::int64_t channels = input_shape[input_shape.rank() - 1];
   if (channels <= 0 || channels % options_.groups != 0)
     throw std::invalid_argument(fmt::format("input channels {} must be a multiple of groups {}", channels, options_.groups));
@@ -143,6 +144,15 @@ LayerPtr Conv2D::from_config(const Json& c) {
   int filters = 0;
   ConvOptions o = options_from_config(c, "Conv2D", 2, kernel_size, filters);
   return std::make_shared<Conv2D>(filters, kernel_size, o);
+}
+
+Conv3D::Conv3D(int filters, const IntTuple& kernel_size, ConvOptions options) : Conv(3, filters, kernel_size, std::move(options), "conv3d") {}
+
+LayerPtr Conv3D::from_config(const Json& c) {
+  std::vector<int> kernel_size;
+  int filters = 0;
+  ConvOptions o = options_from_config(c, "Conv3D", 3, kernel_size, filters);
+  return std::make_shared<Conv3D>(filters, kernel_size, o);
 }
 
 }  // namespace strata

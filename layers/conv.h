@@ -93,4 +93,15 @@ class Conv2D : public Conv {
   std::shared_ptr<Layer> move_to_heap() override { return std::make_shared<Conv2D>(std::move(*this)); }
 };
 
+// keras.layers.Conv3D: (batch, depth, height, width, channels), kernel (kd, kh, kw, in/groups, filters).
+class Conv3D : public Conv {
+ public:
+  Conv3D(int filters, const IntTuple& kernel_size, ConvOptions options = {});
+  std::string class_name() const override { return "Conv3D"; }
+  static LayerPtr from_config(const Json& config);
+
+ protected:
+  std::shared_ptr<Layer> move_to_heap() override { return std::make_shared<Conv3D>(std::move(*this)); }
+};
+
 }  // namespace strata

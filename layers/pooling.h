@@ -50,6 +50,8 @@ STRATA_POOLING_LAYER(MaxPooling1D, true, 1, "max_pooling1d", 2)
 STRATA_POOLING_LAYER(MaxPooling2D, true, 2, "max_pooling2d", 2)
 STRATA_POOLING_LAYER(AveragePooling1D, false, 1, "average_pooling1d", 2)
 STRATA_POOLING_LAYER(AveragePooling2D, false, 2, "average_pooling2d", 2)
+STRATA_POOLING_LAYER(MaxPooling3D, true, 3, "max_pooling3d", 2)
+STRATA_POOLING_LAYER(AveragePooling3D, false, 3, "average_pooling3d", 2)
 #undef STRATA_POOLING_LAYER
 
 struct GlobalPoolingOptions {
@@ -91,6 +93,8 @@ STRATA_GLOBAL_POOLING_LAYER(GlobalAveragePooling1D, false, 1, "global_average_po
 STRATA_GLOBAL_POOLING_LAYER(GlobalAveragePooling2D, false, 2, "global_average_pooling2d")
 STRATA_GLOBAL_POOLING_LAYER(GlobalMaxPooling1D, true, 1, "global_max_pooling1d")
 STRATA_GLOBAL_POOLING_LAYER(GlobalMaxPooling2D, true, 2, "global_max_pooling2d")
+STRATA_GLOBAL_POOLING_LAYER(GlobalAveragePooling3D, false, 3, "global_average_pooling3d")
+STRATA_GLOBAL_POOLING_LAYER(GlobalMaxPooling3D, true, 3, "global_max_pooling3d")
 #undef STRATA_GLOBAL_POOLING_LAYER
 
 }  // namespace strata

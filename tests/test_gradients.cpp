@@ -356,6 +356,16 @@ TEST(Gradients, Einsum) {
   check_gradients({rnd({-1, 3, 4}, 96), rnd({3, 2}, 97)}, {}, [](auto& x, auto&) { return ops::einsum("ab...,bc->ac...", x[0], x[1]); });
 }
 
+TEST(Gradients, VolumeConvolutionAndPooling) {
+  // Composed from 2-D convolutions and poolings over the depth taps (graph/volume_ops.h).
+  check_gradients({rnd({-1, 4, 3, 3, 2}, 100), rnd({2, 2, 2, 2, 3}, 101)}, {},
+                  [](auto& x, auto&) { return ops::conv(x[0], x[1], {2, 1, 1}, "same", {1}); });
+  check_gradients({rnd({-1, 5, 3, 4, 2}, 102), rnd({2, 2, 1, 2, 2}, 103)}, {},
+                  [](auto& x, auto&) { return ops::conv(x[0], x[1], {1}, "valid", {2, 1, 1}); });
+  check_gradients({rnd({-1, 5, 4, 3, 2}, 104)}, {}, [](auto& x, auto&) { return ops::max_pool(x[0], {3, 2, 2}, {2, 2, 1}, "same"); });
+  check_gradients({rnd({-1, 5, 4, 3, 2}, 105)}, {}, [](auto& x, auto&) { return ops::average_pool(x[0], {3, 2, 2}, {2, 1, 2}, "same"); });
+}
+
 TEST(Gradients, DropoutScalesByItsMask) {
   // dx = dy * mask and y = x * mask, so dx / dy == y / x element by element, in training.
   clear_session();
