@@ -60,7 +60,7 @@ Json UpSampling::get_config() const {
   } else {
     c["size"] = size_;
     c["data_format"] = "channels_last";
-    c["interpolation"] = options_.interpolation;
+    if (rank_ == 2) c["interpolation"] = options_.interpolation;  // Keras's UpSampling3D is nearest only
   }
   return c;
 }
@@ -71,6 +71,8 @@ UpSamplingOptions UpSampling::options_from_config(const Json& c, const std::stri
   size = config::int_tuple(c, "size", rank, {2});
   UpSamplingOptions o;
   o.interpolation = c.value("interpolation", std::string("nearest"));
+  if (rank != 2 && o.interpolation != "nearest")
+    throw std::invalid_argument(fmt::format("{}: interpolation \"{}\": only UpSampling2D interpolates; this layer repeats", cls, o.interpolation));
   o.name = config::name(c);
   o.trainable = config::trainable(c);
   return o;

@@ -1,4 +1,4 @@
-// UpSampling1D/2D (channels_last): each step, row and column repeated `size` times ("nearest"), or for 2-D
+// UpSampling1D/2D/3D (channels_last): each step, row, column (and plane) repeated `size` times ("nearest"), or for 2-D
 // the images resized as Keras does for its other interpolations (ops::image::resize: bilinear, bicubic,
 // lanczos3, lanczos5).
 #pragma once
@@ -46,6 +46,7 @@ class UpSampling : public Layer {
   };
 STRATA_UP_SAMPLING_LAYER(UpSampling1D, 1, "up_sampling1d")
 STRATA_UP_SAMPLING_LAYER(UpSampling2D, 2, "up_sampling2d")
+STRATA_UP_SAMPLING_LAYER(UpSampling3D, 3, "up_sampling3d")
 #undef STRATA_UP_SAMPLING_LAYER
 
 }  // namespace strata

@@ -1,4 +1,4 @@
-// ZeroPadding1D/2D and Cropping1D/2D (channels_last): zeros added around, or rows and columns cut from, the
+// ZeroPadding1D/2D/3D and Cropping1D/2D/3D (channels_last): zeros added around, or rows and columns cut from, the
 // spatial axes; `padding`/`cropping` as Keras takes them (see SpatialPairs).
 #pragma once
 
@@ -41,6 +41,8 @@ STRATA_SPATIAL_RESIZE_LAYER(ZeroPadding1D, false, 1, "zero_padding1d", 1)
 STRATA_SPATIAL_RESIZE_LAYER(ZeroPadding2D, false, 2, "zero_padding2d", 1)
 STRATA_SPATIAL_RESIZE_LAYER(Cropping1D, true, 1, "cropping1d", 1)
 STRATA_SPATIAL_RESIZE_LAYER(Cropping2D, true, 2, "cropping2d", 0)
+STRATA_SPATIAL_RESIZE_LAYER(ZeroPadding3D, false, 3, "zero_padding3d", 1)
+STRATA_SPATIAL_RESIZE_LAYER(Cropping3D, true, 3, "cropping3d", 1)
 #undef STRATA_SPATIAL_RESIZE_LAYER
 
 }  // namespace strata

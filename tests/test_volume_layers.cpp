@@ -1,7 +1,8 @@
-// The 3-D layers (Conv3D, MaxPooling3D, AveragePooling3D, GlobalAveragePooling3D, GlobalMaxPooling3D): eleven
-// configs run by Keras 3 (scripts/fixtures/keras_volume_layers.py: strides, "same" padding, dilation,
-// groups), and the 3-D convolution against loops in double written from its definition. Their gradients
-// are checked in test_gradients.
+// The 3-D layers (Conv3D, MaxPooling3D, AveragePooling3D, GlobalAveragePooling3D, GlobalMaxPooling3D,
+// ZeroPadding3D, Cropping3D, UpSampling3D): fourteen configs run by Keras 3
+// (scripts/fixtures/keras_volume_layers.py: strides, "same" padding, dilation, groups), and the 3-D
+// convolution against loops in double written from its definition. Their gradients are checked in
+// test_gradients.
 #include <gtest/gtest.h>
 
 #include "api/strata.h"
