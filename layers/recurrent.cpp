@@ -249,4 +249,57 @@ RecurrentOptions Recurrent::options_from_config(const Json& c, const std::string
   return o;
 }
 
+namespace {
+
+// Keras's cell classes and the layers they make.
+const std::vector<std::pair<std::string, RecurrentKind>>& cell_classes() {
+  static const std::vector<std::pair<std::string, RecurrentKind>> cells{
+      {"SimpleRNNCell", RecurrentKind::simple}, {"LSTMCell", RecurrentKind::lstm}, {"GRUCell", RecurrentKind::gru}};
+  return cells;
+}
+
+// The keys of an RNN's config that are the wrapper's own; the rest of a recurrent layer's keys are its cell's.
+const std::vector<std::string> rnn_keys{"return_sequences", "return_state", "go_backwards", "stateful", "unroll", "zero_output_for_mask"};
+
+}  // namespace
+
+RNN::RNN(RecurrentKind kind, int units, RecurrentOptions options) : Recurrent(kind, units, std::move(options), "rnn") {}
+
+Json RNN::get_config() const {
+  Json cell = Recurrent::get_config();
+  Json c = Layer::get_config();
+  for (const std::string& key : rnn_keys) {
+    c[key] = cell.at(key);
+    cell.erase(key);
+  }
+  cell.erase("activity_regularizer");
+  const auto it = std::find_if(cell_classes().begin(), cell_classes().end(), [&](const auto& e) { return e.second == kind(); });
+  cell["name"] = name() + "_cell";
+  c["cell"] = {{"module", "keras.layers"}, {"class_name", it->first}, {"config", cell}, {"registered_name", nullptr}};
+  return c;
+}
+
+LayerPtr RNN::from_config(const Json& c) {
+  config::check_keys(c, "RNN", {"cell", "return_sequences", "return_state", "go_backwards", "stateful", "unroll", "zero_output_for_mask",
+                                "time_major"});
+  const Json cell = c.contains("cell") ? c.at("cell") : Json();
+  const std::string cls = cell.is_object() ? cell.value("class_name", std::string()) : std::string();
+  const auto it = std::find_if(cell_classes().begin(), cell_classes().end(), [&](const auto& e) { return e.first == cls; });
+  if (it == cell_classes().end() || !cell.contains("config") || !cell.at("config").is_object())
+    throw std::invalid_argument(fmt::format("RNN: cell {} is not one of Keras's SimpleRNNCell, LSTMCell and GRUCell (a list of cells, "
+                                            "StackedRNNCells and custom cells are not supported)",
+                                            cls.empty() ? cell.dump().substr(0, 80) : "'" + cls + "'"));
+  // The layer's config as SimpleRNN, LSTM or GRU take it: the cell's keys, then the wrapper's.
+  Json merged = cell.at("config");
+  for (const auto& [key, value] : merged.items())
+    if (!value.is_null() && (key.ends_with("_regularizer") || key.ends_with("_constraint")))
+      throw std::invalid_argument(fmt::format("RNN: the cell's {} is not supported (give it to an LSTM, GRU or SimpleRNN layer instead)", key));
+  for (const char* key : {"name", "trainable", "dtype"}) merged.erase(key);
+  for (const auto& [key, value] : c.items())
+    if (key != "cell") merged[key] = value;
+  int units = 0;
+  RecurrentOptions o = options_from_config(merged, "RNN", it->second, units);
+  return std::make_shared<RNN>(it->second, units, o);
+}
+
 }  // namespace strata

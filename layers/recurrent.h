@@ -50,6 +50,7 @@ class Recurrent : public Layer {
   const VariablePtr& bias() const { return bias_; }
   // The number of state tensors: 2 for LSTM (h, c), 1 otherwise.
   int state_count() const { return kind_ == RecurrentKind::lstm ? 2 : 1; }
+  RecurrentKind kind() const { return kind_; }
   Json call_node(const std::vector<Json>& tensors, const Json& call_arguments) const override;
   std::vector<std::string> tensor_keywords() const override { return {"initial_state"}; }
   // Keras keeps a recurrent layer's weights in its cell.
@@ -110,5 +111,19 @@ STRATA_RECURRENT_LAYER(SimpleRNN, RecurrentKind::simple, "simple_rnn")
 STRATA_RECURRENT_LAYER(LSTM, RecurrentKind::lstm, "lstm")
 STRATA_RECURRENT_LAYER(GRU, RecurrentKind::gru, "gru")
 #undef STRATA_RECURRENT_LAYER
+
+// keras.layers.RNN around one of Keras's cells (SimpleRNNCell, LSTMCell or GRUCell): the same layer as
+// SimpleRNN, LSTM or GRU (Keras builds those the same way), read and written as Keras's wrapper, the
+// cell's own keys under "cell".
+class RNN : public Recurrent {
+ public:
+  RNN(RecurrentKind kind, int units, RecurrentOptions options = {});
+  std::string class_name() const override { return "RNN"; }
+  Json get_config() const override;
+  static LayerPtr from_config(const Json& config);
+
+ protected:
+  std::shared_ptr<Layer> move_to_heap() override { return std::make_shared<RNN>(std::move(*this)); }
+};
 
 }  // namespace strata

@@ -85,6 +85,7 @@ const std::map<std::string, Factory>& factories() {
       {"Masking", &Masking::from_config},
       {"Attention", &Attention::from_config}, {"AdditiveAttention", &AdditiveAttention::from_config}, {"MultiHeadAttention", &MultiHeadAttention::from_config}, {"Bidirectional", &Bidirectional::from_config}, {"TimeDistributed", &TimeDistributed::from_config},
       {"SimpleRNN", &SimpleRNN::from_config}, {"LSTM", &LSTM::from_config}, {"GRU", &GRU::from_config},
+      {"RNN", &RNN::from_config},
       {"ZeroPadding1D", &ZeroPadding1D::from_config}, {"ZeroPadding2D", &ZeroPadding2D::from_config},
       {"ZeroPadding3D", &ZeroPadding3D::from_config}, {"Cropping3D", &Cropping3D::from_config}, {"UpSampling3D", &UpSampling3D::from_config},
       {"Cropping1D", &Cropping1D::from_config},       {"Cropping2D", &Cropping2D::from_config},

@@ -23,7 +23,33 @@ TEST_P(KerasSequenceModels, SavedFilesRoundTrip) { test::check_saved_files_round
 TEST_P(KerasSequenceModels, KerasLoadsStrataFiles) { test::check_keras_loads_strata_file(GetParam()); }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, KerasSequenceModels,
-                         ::testing::Values("seq_embedding_mask", "seq_states", "seq_bidirectional", "seq_attention", "seq_nested"));
+                         ::testing::Values("seq_embedding_mask", "seq_states", "seq_bidirectional", "seq_attention", "seq_nested",
+                                           "seq_cell_wrappers"));
+
+TEST(RnnWrapper, ConfigsAsKerasAndErrors) {
+  // RNN(LSTMCell(3)) is an LSTM read and written as Keras's wrapper: the cell's keys under "cell".
+  const Json config = {{"name", "wrapped"}, {"return_sequences", true},
+                       {"cell", {{"class_name", "LSTMCell"}, {"config", {{"name", "lstm_cell"}, {"units", 3}, {"unit_forget_bias", false}}}}}};
+  const LayerPtr layer = layer_from_config("RNN", config);
+  const auto* rnn = dynamic_cast<const RNN*>(layer.get());
+  ASSERT_NE(rnn, nullptr);
+  EXPECT_EQ(rnn->kind(), RecurrentKind::lstm);
+  EXPECT_EQ(rnn->units(), 3);
+  EXPECT_TRUE(rnn->options().return_sequences);
+  EXPECT_FALSE(rnn->options().unit_forget_bias);
+  const Json written = layer->get_config();
+  EXPECT_EQ(written["name"], "wrapped");
+  EXPECT_EQ(written["cell"]["class_name"], "LSTMCell");
+  EXPECT_EQ(written["cell"]["config"]["units"], 3);
+  EXPECT_FALSE(written["cell"]["config"].contains("return_sequences"));
+  EXPECT_EQ(layer_from_config("RNN", written)->get_config(), written);
+  test::expect_error_containing([] { layer_from_config("RNN", {{"cell", Json::array()}}); }, "a list of cells");
+  test::expect_error_containing([] { layer_from_config("RNN", {{"cell", {{"class_name", "StackedRNNCells"}, {"config", Json::object()}}}}); },
+                                "cell 'StackedRNNCells' is not one of Keras's SimpleRNNCell, LSTMCell and GRUCell");
+  test::expect_error_containing(
+      [] { layer_from_config("RNN", {{"cell", {{"class_name", "GRUCell"}, {"config", {{"units", 2}, {"kernel_regularizer", "l2"}}}}}}); },
+      "the cell's kernel_regularizer is not supported");
+}
 
 // SimpleRNN (tanh) over a masked batch, written out: a masked step keeps h and repeats the previous
 // output, h, so masked leading steps output the initial state (as Keras 3.15.1's eager
