@@ -141,41 +141,52 @@ std::vector<Tensor> Recurrent::call_all(const std::vector<Tensor>& inputs, const
   // size; the composite path broadcasts a (1, units) zero against the batch.
   const Tensor zero = fused_cell() ? ops::full_like(ops::slice(step_inputs[0], {0, 0}, {-1, u}), 0.f) : ops::constant(0.f, x, Shape{1, u});
   const bool given_states = inputs.size() > 1;
-  Tensor h = given_states ? inputs[1] : zero;
-  Tensor c = kind_ == RecurrentKind::lstm && given_states ? inputs[2] : zero;
+  std::vector<Tensor> initial(inputs.begin() + 1, inputs.end());
+  if (!given_states) initial.assign(std::size_t(state_count()), zero);
+  const RecurrentLoop loop{.go_backwards = options_.go_backwards, .return_sequences = options_.return_sequences,
+                           .zero_output_for_mask = options_.zero_output_for_mask, .outputs_in_input_order = outputs_in_input_order_};
+  std::vector<Tensor> result = run_recurrent_loop(steps, std::move(initial), get_keras_mask(x), loop,
+                                                  [&](std::int64_t t, std::int64_t i, const std::vector<Tensor>& states) {
+    // The same seed on every step gives every step the same recurrent mask (the draw depends on the seed,
+    // the shape and the training step only); the first step's state is zero and needs none.
+    const Tensor& h = states[0];
+    const Tensor h_in = options_.recurrent_dropout > 0.f && (i > 0 || given_states) ? ops::dropout(h, options_.recurrent_dropout, seed_.value() + 1) : h;
+    Tensor h_new = h, c_new = kind_ == RecurrentKind::lstm ? states[1] : Tensor();
+    step(w, step_inputs[std::size_t(t)], h_new, c_new, h_in);
+    return kind_ == RecurrentKind::lstm ? std::vector<Tensor>{h_new, c_new} : std::vector<Tensor>{h_new};
+  });
+  if (!options_.return_state) result.resize(1);
+  return result;
+}
+
+std::vector<Tensor> run_recurrent_loop(std::int64_t steps, std::vector<Tensor> states, const Tensor& mask, const RecurrentLoop& loop,
+                                       const RecurrentStep& step) {
   // A masked step keeps the states and repeats the previous output, which is h (the initial state before
-  // the first valid step), as Keras's RNN does.
-  // With zero_output_for_mask (set by Bidirectional for sequences) a masked step outputs zeros instead.
-  const Tensor mask = get_keras_mask(x);
+  // the first valid step), as Keras's RNN does; with zero_output_for_mask (set by Bidirectional for
+  // sequences) it outputs zeros instead.
   std::vector<Tensor> outputs;
   Tensor last_output;
   for (std::int64_t i = 0; i < steps; ++i) {
-    const std::int64_t t = options_.go_backwards ? steps - 1 - i : i;
-    const Tensor& x_t = step_inputs[std::size_t(t)];
-    // The same seed on every step gives every step the same recurrent mask (the draw depends on the seed,
-    // the shape and the training step only); the first step's state is zero and needs none.
-    const Tensor h_in = options_.recurrent_dropout > 0.f && (i > 0 || given_states) ? ops::dropout(h, options_.recurrent_dropout, seed_.value() + 1) : h;
-    Tensor h_new = h, c_new = c;
-    step(w, x_t, h_new, c_new, h_in);
+    const std::int64_t t = loop.go_backwards ? steps - 1 - i : i;
+    std::vector<Tensor> fresh = step(t, i, states);
     if (mask.valid()) {
+      // (batch, 1, ...): the step's mask against states of any rank.
+      std::vector<std::int64_t> mask_shape(std::size_t(fresh[0].shape().rank()), 1);
+      mask_shape[0] = -1;
+      const Tensor m_t = ops::reshape(ops::slice(mask, {0, t}, {-1, 1}), mask_shape);
       // keep + m * (new - keep): the new value where the step is valid, the kept one elsewhere.
-      const Tensor m_t = ops::slice(mask, {0, t}, {-1, 1});
-      auto select = [&](const Tensor& fresh, const Tensor& keep) { return ops::add(keep, ops::multiply(m_t, ops::subtract(fresh, keep))); };
-      last_output = options_.zero_output_for_mask ? ops::multiply(h_new, m_t) : select(h_new, h);
-      h = select(h_new, h);
-      if (kind_ == RecurrentKind::lstm) c = select(c_new, c);
+      auto select = [&](const Tensor& value, const Tensor& keep) { return ops::add(keep, ops::multiply(m_t, ops::subtract(value, keep))); };
+      last_output = loop.zero_output_for_mask ? ops::multiply(fresh[0], m_t) : select(fresh[0], states[0]);
+      for (std::size_t k = 0; k < states.size(); ++k) states[k] = select(fresh[k], states[k]);
     } else {
-      h = last_output = h_new;
-      c = c_new;
+      last_output = fresh[0];
+      states = std::move(fresh);
     }
-    if (options_.return_sequences) outputs.push_back(ops::expand_dims(last_output, 1));
+    if (loop.return_sequences) outputs.push_back(ops::expand_dims(last_output, 1));
   }
-  if (options_.go_backwards && outputs_in_input_order_) std::reverse(outputs.begin(), outputs.end());
-  std::vector<Tensor> result = {options_.return_sequences ? (outputs.size() == 1 ? outputs[0] : ops::concatenate(outputs, 1)) : last_output};
-  if (options_.return_state) {
-    result.push_back(h);
-    if (kind_ == RecurrentKind::lstm) result.push_back(c);
-  }
+  if (loop.go_backwards && loop.outputs_in_input_order) std::reverse(outputs.begin(), outputs.end());
+  std::vector<Tensor> result = {loop.return_sequences ? (outputs.size() == 1 ? outputs[0] : ops::concatenate(outputs, 1)) : last_output};
+  result.insert(result.end(), states.begin(), states.end());
   return result;
 }
 

@@ -15,9 +15,25 @@
 // as Keras's RNN does.
 #pragma once
 
+#include <functional>
+
 #include "layers/layer.h"
 
 namespace strata {
+
+// Keras's RNN loop over a sequence's steps, shared by the recurrent layers. step(t, i, states) gives step t's
+// new states (the first is its output; i counts the steps taken). A mask (batch, steps) skips steps: a
+// masked step keeps the states and repeats the previous output (zeros with zero_output_for_mask).
+// Returns the output (the last, or every step's along axis 1 with return_sequences), then the final states.
+struct RecurrentLoop {
+  bool go_backwards = false;
+  bool return_sequences = false;
+  bool zero_output_for_mask = false;
+  bool outputs_in_input_order = false;  // with go_backwards: step t's output at position t (Bidirectional)
+};
+using RecurrentStep = std::function<std::vector<Tensor>(std::int64_t t, std::int64_t i, const std::vector<Tensor>& states)>;
+std::vector<Tensor> run_recurrent_loop(std::int64_t steps, std::vector<Tensor> states, const Tensor& mask, const RecurrentLoop& loop,
+                                       const RecurrentStep& step);
 
 enum class RecurrentKind : std::uint8_t { simple, lstm, gru };
 
