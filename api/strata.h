@@ -21,6 +21,7 @@
 #include "layers/batch_normalization.h"
 #include "layers/bidirectional.h"
 #include "layers/conv.h"
+#include "layers/conv_lstm.h"
 #include "layers/convnext_layers.h"
 #include "layers/conv_transpose.h"
 #include "layers/dense.h"

@@ -14,6 +14,7 @@
 #include "layers/batch_normalization.h"
 #include "layers/bidirectional.h"
 #include "layers/conv.h"
+#include "layers/conv_lstm.h"
 #include "layers/convnext_layers.h"
 #include "layers/conv_transpose.h"
 #include "layers/dense.h"
@@ -66,6 +67,7 @@ const std::map<std::string, Factory>& factories() {
       {"RandomRotation", &RandomRotation::from_config},
       {"RandomZoom", &RandomZoom::from_config},
       {"Conv1D", &Conv1D::from_config},         {"Conv2D", &Conv2D::from_config}, {"Conv3D", &Conv3D::from_config},
+      {"ConvLSTM1D", &ConvLSTM1D::from_config}, {"ConvLSTM2D", &ConvLSTM2D::from_config}, {"ConvLSTM3D", &ConvLSTM3D::from_config},
       {"MaxPooling1D", &MaxPooling1D::from_config}, {"MaxPooling2D", &MaxPooling2D::from_config},
       {"MaxPooling3D", &MaxPooling3D::from_config}, {"AveragePooling3D", &AveragePooling3D::from_config},
       {"GlobalAveragePooling3D", &GlobalAveragePooling3D::from_config}, {"GlobalMaxPooling3D", &GlobalMaxPooling3D::from_config},

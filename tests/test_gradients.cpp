@@ -15,6 +15,7 @@
 #include "layers/attention.h"
 #include "layers/batch_normalization.h"
 #include "layers/bidirectional.h"
+#include "layers/conv_lstm.h"
 #include "layers/multi_head_attention.h"
 #include "layers/recurrent.h"
 #include "optimizers/optimizers.h"
@@ -308,6 +309,17 @@ TEST(Gradients, RecurrentLayersThroughTime) {
   check_gradients({rnd({-1, 4, 3}, 68)}, {}, [](auto& x, auto&) { return GRU(2, {.reset_after = false})(x[0]); });
   check_gradients({rnd({-1, 4, 3}, 69)}, {},
                   [](auto& x, auto&) { return Bidirectional(LSTM(2, {.return_sequences = true}))(x[0]); });
+}
+
+TEST(Gradients, ConvLstmThroughTime) {
+  // The fused cell over every position ("same", sequences), and the composed gates (softsign) from given
+  // initial states with a strided input convolution, reaching the frames and both states.
+  check_gradients({rnd({-1, 3, 5, 2}, 76)}, {},
+                  [](auto& x, auto&) { return ConvLSTM1D(2, 3, {.padding = "same", .return_sequences = true})(x[0]); });
+  check_gradients({rnd({-1, 2, 5, 4, 1}, 77), rnd({-1, 2, 2, 2}, 78), rnd({-1, 2, 2, 2}, 79)}, {}, [](auto& x, auto&) {
+    const auto out = ConvLSTM2D(2, 2, {.strides = 2, .activation = "softsign", .return_state = true}).apply({x[0], x[1], x[2]});
+    return ops::concatenate({out[0], out[2]}, -1);
+  });
 }
 
 TEST(Gradients, RecurrentLayersWithMasksAndStates) {
