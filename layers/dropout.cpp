@@ -64,7 +64,7 @@ Json SpatialDropout::get_config() const {
   Json c = Layer::get_config();
   c["rate"] = rate_;
   c["seed"] = seed_.config();
-  if (rank_ == 2) c["data_format"] = "channels_last";
+  if (rank_ >= 2) c["data_format"] = "channels_last";
   return c;
 }
 

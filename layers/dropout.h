@@ -1,5 +1,5 @@
 // Dropout: inverted dropout while training (kept values scaled by 1 / (1 - rate)), identity otherwise.
-// SpatialDropout1D/2D drop whole channels (one draw per sample and channel), as Keras's.
+// SpatialDropout1D/2D/3D drop whole channels (one draw per sample and channel), as Keras's.
 #pragma once
 
 #include <optional>
@@ -64,6 +64,7 @@ class SpatialDropout : public Layer {
   };
 STRATA_SPATIAL_DROPOUT_LAYER(SpatialDropout1D, 1, "spatial_dropout1d")
 STRATA_SPATIAL_DROPOUT_LAYER(SpatialDropout2D, 2, "spatial_dropout2d")
+STRATA_SPATIAL_DROPOUT_LAYER(SpatialDropout3D, 3, "spatial_dropout3d")
 #undef STRATA_SPATIAL_DROPOUT_LAYER
 
 }  // namespace strata

@@ -93,6 +93,7 @@ const std::map<std::string, Factory>& factories() {
       {"Cropping1D", &Cropping1D::from_config},       {"Cropping2D", &Cropping2D::from_config},
       {"UpSampling1D", &UpSampling1D::from_config},   {"UpSampling2D", &UpSampling2D::from_config},
       {"SpatialDropout1D", &SpatialDropout1D::from_config}, {"SpatialDropout2D", &SpatialDropout2D::from_config},
+      {"SpatialDropout3D", &SpatialDropout3D::from_config},
       {"ReLU", &ReLU::from_config},           {"LeakyReLU", &LeakyReLU::from_config}, {"PReLU", &PReLU::from_config},
       {"ELU", &ELU::from_config},             {"Softmax", &Softmax::from_config},
       {"RMSNormalization", &RMSNormalization::from_config},

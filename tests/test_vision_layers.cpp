@@ -258,24 +258,31 @@ TEST(VisionLayers, PaddingCroppingAndUpsamplingMatchLoops) {
 }
 
 TEST(VisionLayers, SpatialDropoutDropsWholeChannels) {
-  clear_session();
-  const int n = 8, h = 3, w = 3, c = 16;
-  const Shape shape{n, h, w, c};
-  const std::vector<float> x(std::size_t(n * h * w * c), 1.f);
-  auto drop = std::make_shared<SpatialDropout2D>(0.5f, DropoutOptions{.seed = 7});
-  const auto inference = run([&](const Tensor& t) { return (*drop)(t); }, shape, x);
-  EXPECT_EQ(inference, x);
-  const auto y = run([&](const Tensor& t) { return drop->trace(t); }, shape, x, nullptr, Mode::training);
-  int dropped = 0;
-  for (int b = 0; b < n; ++b)
-    for (int ch = 0; ch < c; ++ch) {
-      const float first = y[std::size_t(b * h * w * c + ch)];
-      ASSERT_TRUE(first == 0.f || first == 2.f) << first;
-      dropped += first == 0.f;
-      for (int p = 0; p < h * w; ++p) ASSERT_EQ(y[std::size_t((b * h * w + p) * c + ch)], first) << "sample " << b << " channel " << ch;
-    }
-  EXPECT_GT(dropped, n * c / 4);
-  EXPECT_LT(dropped, 3 * n * c / 4);
+  // SpatialDropout2D over (h, w) and SpatialDropout3D over (d, h, w): one draw per sample and channel.
+  for (const int rank : {2, 3}) {
+    SCOPED_TRACE(rank);
+    clear_session();
+    const int n = 8, c = 16, positions = rank == 2 ? 9 : 12;
+    const Shape shape = rank == 2 ? Shape{n, 3, 3, c} : Shape{n, 2, 3, 2, c};
+    const std::vector<float> x(std::size_t(n * positions * c), 1.f);
+    LayerPtr drop = rank == 2 ? LayerPtr(std::make_shared<SpatialDropout2D>(0.5f, DropoutOptions{.seed = 7}))
+                              : LayerPtr(std::make_shared<SpatialDropout3D>(0.5f, DropoutOptions{.seed = 7}));
+    const auto inference = run([&](const Tensor& t) { return (*drop)(t); }, shape, x);
+    EXPECT_EQ(inference, x);
+    const auto y = run([&](const Tensor& t) { return drop->trace(t); }, shape, x, nullptr, Mode::training);
+    int dropped = 0;
+    for (int b = 0; b < n; ++b)
+      for (int ch = 0; ch < c; ++ch) {
+        const float first = y[std::size_t(b * positions * c + ch)];
+        ASSERT_TRUE(first == 0.f || first == 2.f) << first;
+        dropped += first == 0.f;
+        for (int p = 0; p < positions; ++p) ASSERT_EQ(y[std::size_t((b * positions + p) * c + ch)], first) << "sample " << b << " channel " << ch;
+      }
+    EXPECT_GT(dropped, n * c / 4);
+    EXPECT_LT(dropped, 3 * n * c / 4);
+    EXPECT_EQ(drop->get_config()["data_format"], "channels_last");
+  }
+  test::expect_error_containing([] { Sequential({Input({3, 3, 2}), SpatialDropout3D(0.5f)}); }, "SpatialDropout3D expects inputs of rank 5");
 }
 
 }  // namespace
