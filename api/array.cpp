@@ -4,6 +4,7 @@
 
 #include <cstring>
 #include <stdexcept>
+#include <type_traits>
 
 namespace strata {
 
@@ -24,12 +25,15 @@ void convert_row(const std::byte* src, DType dtype, std::int64_t n, float scale,
     }
     case DType::int32: {
       const auto* s = reinterpret_cast<const std::int32_t*>(src);
-      for (std::int64_t i = 0; i < n; ++i) out[i] = Out(float(s[i]) * scale);
+      // Integers to integers exactly (token ids past 2^24 would not survive a float).
+      if (std::is_integral_v<Out> && scale == 1.f) for (std::int64_t i = 0; i < n; ++i) out[i] = Out(s[i]);
+      else for (std::int64_t i = 0; i < n; ++i) out[i] = Out(float(s[i]) * scale);
       return;
     }
     case DType::int64: {
       const auto* s = reinterpret_cast<const std::int64_t*>(src);
-      for (std::int64_t i = 0; i < n; ++i) out[i] = Out(float(s[i]) * scale);
+      if (std::is_integral_v<Out> && scale == 1.f) for (std::int64_t i = 0; i < n; ++i) out[i] = Out(s[i]);
+      else for (std::int64_t i = 0; i < n; ++i) out[i] = Out(float(s[i]) * scale);
       return;
     }
     default: throw std::invalid_argument(fmt::format("Array: cannot convert {} values", dtype_name(dtype)));
@@ -97,6 +101,7 @@ void Array::gather_rows(std::span<const std::int64_t> rows, DType dtype, void* o
     const std::byte* src = storage_->data() + std::size_t(r) * row_bytes;
     if (dtype == DType::float32) convert_row(src, dtype_, per_row, scale_, static_cast<float*>(out) + i * std::size_t(per_row));
     else if (dtype == DType::int32) convert_row(src, dtype_, per_row, scale_, static_cast<std::int32_t*>(out) + i * std::size_t(per_row));
+    else if (dtype == DType::int64) convert_row(src, dtype_, per_row, scale_, static_cast<std::int64_t*>(out) + i * std::size_t(per_row));
     else throw std::invalid_argument(fmt::format("Array: cannot convert to {}", dtype_name(dtype)));
   }
 }

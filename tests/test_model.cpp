@@ -524,6 +524,22 @@ TEST(Model, SequentialWithoutInputBuildsFromData) {
   EXPECT_EQ(model.count_params(), 15);
 }
 
+TEST(Model, Int64InputsTakeTokenIdsExactly) {
+  // Keras's text models declare Input(dtype="int64"): arrays are fed as int64, integers converted
+  // exactly (not through a float, which would turn 2^24 + 1 into 2^24).
+  const Array ids = Array::from_ints({16777217, -5, 3}, {3, 1});
+  std::vector<std::int64_t> fed(3);
+  ids.gather_rows(std::vector<std::int64_t>{0, 1, 2}, DType::int64, fed.data());
+  EXPECT_EQ(fed, (std::vector<std::int64_t>{16777217, -5, 3}));
+  clear_session();
+  auto embedding = std::make_shared<Embedding>(4, 2);
+  Sequential model({Input({2}, {.dtype = DType::int64}), embedding, Flatten()});
+  const std::vector<float> table = embedding->weights()[0]->to_vector();
+  const auto y = model.predict(Array::from_ints({3, 0, 1, 2}, {2, 2}), {.verbose = 0}).to_floats();
+  const std::vector<float> want{table[6], table[7], table[0], table[1], table[2], table[3], table[4], table[5]};
+  EXPECT_EQ(y, want);
+}
+
 TEST(Model, MetricsByNameInLogs) {
   clear_session();
   Blobs data(32);
