@@ -101,8 +101,14 @@ std::vector<Tensor> rule(const Node& node, const std::vector<Tensor>& in, const 
         case ReduceOp::sum: return {detail::broadcast_like(g, x)};
         case ReduceOp::mean: return {detail::broadcast_like(g, x, true)};
         case ReduceOp::max:
-        case ReduceOp::min:
-          return {ops::multiply(detail::broadcast_like(g, x), ops::equal(x, y))};
+        case ReduceOp::min: {
+          // Tied extremes share the gradient evenly, as TensorFlow, JAX and torch.amax split it.
+          const Tensor chosen = ops::equal(x, y);
+          std::vector<int> axes;
+          for (auto ax : at.axes) axes.push_back(int(ax));
+          const Tensor ties = ops::sum(chosen, axes, true);
+          return {ops::multiply(detail::broadcast_like(ops::divide(g, ties), x), chosen)};
+        }
       }
       break;
     }

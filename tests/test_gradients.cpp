@@ -176,6 +176,23 @@ TEST(Gradients, Reductions) {
   check_gradients({rnd({-1, 4}, 25)}, {}, [](auto& x, auto&) { return ops::mean(x[0]); });
 }
 
+TEST(Gradients, TiedExtremesShareTheGradient) {
+  // Not differentiable at a tie; TensorFlow, JAX and torch.amax split the gradient evenly between the tied
+  // elements (so GlobalMaxPooling over ReLU zeros trains as in Keras): [1, 3, 3, 2] -> [0, .5, .5, 0].
+  for (const bool is_max : {true, false}) {
+    clear_session();
+    const Tensor x = ops::placeholder(Shape{-1, 4});
+    const Tensor y = is_max ? ops::max(x, {1}) : ops::min(x, {1});
+    Program program({x}, gradients(ops::sum(y), {x}));
+    std::vector<float> data = is_max ? std::vector<float>{1, 3, 3, 2, 5, 5, 5, 0} : std::vector<float>{1, 0, 0, 2, 4, 4, 4, 9};
+    const TensorView feed{data.data(), DType::float32, Shape{2, 4}};
+    program.run(Mode::inference, std::span(&feed, 1));
+    const auto g = program.read_output(0);
+    const std::vector<float> want{0, 0.5f, 0.5f, 0, 1.f / 3, 1.f / 3, 1.f / 3, 0};
+    for (std::size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(g[i], want[i], 1e-7) << (is_max ? "max " : "min ") << i;
+  }
+}
+
 TEST(Gradients, SoftmaxFamily) {
   check_gradients({rnd({-1, 6}, 26, 3, -2, 2)}, {}, [](auto& x, auto&) { return ops::softmax(x[0]); });
   check_gradients({rnd({-1, 6}, 27, 3, -2, 2)}, {}, [](auto& x, auto&) { return ops::log_softmax(x[0]); });
