@@ -40,7 +40,7 @@ class Array {
   std::vector<float> to_floats() const;
   // The same storage seen with another shape of the same size (np.reshape / expand_dims).
   Array reshaped(Shape shape) const;
-  // Rows [rows[i]] converted to `dtype` (float32 or int32) into `out`, which holds rows.size() rows.
+  // Rows [rows[i]] converted to `dtype` (float32, int32 or int64) into `out`, which holds rows.size() rows.
   void gather_rows(std::span<const std::int64_t> rows, DType dtype, void* out) const;
   // Rows [begin, begin + n) as a new Array of the same dtype (sharing nothing).
   Array slice_rows(std::int64_t begin, std::int64_t n) const;

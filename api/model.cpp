@@ -954,12 +954,21 @@ std::vector<Array> Model::predict(const std::vector<Array>& x, PredictOptions op
   check_inputs(x, "predict");
   Program& program = predict_program();
   const std::int64_t n = x[0].rows();
-  std::vector<Array> results;
-  for (const Tensor& o : outputs_) {
-    Shape s = o.shape();
-    s[0] = n;
-    results.emplace_back(s, DType::float32);
-  }
+  // An output's other unknown dimensions (an image of any size in, one of its size out) are known once the
+  // first batch has run: every sample of x has the same shape.
+  std::vector<Array> results(outputs_.size());
+  auto allocate_results = [&](bool after_run) {
+    for (std::size_t o = 0; o < outputs_.size(); ++o) {
+      Shape s = after_run ? program.output_shape(int(o)) : outputs_[o].shape();
+      for (int d = 1; d < s.rank(); ++d) s[d] = std::max<std::int64_t>(s[d], 0);  // no rows: nothing ran to size them
+      s[0] = n;
+      results[o] = Array(s, DType::float32);
+    }
+  };
+  const bool sized_by_run = std::any_of(outputs_.begin(), outputs_.end(), [](const Tensor& o) {
+    return std::any_of(o.shape().begin() + 1, o.shape().end(), [](std::int64_t d) { return d < 0; });
+  });
+  if (!sized_by_run || n == 0) allocate_results(false);
   const int rows_per_batch = int(std::min<std::int64_t>(options.batch_size, std::max<std::int64_t>(n, 1)));
   std::vector<Feed> feeds(x.size());
   for (std::size_t i = 0; i < x.size(); ++i) feeds[i].prepare(x[i], inputs_[i].dtype(), rows_per_batch);
@@ -983,6 +992,7 @@ std::vector<Array> Model::predict(const std::vector<Array>& x, PredictOptions op
     std::iota(rows.begin(), rows.begin() + count, begin);
     for (std::size_t i = 0; i < x.size(); ++i) views[i] = feeds[i].fill(std::span<const std::int64_t>(rows.data(), std::size_t(count)));
     program.run(Mode::inference, views);
+    if (b == 0 && sized_by_run) allocate_results(true);
     for (std::size_t o = 0; o < outputs_.size(); ++o) {
       const std::int64_t k = per_row(results[o].shape());
       program.read_output(int(o), static_cast<float*>(results[o].data()) + begin * k, std::size_t(count * k) * sizeof(float));

@@ -123,7 +123,10 @@ std::vector<Tensor> rule(const Node& node, const std::vector<Tensor>& in, const 
     case OpKind::reshape: {
       std::vector<std::int64_t> dims;
       for (auto d : in[0].shape()) dims.push_back(d < 0 ? -1 : d);
-      return {ops::reshape(dy, dims)};
+      // Back to the input's shape, its unknown dimensions taken from the input itself.
+      std::vector<Tensor> grads{ops::reshape_like(dy, dims, in[0])};
+      if (in.size() > 1) grads.emplace_back();
+      return grads;
     }
     case OpKind::transpose: {
       std::vector<int> inverse(std::size_t(at.target.rank()));
@@ -135,8 +138,9 @@ std::vector<Tensor> rule(const Node& node, const std::vector<Tensor>& in, const 
       return {make(OpKind::slice_backward, std::move(a), {dy, in[0]})};
     }
     case OpKind::pad: {
+      // An unknown dimension is dy's less what was padded after it.
       std::vector<std::int64_t> begin(at.begin.begin(), at.begin.end()), size;
-      for (auto d : in[0].shape()) size.push_back(d < 0 ? -1 : d);
+      for (int i = 0; i < in[0].rank(); ++i) size.push_back(in[0].shape()[i] < 0 ? -1 - at.size[i] : in[0].shape()[i]);
       return {ops::slice(dy, begin, size)};
     }
     case OpKind::concat: {
@@ -164,6 +168,7 @@ std::vector<Tensor> rule(const Node& node, const std::vector<Tensor>& in, const 
     case OpKind::conv2d: {
       NodeAttrs a;
       a.window = at.window;
+      a.same_padding_at_plan = at.same_padding_at_plan;
       const Tensor dx = make(OpKind::conv2d_backward_data, a, {dy, in[1], in[0]});
       const Tensor dk = make(OpKind::conv2d_backward_filter, a, {in[0], dy, in[1]});
       return {dx, dk};
@@ -181,6 +186,7 @@ std::vector<Tensor> rule(const Node& node, const std::vector<Tensor>& in, const 
       NodeAttrs a;
       a.pool = at.pool;
       a.window = at.window;
+      a.same_padding_at_plan = at.same_padding_at_plan;
       return {make(OpKind::pool2d_backward, std::move(a), {in[0], out[0], dy})};
     }
     case OpKind::in_train_phase:

@@ -50,11 +50,35 @@ std::string_view op_kind_name(OpKind kind) {
   return "unknown";
 }
 
+std::array<std::int64_t, 2> same_padding(std::int64_t in, std::int64_t kernel, std::int64_t stride, std::int64_t dilation) {
+  const std::int64_t out = (in + stride - 1) / stride;
+  const std::int64_t total = std::max<std::int64_t>((out - 1) * stride + (kernel - 1) * dilation + 1 - in, 0);
+  return {total / 2, total - total / 2};
+}
+
+NodeAttrs attrs_for_shapes(OpKind kind, const NodeAttrs& attrs, const std::vector<Shape>& input_shapes) {
+  if (!attrs.same_padding_at_plan) return attrs;
+  // The forward input: conv2d_backward_data holds it third (for its shape), the others first.
+  const std::size_t at = kind == OpKind::conv2d_backward_data ? 2 : 0;
+  NodeAttrs resolved = attrs;
+  resolved.same_padding_at_plan = false;
+  if (input_shapes.size() <= at || input_shapes[at].rank() != 4) return resolved;
+  const Shape& x = input_shapes[at];
+  Window2D& w = resolved.window;
+  const auto ph = same_padding(x[1], w.kernel_h, w.stride_h, w.dilation_h), pw = same_padding(x[2], w.kernel_w, w.stride_w, w.dilation_w);
+  w.pad_top = ph[0];
+  w.pad_bottom = ph[1];
+  w.pad_left = pw[0];
+  w.pad_right = pw[1];
+  return resolved;
+}
+
 bool is_shape_only_input(OpKind kind, int i) {
   switch (kind) {
     case OpKind::sum_to:
     case OpKind::broadcast_like:
-    case OpKind::slice_backward: return i == 1;
+    case OpKind::slice_backward:
+    case OpKind::reshape: return i == 1;  // reshape_like's reference
     case OpKind::scatter_add:
     case OpKind::conv2d_backward_data:
     case OpKind::conv2d_backward_filter: return i == 2;
@@ -200,6 +224,33 @@ std::vector<ShapeAndType> infer_outputs(OpKind kind, const NodeAttrs& a, std::sp
       const std::int64_t total = x.numel();
       std::int64_t known = 1;
       int infer_at = -1;
+      if (a.unknown_from.rank() > 0) {
+        // Each -1 copies one of the (trace-time) unknown dimensions of the input, or of the reference
+        // (reshape_like), in order.
+        // With unknown_scale, a -1 is that dimension times its scale (a merge of it with known dimensions).
+        const Shape& source = in.size() > 1 ? in[1].shape : x;
+        Shape out = a.target;
+        std::size_t next = 0;
+        std::int64_t unknown_scales = 1;  // of the -1s still unknown: known elements they hold
+        for (int i = 0; i < out.rank(); ++i)
+          if (out[i] == -1) {
+            if (next >= std::size_t(a.unknown_from.rank()) || a.unknown_from[int(next)] >= source.rank())
+              fail(op, fmt::format("target {} has more -1s than {} has unknown dimensions", target, source.to_string()));
+            const std::int64_t scale = a.unknown_scale.rank() > 0 ? a.unknown_scale[int(next)] : 1;
+            const std::int64_t d = source[int(a.unknown_from[int(next++)])];
+            out[i] = d < 0 ? -1 : d * scale;
+            if (d < 0) unknown_scales *= scale;
+          }
+        // The known parts must match, unless x's unknown dimensions are not the reference's (a gradient's
+        // reshape_like, say, whose x merged them with known ones): then the plan checks the concrete sizes.
+        std::int64_t x_known = 1, out_known = unknown_scales;
+        for (auto d : x) x_known *= d < 0 ? 1 : d;
+        for (auto d : out) out_known *= d < 0 ? 1 : d;
+        const bool comparable = in.size() == 1 || (x.is_fully_known() && out.is_fully_known());
+        if (next != std::size_t(a.unknown_from.rank()) || (comparable && x_known != out_known))
+          fail(op, fmt::format("cannot reshape {} into {}", x.to_string(), target));
+        return {{out, in[0].dtype}};
+      }
       for (int i = 0; i < a.target.rank(); ++i) {
         if (a.target[i] == -1) {
           if (infer_at >= 0) fail(op, fmt::format("target {} has more than one -1", target));
@@ -256,11 +307,12 @@ std::vector<ShapeAndType> infer_outputs(OpKind kind, const NodeAttrs& a, std::sp
                              x.to_string()));
       Shape out;
       for (int i = 0; i < x.rank(); ++i) {
-        const std::int64_t b = a.begin[i], s = a.size[i];
-        if (b < 0 || (x[i] >= 0 && (b > x[i] || (s >= 0 && b + s > x[i]))))
+        // A negative size -1 - n runs to n short of the end.
+        const std::int64_t b = a.begin[i], s = a.size[i], short_of_end = s < 0 ? -1 - s : 0;
+        if (b < 0 || (x[i] >= 0 && (b + short_of_end > x[i] || (s >= 0 && b + s > x[i]))))
           fail(op, fmt::format("begin {} and size {} fall outside {}", a.begin.to_string(), a.size.to_string(),
                                x.to_string()));
-        out.push_back(s >= 0 ? s : (x[i] < 0 ? -1 : x[i] - b));
+        out.push_back(s >= 0 ? s : (x[i] < 0 ? -1 : x[i] - b - short_of_end));
       }
       return {{out, in[0].dtype}};
     }
@@ -271,7 +323,8 @@ std::vector<ShapeAndType> infer_outputs(OpKind kind, const NodeAttrs& a, std::sp
                              x.to_string()));
       Shape out;
       for (int i = 0; i < x.rank(); ++i) {
-        if (a.begin[i] < 0 || a.size[i] < 0 || (x[i] < 0 && a.begin[i] + a.size[i] > 0))
+        // An unknown dimension (a sequence of any length) stays unknown; the plan pads the concrete one.
+        if (a.begin[i] < 0 || a.size[i] < 0)
           fail(op, fmt::format("cannot pad {} by {} and {}", x.to_string(), a.begin.to_string(), a.size.to_string()));
         out.push_back(x[i] < 0 ? -1 : x[i] + a.begin[i] + a.size[i]);
       }
@@ -377,12 +430,20 @@ std::vector<ShapeAndType> infer_outputs(OpKind kind, const NodeAttrs& a, std::sp
         fail(op, fmt::format("kernel {} does not match window {}x{}", k.to_string(), w.kernel_h, w.kernel_w));
       if (x[3] >= 0 && x[3] != k[3])
         fail(op, fmt::format("input {} has {} channels but kernel {} expects {}", x.to_string(), x[3], k.to_string(), k[3]));
+      // An output size unknown when traced (-1) is the one whose forward convolution gives back the input's size.
+      auto output_size = [](std::int64_t target, std::int64_t in, std::int64_t kernel, std::int64_t stride, std::int64_t dilation,
+                            std::int64_t pad_before, std::int64_t pad_after) {
+        if (target >= 0 || in < 0) return target;
+        return (in - 1) * stride + dilation * (kernel - 1) + 1 - pad_before - pad_after;
+      };
+      const std::int64_t oh = output_size(a.target[0], x[1], w.kernel_h, w.stride_h, w.dilation_h, w.pad_top, w.pad_bottom);
+      const std::int64_t ow = output_size(a.target[1], x[2], w.kernel_w, w.stride_w, w.dilation_w, w.pad_left, w.pad_right);
       // The forward convolution of the output must give back the input's size.
-      const std::int64_t ih = conv_output_size(a.target[0], w.kernel_h, w.stride_h, w.dilation_h, w.pad_top, w.pad_bottom);
-      const std::int64_t iw = conv_output_size(a.target[1], w.kernel_w, w.stride_w, w.dilation_w, w.pad_left, w.pad_right);
-      if ((x[1] >= 0 && ih != x[1]) || (x[2] >= 0 && iw != x[2]))
-        fail(op, fmt::format("output size {}x{} does not fit input {}", a.target[0], a.target[1], x.to_string()));
-      return {{Shape{x[0], a.target[0], a.target[1], k[2]}, in[0].dtype}};
+      const std::int64_t ih = conv_output_size(oh, w.kernel_h, w.stride_h, w.dilation_h, w.pad_top, w.pad_bottom);
+      const std::int64_t iw = conv_output_size(ow, w.kernel_w, w.stride_w, w.dilation_w, w.pad_left, w.pad_right);
+      if ((x[1] >= 0 && ih >= 0 && ih != x[1]) || (x[2] >= 0 && iw >= 0 && iw != x[2]))
+        fail(op, fmt::format("output size {}x{} does not fit input {}", oh, ow, x.to_string()));
+      return {{Shape{x[0], oh, ow, k[2]}, in[0].dtype}};
     }
     case OpKind::pool2d: {
       const Shape& x = in[0].shape;

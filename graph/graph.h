@@ -1,6 +1,7 @@
 // The traced graph: symbolic tensors (static shapes, batch dimension unknown) and nodes of backend primitives.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -69,14 +70,25 @@ struct NodeAttrs {
   bool mean = false;      // broadcast_like
   Shape axes;             // reduce, sum_to
   Shape target;           // reshape (-1: inferred), transpose permutation, conv2d_transpose output (h, w)
+  Shape unknown_from;     // reshape with several -1: the input axis each -1 copies, in order
+  Shape unknown_scale;    // reshape: what each -1 multiplies its copied dimension by (empty: 1s)
   Shape begin, size;      // slice; pad (before, after)
   Window2D window;        // conv2d, conv2d_transpose, pool2d
+  // conv2d, pool2d and their gradients: "same" padding over a size unknown when traced (a stride above 1
+  // makes it depend on the size); the plan computes window's padding from the concrete input.
+  bool same_padding_at_plan = false;
   Scalar value;           // constant
   Shape constant_shape;   // constant
   DType dtype = DType::float32;  // cast, input, constant
   std::uint64_t seed = 0;        // random_like
   VariablePtr variable;          // parameter, assign
 };
+
+// TensorFlow's "same" padding (before, after) of one axis: the odd pixel goes last.
+std::array<std::int64_t, 2> same_padding(std::int64_t in, std::int64_t kernel, std::int64_t stride, std::int64_t dilation);
+// A node's attributes with "same" padding deferred to the plan (same_padding_at_plan) resolved for the
+// concrete shapes of its inputs; the attributes themselves otherwise.
+NodeAttrs attrs_for_shapes(OpKind kind, const NodeAttrs& attrs, const std::vector<Shape>& input_shapes);
 
 using ValueId = int;
 

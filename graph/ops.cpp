@@ -111,16 +111,11 @@ Tensor binary_op(BinaryOp op, const Operand& a, const Operand& b) {
   return detail::binary(op, a.in(g), b.in(g));
 }
 
-std::array<std::int64_t, 2> same_padding(std::int64_t in, std::int64_t kernel, std::int64_t stride,
-                                         std::int64_t dilation) {
-  const std::int64_t out = (in + stride - 1) / stride;
-  const std::int64_t total = std::max<std::int64_t>((out - 1) * stride + (kernel - 1) * dilation + 1 - in, 0);
-  return {total / 2, total - total / 2};
-}
-
 // Fills a window's geometry for a 1-D (rank 3) or 2-D (rank 4) input, from Keras-style per-axis lists.
+// With "same" padding, a stride above 1 over an unknown size leaves the padding to the plan: *same_at_plan
+// is set (conv and pool; others pass null and refuse it).
 Window2D make_window(std::string_view op, const Shape& x, std::int64_t kh, std::int64_t kw, std::vector<int> strides,
-                     std::vector<int> dilation, const std::string& padding) {
+                     std::vector<int> dilation, const std::string& padding, bool* same_at_plan = nullptr) {
   const int spatial = x.rank() - 2;
   auto expand = [&](std::vector<int> v, const char* what) {
     if (v.size() == 1) v.resize(std::size_t(spatial), v[0]);
@@ -139,10 +134,21 @@ Window2D make_window(std::string_view op, const Shape& x, std::int64_t kh, std::
   w.dilation_h = spatial == 2 ? dilation[0] : 1;
   w.dilation_w = dilation[std::size_t(spatial - 1)];
   if (padding == "same") {
+    // With stride 1 the padding does not depend on the size (the dilated kernel's span less one), so an
+    // unknown size (a sequence of any length) is padded alike; a larger stride leaves it to the plan.
+    auto padding_of = [&](std::int64_t size, std::int64_t kernel, std::int64_t stride, std::int64_t dilation) {
+      if (size >= 0) return same_padding(size, kernel, stride, dilation);
+      if (stride != 1) {
+        if (!same_at_plan)
+          throw std::invalid_argument(fmt::format("{}: \"same\" padding with stride {} needs the spatial dimensions of {} known", op,
+                                                  stride, x.to_string()));
+        *same_at_plan = true;
+        return std::array<std::int64_t, 2>{0, 0};
+      }
+      return same_padding((kernel - 1) * dilation + 1, kernel, 1, dilation);
+    };
     const std::int64_t h = spatial == 2 ? x[1] : 1, wd = x[spatial];
-    if (h < 0 || wd < 0)
-      throw std::invalid_argument(fmt::format("{}: spatial dimensions of {} must be known", op, x.to_string()));
-    const auto ph = same_padding(h, kh, w.stride_h, w.dilation_h), pw = same_padding(wd, kw, w.stride_w, w.dilation_w);
+    const auto ph = padding_of(h, kh, w.stride_h, w.dilation_h), pw = padding_of(wd, kw, w.stride_w, w.dilation_w);
     w.pad_top = ph[0];
     w.pad_bottom = ph[1];
     w.pad_left = pw[0];
@@ -178,7 +184,7 @@ Tensor pool(PoolKind kind, const Tensor& x, std::vector<int> pool_size, std::vec
   NodeAttrs a;
   a.pool = kind;
   a.window = make_window(name, x.shape(), spatial == 2 ? pool_size[0] : 1, pool_size[std::size_t(spatial - 1)],
-                         std::move(strides), {1}, padding);
+                         std::move(strides), {1}, padding, &a.same_padding_at_plan);
   return from_2d(make(OpKind::pool2d, std::move(a), {as_2d(x)}), x.rank());
 }
 
@@ -288,6 +294,35 @@ Tensor reshape(const Tensor& x, std::vector<std::int64_t> new_shape) {
   NodeAttrs a;
   a.target = Shape(std::span<const std::int64_t>(new_shape));
   if (a.target == x.shape()) return x;
+  // Several -1s keep the input's unknown dimensions (the batch and, say, a sequence's length) in order:
+  // expand_dims or squeeze of a (batch, steps, features) tensor.
+  if (std::count(new_shape.begin(), new_shape.end(), -1) > 1)
+    for (int i = 0; i < x.rank(); ++i)
+      if (x.shape()[i] < 0) a.unknown_from.push_back(i);
+  return make(OpKind::reshape, std::move(a), {x});
+}
+
+Tensor reshape_like(const Tensor& x, std::vector<std::int64_t> new_shape, const Tensor& reference) {
+  NodeAttrs a;
+  a.target = Shape(std::span<const std::int64_t>(new_shape));
+  for (int i = 0; i < reference.rank(); ++i)
+    if (reference.shape()[i] < 0) a.unknown_from.push_back(i);
+  if (a.unknown_from.rank() <= 1 && std::count(new_shape.begin(), new_shape.end(), -1) <= 1) return reshape(x, std::move(new_shape));
+  return make(OpKind::reshape, std::move(a), {x, reference});
+}
+
+Tensor reshape_scaled(const Tensor& x, std::vector<std::int64_t> new_shape, std::vector<std::int64_t> scales) {
+  NodeAttrs a;
+  a.target = Shape(std::span<const std::int64_t>(new_shape));
+  for (int i = 0; i < x.rank(); ++i)
+    if (x.shape()[i] < 0) a.unknown_from.push_back(i);
+  if (scales.size() != std::size_t(a.unknown_from.rank()))
+    throw std::invalid_argument(fmt::format("reshape_scaled: {} scales for the {} unknown dimensions of {}", scales.size(),
+                                            a.unknown_from.rank(), x.shape().to_string()));
+  for (const std::int64_t s : scales) {
+    if (s <= 0) throw std::invalid_argument(fmt::format("reshape_scaled: scales must be positive, got {}", s));
+    a.unknown_scale.push_back(s);
+  }
   return make(OpKind::reshape, std::move(a), {x});
 }
 
@@ -400,7 +435,7 @@ Tensor conv(const Tensor& x, const Operand& kernel_operand, std::vector<int> str
                                             x.shape().to_string(), channels, ks.to_string(), kernel_in));
   NodeAttrs a;
   a.window = make_window("conv", x.shape(), x.rank() == 4 ? ks[0] : 1, ks[ks.rank() - 3], std::move(strides),
-                         std::move(dilation_rate), padding);
+                         std::move(dilation_rate), padding, &a.same_padding_at_plan);
   a.window.groups = channels / kernel_in;
   const Tensor k2 = x.rank() == 4 ? kernel : reshape(kernel, {1, ks[0], ks[1], ks[2]});
   return from_2d(make(OpKind::conv2d, std::move(a), {as_2d(x), k2}), x.rank());
@@ -428,10 +463,11 @@ Tensor conv_transpose(const Tensor& x, const Operand& kernel_operand, std::vecto
     throw std::invalid_argument(fmt::format("conv_transpose: output_padding needs {} numbers", spatial));
   Window2D& w = a.window;
   // Per axis: input size, kernel, stride, dilation -> output size and the forward convolution's padding before and
-  // after (after may be negative: output rows past the last window receive nothing).
-  auto axis = [&](std::int64_t in, std::int64_t kernel_size, std::int64_t stride, std::int64_t dilation, int op_index,
-                  std::int64_t& pad_before, std::int64_t& pad_after) {
-    if (in < 0) throw std::invalid_argument(fmt::format("conv_transpose: spatial dimensions of {} must be known", x.shape().to_string()));
+  // after (after may be negative: output rows past the last window receive nothing). The paddings do not depend
+  // on the input's size: an unknown size gives an unknown output size, which the plan infers from them.
+  auto axis = [&](std::int64_t size, std::int64_t kernel_size, std::int64_t stride, std::int64_t dilation, int op_index,
+                  std::int64_t& pad_before, std::int64_t& pad_after) -> std::int64_t {
+    const std::int64_t in = size < 0 ? 1 : size;
     const std::int64_t span = (kernel_size - 1) * dilation + 1;
     const bool given = !output_padding.empty();
     const std::int64_t extra = given ? output_padding[std::size_t(op_index)] : 0;
@@ -450,7 +486,7 @@ Tensor conv_transpose(const Tensor& x, const Operand& kernel_operand, std::vecto
     }
     pad_before = span - 1 - left;
     pad_after = (in - 1) * stride + span - out - pad_before;
-    return out;
+    return size < 0 ? -1 : out;
   };
   const std::int64_t oh = spatial == 2 ? axis(x.shape()[1], ks[0], w.stride_h, w.dilation_h, 0, w.pad_top, w.pad_bottom) : 1;
   const std::int64_t ow = axis(x.shape()[spatial], ks[ks.rank() - 3], w.stride_w, w.dilation_w, spatial - 1, w.pad_left, w.pad_right);

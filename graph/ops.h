@@ -109,13 +109,22 @@ Tensor min(const Tensor& x, std::vector<int> axes = {}, bool keepdims = false);
 Tensor argmax(const Tensor& x, int axis = -1);
 
 // ---- shapes ----
-// One -1 is inferred; the unknown batch dimension may only be absorbed by it.
+// One -1 is inferred; the unknown batch dimension may only be absorbed by it. Several -1s keep x's unknown
+// dimensions in order (expand_dims or squeeze of a (batch, steps, features) tensor of unknown steps).
 Tensor reshape(const Tensor& x, std::vector<std::int64_t> new_shape);
+// x reshaped to `new_shape`, whose -1s take `reference`'s unknown dimensions (the batch, a sequence's
+// length) in order: (batch * steps, features) back into (batch, steps, features) for steps known only
+// when the model runs. `reference` lends its shape, not its values.
+Tensor reshape_like(const Tensor& x, std::vector<std::int64_t> new_shape, const Tensor& reference);
+// x reshaped to `new_shape`, whose k-th -1 is x's k-th unknown dimension times scales[k]: an unknown dimension
+// merged with known ones after it, as (batch, h, 2, w, 2, c) -> (batch, 2h, 2w, c) for h and w unknown.
+Tensor reshape_scaled(const Tensor& x, std::vector<std::int64_t> new_shape, std::vector<std::int64_t> scales);
 Tensor transpose(const Tensor& x, std::vector<int> axes = {});
 Tensor expand_dims(const Tensor& x, int axis);
 Tensor squeeze(const Tensor& x, int axis);
 Tensor concatenate(const std::vector<Tensor>& xs, int axis = 0);
-// Static slice; a size of -1 runs to the end of that dimension.
+// Static slice; a size of -1 runs to the end of that dimension, and -1 - n to n short of it (the size of a
+// dimension unknown until the model runs, less what is cropped from both of its ends).
 Tensor slice(const Tensor& x, std::vector<std::int64_t> start_indices, std::vector<std::int64_t> shape);
 // `count` equal pieces along `axis` (keras.ops.split with a number of sections): one node, whose gradient is
 // one concatenation (slicing a tensor piece by piece would accumulate a full-size gradient per piece).

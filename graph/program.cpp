@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <stdexcept>
 
 #include "graph/autodiff.h"
@@ -57,6 +58,7 @@ struct Program::Plan {
   std::vector<Step> steps;
   std::vector<std::pair<StridedView, StridedView>> copies;
   std::vector<TensorView> operands;
+  std::deque<NodeAttrs> resolved_attrs;  // nodes' attributes as this plan's shapes make them ("same" padding)
 
   DeviceBuffer arena;
   std::vector<TensorView> views;  // per value of the graph (empty where not part of this plan)
@@ -280,6 +282,7 @@ std::unique_ptr<Program::Plan> Program::make_plan(Mode mode, std::span<const Sha
 
   // Concrete shapes.
   std::vector<ShapeAndType> conc(static_cast<std::size_t>(nv));
+  std::vector<const NodeAttrs*> plan_attrs(std::size_t(nn), nullptr);  // where the plan resolved a node's attributes
   for (std::size_t i = 0; i < inputs_.size(); ++i) {
     const ValueInfo& info = g.value(inputs_[i]);
     const Shape& s = shapes[i];
@@ -305,9 +308,16 @@ std::unique_ptr<Program::Plan> Program::make_plan(Mode mode, std::span<const Sha
     }
     std::vector<ShapeAndType> ins;
     for (ValueId v : node.inputs) ins.push_back(conc[std::size_t(v)]);
+    const NodeAttrs* attrs = &node.attrs;
+    if (node.attrs.same_padding_at_plan) {
+      std::vector<Shape> in_shapes;
+      for (const ShapeAndType& i : ins) in_shapes.push_back(i.shape);
+      plan->resolved_attrs.push_back(attrs_for_shapes(node.kind, node.attrs, in_shapes));
+      attrs = plan_attrs[std::size_t(ni)] = &plan->resolved_attrs.back();
+    }
     std::vector<ShapeAndType> outs;
     try {
-      outs = infer_outputs(node.kind, node.attrs, ins);
+      outs = infer_outputs(node.kind, *attrs, ins);
     } catch (const std::invalid_argument& e) {
       throw std::invalid_argument(node.scope.empty() ? std::string(e.what()) : node.scope + ": " + e.what());
     }
@@ -416,7 +426,7 @@ std::unique_ptr<Program::Plan> Program::make_plan(Mode mode, std::span<const Sha
     const Node& node = g.node(ni);
     Plan::Step st{};
     st.kind = node.kind;
-    st.attrs = &node.attrs;
+    st.attrs = plan_attrs[std::size_t(ni)] ? plan_attrs[std::size_t(ni)] : &node.attrs;
     st.node = ni;
     st.out = view(node.outputs[0]);
     const auto& in = node.inputs;

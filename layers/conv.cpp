@@ -64,7 +64,8 @@ Conv::Conv(int rank, int filters, const IntTuple& kernel_size, ConvOptions optio
       kernel_size_(kernel_size.expand(rank, "kernel_size")), strides_(options.strides.expand(rank, "strides")),
       dilation_(options.dilation_rate.expand(rank, "dilation_rate")), options_(std::move(options)) {
   if (filters_ <= 0) throw std::invalid_argument(fmt::format("{}: filters must be positive, got {}", name(), filters_));
-  check_conv_window(name(), kernel_size_, strides_, dilation_, options_.padding);
+  // "causal" (Conv1D only, as Keras): the valid convolution of the input padded on the left.
+  check_conv_window(name(), kernel_size_, strides_, dilation_, causal() ? "valid" : options_.padding);
   if (options_.groups <= 0 || filters_ % options_.groups != 0)
     throw std::invalid_argument(fmt::format("{}: filters {} must be a multiple of groups {}", name(), filters_, options_.groups));
   check_activation(options_.activation);
@@ -89,7 +90,10 @@ void Conv::build(const Shape& input_shape) {
 }
 
 Tensor Conv::call(const Tensor& inputs) {
-  Tensor y = ops::conv(inputs, kernel_, strides_, options_.padding, dilation_);
+  // "causal": each output step sees its own and earlier steps only, (kernel - 1) * dilation zeros before the first.
+  const std::int64_t causal_left = causal() ? std::int64_t(kernel_size_[0] - 1) * dilation_[0] : 0;
+  const Tensor x = causal() ? ops::pad(inputs, {{0, 0}, {causal_left, 0}, {0, 0}}) : inputs;
+  Tensor y = ops::conv(x, kernel_, strides_, causal() ? "valid" : options_.padding, dilation_);
   if (bias_) y = ops::add(y, bias_);
   return apply_activation(options_.activation, y);
 }

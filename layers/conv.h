@@ -67,6 +67,7 @@ class Conv : public Layer {
                                          std::vector<int>& kernel_size, int& filters);
 
  private:
+  bool causal() const { return rank_ == 1 && options_.padding == "causal"; }
   int rank_, filters_;
   std::vector<int> kernel_size_, strides_, dilation_;
   ConvOptions options_;

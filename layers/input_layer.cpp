@@ -13,8 +13,10 @@ InputLayer::InputLayer(Shape shape, InputOptions options)
   if (shape.rank() + 1 > kMaxRank)
     throw std::invalid_argument(fmt::format("Input: shape {} has too many dimensions", shape.to_string()));
   batch_shape_.push_back(options.batch_size);
+  // An unknown dimension (-1, Keras's None) takes its size from the data each time the model runs: a
+  // sequence of any length, an image of any size.
   for (auto d : shape) {
-    if (d < 0) throw std::invalid_argument(fmt::format("Input '{}': dimension {} of shape {} is unknown; only the batch may be", name(), d, shape.to_string()));
+    if (d < -1) throw std::invalid_argument(fmt::format("Input '{}': dimension {} of shape {} must be at least 0, or -1 (unknown)", name(), d, shape.to_string()));
     batch_shape_.push_back(d);
   }
 }

@@ -13,7 +13,7 @@ struct InputOptions {
 
 class InputLayer : public LayerBase<InputLayer> {
  public:
-  // `shape` excludes the batch dimension, as keras.Input(shape=...).
+  // `shape` excludes the batch dimension, as keras.Input(shape=...); -1 is a size unknown until the model runs (None).
   explicit InputLayer(Shape shape, InputOptions options = {});
   std::string class_name() const override { return "InputLayer"; }
   Json get_config() const override;

@@ -16,8 +16,7 @@ TimeDistributed::TimeDistributed(LayerPtr layer, LayerOptions options)
 
 Tensor TimeDistributed::call(const Tensor& x) {
   const Shape s = x.shape();  // a copy: tracing the inner layer grows the graph that x.shape() points into
-  if (s.rank() < 3 || s[1] <= 0)
-    throw std::invalid_argument(fmt::format("TimeDistributed expects (batch, steps, ...) with known steps, got {}", s.to_string()));
+  if (s.rank() < 3) throw std::invalid_argument(fmt::format("TimeDistributed expects (batch, steps, ...), got {}", s.to_string()));
   std::vector<std::int64_t> folded{-1};
   for (int i = 2; i < s.rank(); ++i) folded.push_back(s[i]);
   // Keras runs the inner layer's call() on each step, so its activity_regularizer adds nothing.
@@ -25,7 +24,8 @@ Tensor TimeDistributed::call(const Tensor& x) {
   if (weights().empty()) track_weights(layer_->weights());
   std::vector<std::int64_t> unfolded{-1, s[1]};
   for (int i = 1; i < y.rank(); ++i) unfolded.push_back(y.shape()[i]);
-  return ops::reshape(y, unfolded);
+  // Steps known only when the model runs (Input((None, ...))) come back from x's shape.
+  return ops::reshape_like(y, unfolded, x);
 }
 
 Json TimeDistributed::get_config() const {

@@ -34,23 +34,30 @@ Tensor UpSampling::call(const Tensor& x) {
     throw std::invalid_argument(fmt::format("{} expects inputs of rank {}, got {}", class_name(), rank_ + 2, x.shape().to_string()));
   const Shape s = x.shape();
   if (options_.interpolation != "nearest") {
-    if (s[1] <= 0 || s[2] <= 0) throw std::invalid_argument(fmt::format("{} needs known spatial sizes, got {}", class_name(), s.to_string()));
+    if (s[1] <= 0 || s[2] <= 0)
+      throw std::invalid_argument(fmt::format("{} with interpolation '{}' needs known spatial sizes, got {} ('nearest' takes any size)",
+                                              class_name(), options_.interpolation, s.to_string()));
     return ops::image::resize(x, s[1] * size_[0], s[2] * size_[1], {.interpolation = options_.interpolation});
   }
-  // Nearest: each position gets a new axis of length `size`, filled by broadcasting, then folded back in.
-  std::vector<std::int64_t> spread{-1}, repeat{1}, folded{-1};
+  // Nearest: each position gets a new axis of length `size`, filled by broadcasting, then folded back in. An
+  // unknown size (an image of any size) folds with its repeat as a scaled unknown dimension.
+  std::vector<std::int64_t> spread{s[0] < 0 ? -1 : s[0]}, repeat{1}, folded{spread[0]}, scales;
+  if (s[0] < 0) scales.push_back(1);
+  bool unknown_size = false;
   for (int axis = 0; axis < rank_; ++axis) {
-    const std::int64_t n = s[axis + 1];
-    if (n < 0) throw std::invalid_argument(fmt::format("{} needs known spatial sizes, got {}", class_name(), s.to_string()));
-    spread.insert(spread.end(), {n, 1});
-    repeat.insert(repeat.end(), {1, size_[std::size_t(axis)]});
-    folded.push_back(n * size_[std::size_t(axis)]);
+    const std::int64_t n = s[axis + 1], times = size_[std::size_t(axis)];
+    spread.insert(spread.end(), {n < 0 ? -1 : n, 1});
+    repeat.insert(repeat.end(), {1, times});
+    folded.push_back(n < 0 ? -1 : n * times);
+    if (n < 0) scales.push_back(times);
+    unknown_size = unknown_size || n < 0;
   }
   spread.push_back(s[rank_ + 1]);
   repeat.push_back(1);
   folded.push_back(s[rank_ + 1]);
   const Tensor zeros = ops::constant(0.f, x, Shape(std::span<const std::int64_t>(repeat)));
-  return ops::reshape(ops::add(ops::reshape(x, spread), zeros), folded);
+  const Tensor repeated = ops::add(ops::reshape(x, spread), zeros);
+  return unknown_size ? ops::reshape_scaled(repeated, folded, scales) : ops::reshape(repeated, folded);
 }
 
 Json UpSampling::get_config() const {

@@ -25,11 +25,11 @@ Tensor SpatialResize::call(const Tensor& x) {
   for (int i = 0; i < rank_; ++i) {
     const auto [before, after] = amounts_[std::size_t(i)];
     const std::int64_t extent = x.shape()[i + 1];
-    if (extent < 0 || before + after >= extent)
+    if (extent >= 0 && before + after >= extent)
       throw std::invalid_argument(fmt::format("cropping ({}, {}) leaves nothing of axis {} of input {}", before, after, i + 1,
                                               x.shape().to_string()));
     begin.push_back(before);
-    size.push_back(extent - before - after);
+    size.push_back(extent < 0 ? -1 - after : extent - before - after);  // unknown: up to `after` short of its end
   }
   begin.push_back(0);
   size.push_back(-1);

@@ -15,9 +15,15 @@
 #include "layers/attention.h"
 #include "layers/batch_normalization.h"
 #include "layers/bidirectional.h"
+#include "layers/conv.h"
 #include "layers/conv_lstm.h"
+#include "layers/conv_transpose.h"
+#include "layers/dense.h"
 #include "layers/multi_head_attention.h"
 #include "layers/recurrent.h"
+#include "layers/time_distributed.h"
+#include "layers/up_sampling.h"
+#include "layers/zero_padding.h"
 #include "optimizers/optimizers.h"
 #include "test_util.h"
 
@@ -326,6 +332,24 @@ TEST(Gradients, RecurrentLayersThroughTime) {
   check_gradients({rnd({-1, 4, 3}, 68)}, {}, [](auto& x, auto&) { return GRU(2, {.reset_after = false})(x[0]); });
   check_gradients({rnd({-1, 4, 3}, 69)}, {},
                   [](auto& x, auto&) { return Bidirectional(LSTM(2, {.return_sequences = true}))(x[0]); });
+}
+
+TEST(Gradients, UnknownStepsThroughPaddingReshapesAndTimeDistributed) {
+  // Steps unknown when traced (fed as 3): causal and "same" 1-D convolutions (padding, the 1-D view's
+  // reshapes), TimeDistributed's fold and unfold by the input's shape.
+  check_gradients({rnd({-1, -1, 2}, 80)}, {}, [](auto& x, auto&) { return Conv1D(2, 2, {.padding = "causal", .dilation_rate = 2})(x[0]); });
+  check_gradients({rnd({-1, -1, 2}, 81)}, {}, [](auto& x, auto&) { return Conv1D(3, 3, {.padding = "same"})(x[0]); });
+  check_gradients({rnd({-1, -1, 2}, 82)}, {}, [](auto& x, auto&) { return TimeDistributed(Dense(3, {.activation = "tanh"}))(x[0]); });
+}
+
+TEST(Gradients, UnknownSizesThroughPaddingCroppingRepeatsAndTransposedConvolutions) {
+  // Sizes unknown when traced: the padding's gradient crops by what was padded after, the cropping's pads back,
+  // the repeat folds a scaled unknown dimension, the transposed convolution infers its output size.
+  check_gradients({rnd({-1, -1, 2}, 83)}, {}, [](auto& x, auto&) { return ZeroPadding1D({2, 1})(x[0]); });
+  check_gradients({rnd({-1, -1, 2}, 84)}, {}, [](auto& x, auto&) { return Cropping1D({1, 0})(ZeroPadding1D({0, 2})(x[0])); });
+  check_gradients({rnd({-1, -1, -1, 2}, 85)}, {}, [](auto& x, auto&) { return UpSampling2D({2, 3})(x[0]); });
+  check_gradients({rnd({-1, -1, -1, 2}, 86)}, {},
+                  [](auto& x, auto&) { return Conv2DTranspose(2, 3, {.strides = 2, .padding = "same"})(x[0]); });
 }
 
 TEST(Gradients, ConvLstmThroughTime) {

@@ -1,0 +1,107 @@
+// Inputs with unknown dimensions besides the batch (Keras's Input((None,)), Input((None, None, 3))): Keras-saved
+// models (scripts/fixtures/keras_unknown_dims.py: a text CNN over token ids of any length with strided, causal
+// and "same" convolutions; a convnet over images of any size; attention and TimeDistributed over tokens of any
+// length; strided "same" convolutions and pools, whose padding is known only once the size is; a U-Net and a 1-D
+// decoder, whose outputs are as large as their inputs: transposed convolutions, repeats, padding and cropping)
+// predict as Keras did at two sizes each, keep their None dimensions through saving, load back into Keras, and train as Keras did; the reshapes that keep unknown dimensions, planned at several sizes; the
+// errors of what needs a known size. Gradients through them are in test_gradients.
+#include <gtest/gtest.h>
+
+#include "api/strata.h"
+#include "graph/program.h"
+#include "keras_model_cases.h"
+#include "test_util.h"
+
+namespace strata {
+namespace {
+
+class UnknownDimsModels : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(UnknownDimsModels, PredictAsKerasDidAtEverySize) {
+  const std::string name = GetParam();
+  const Json record = test::read_record(name);
+  clear_session();
+  auto model = load_model(test::keras_model_fixtures() + name + ".keras");
+  for (const Json& c : record["cases"]) {
+    SCOPED_TRACE(c["inputs"][0]["shape"].dump());
+    test::expect_outputs({model->predict(test::read_recorded_array(c["inputs"][0]), {.verbose = 0})},
+                         {test::read_recorded_array(c["outputs"][0])});
+  }
+  // Keras's .weights.h5 into the model rebuilt from its config.
+  auto rebuilt = model_from_json(model->to_json());
+  rebuilt->load_weights(test::keras_model_fixtures() + name + ".weights.h5");
+  const Json& last = record["cases"].back();
+  test::expect_outputs({rebuilt->predict(test::read_recorded_array(last["inputs"][0]), {.verbose = 0})},
+                       {test::read_recorded_array(last["outputs"][0])});
+}
+
+TEST_P(UnknownDimsModels, KeepTheirUnknownDimensionsThroughSaving) {
+  const std::string name = GetParam();
+  test::check_saved_files_round_trip(name);
+  clear_session();
+  auto model = load_model(test::keras_model_fixtures() + name + ".keras");
+  const Json input = model->get_config()["layers"][0]["config"]["batch_shape"];
+  EXPECT_TRUE(input[1].is_null()) << input.dump();
+  EXPECT_NE(model->summary_string().find("(None, None"), std::string::npos) << model->summary_string();
+}
+
+TEST_P(UnknownDimsModels, KerasLoadsStrataFile) { test::check_keras_loads_strata_file(GetParam()); }
+
+INSTANTIATE_TEST_SUITE_P(Keras, UnknownDimsModels, ::testing::Values("unknown_text_cnn", "unknown_images", "unknown_transformer",
+                                                                           "unknown_strided_same", "unknown_unet", "unknown_decoder_1d"));
+
+class UnknownDimsTraining : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(UnknownDimsTraining, NextEpochAsKerasThenAnotherSize) {
+  const std::string name = GetParam();
+  const Json record = test::read_record(name);
+  clear_session();
+  auto model = load_model(test::keras_model_fixtures() + name + ".keras");
+  const History h = model->fit(test::read_recorded_array(record["train_x"]), test::read_recorded_array(record["targets"]),
+                               {.epochs = 1, .batch_size = 4, .verbose = 0, .shuffle = false});
+  EXPECT_NEAR(h.history.at("loss")[0], record["fit_loss"].get<double>(), 1e-5);
+  test::expect_recorded_weights(model->get_weights(), record["trained_weights"]);
+  // Then the recorded cases, at sizes other than the training batch's, in the same model: same shapes out.
+  for (const Json& c : record["cases"])
+    EXPECT_EQ(model->predict(test::read_recorded_array(c["inputs"][0]), {.verbose = 0}).shape(),
+              test::read_recorded_array(c["outputs"][0]).shape());
+}
+
+INSTANTIATE_TEST_SUITE_P(Keras, UnknownDimsTraining, ::testing::Values("unknown_text_cnn", "unknown_strided_same", "unknown_unet"));
+
+TEST(UnknownDims, ReshapesKeepUnknownDimensionsInOrder) {
+  // (batch, steps, 3) -> (batch, 1, steps, 3) -> (batch * steps, 3) -> back to (batch, steps, 3) by the
+  // input's shape, planned at two lengths.
+  clear_session();
+  const Tensor x = ops::placeholder(Shape{-1, -1, 3});
+  const Tensor expanded = ops::expand_dims(x, 1);
+  EXPECT_EQ(expanded.shape(), Shape({-1, 1, -1, 3}));
+  const Tensor rows = ops::reshape(ops::squeeze(expanded, 1), {-1, 3});
+  const Tensor back = ops::reshape_like(ops::multiply(rows, 2.f), {-1, -1, 3}, x);
+  EXPECT_EQ(back.shape(), Shape({-1, -1, 3}));
+  Program program({x}, {expanded, back});
+  for (const std::int64_t steps : {2, 5}) {
+    std::vector<float> data(std::size_t(2 * steps * 3));
+    for (std::size_t i = 0; i < data.size(); ++i) data[i] = float(i);
+    const TensorView feed{data.data(), DType::float32, Shape{2, steps, 3}};
+    program.run(Mode::inference, std::span(&feed, 1));
+    EXPECT_EQ(program.output_shape(0), Shape({2, 1, steps, 3}));
+    EXPECT_EQ(program.output_shape(1), Shape({2, steps, 3}));
+    const auto y = program.read_output(1);
+    for (std::size_t i = 0; i < data.size(); ++i) ASSERT_EQ(y[i], 2.f * data[i]);
+  }
+  test::expect_error_containing([&] { ops::reshape(x, {-1, -1, -1}); }, "target (-1, -1, -1) has more -1s than (None, None, 3) has unknown dimensions");
+  test::expect_error_containing([&] { ops::reshape(x, {-1, -1, 4}); }, "cannot reshape (None, None, 3) into (-1, -1, 4)");
+}
+
+TEST(UnknownDims, WhatNeedsAKnownSizeSaysSo) {
+  clear_session();
+  test::expect_error_containing([] { Sequential({Input({-1, 3}), LSTM(4)}); },
+                                "LSTM 'lstm' needs a known, positive number of steps, got (None, None, 3) (its steps are unrolled");
+  test::expect_error_containing([] { Input({-2, 3}); }, "must be at least 0, or -1 (unknown)");
+  test::expect_error_containing([] { Sequential({Input({-1, -1, 3}), UpSampling2D(2, {.interpolation = "bilinear"})}); },
+                                "UpSampling2D with interpolation 'bilinear' needs known spatial sizes, got (None, None, None, 3)");
+}
+
+}  // namespace
+}  // namespace strata
