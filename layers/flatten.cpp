@@ -14,7 +14,9 @@ Tensor Flatten::call(const Tensor& inputs) {
   std::int64_t features = 1;
   for (int i = 1; i < inputs.rank(); ++i) {
     if (inputs.shape()[i] < 0)
-      throw std::invalid_argument(fmt::format("Flatten: dimension {} of {} is unknown", i, inputs.shape().to_string()));
+      throw std::invalid_argument(fmt::format("Flatten '{}': dimension {} of {} is unknown, so the flattened size would vary with the "
+                                              "input (for inputs of any size, a global pooling gives a fixed size)",
+                                              name(), i, inputs.shape().to_string()));
     features *= inputs.shape()[i];
   }
   return ops::reshape(inputs, {-1, features});

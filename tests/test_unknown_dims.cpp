@@ -99,6 +99,8 @@ TEST(UnknownDims, WhatNeedsAKnownSizeSaysSo) {
   test::expect_error_containing([] { Sequential({Input({-1, 3}), LSTM(4)}); },
                                 "LSTM 'lstm' needs a known, positive number of steps, got (None, None, 3) (its steps are unrolled");
   test::expect_error_containing([] { Input({-2, 3}); }, "must be at least 0, or -1 (unknown)");
+  test::expect_error_containing([] { Sequential({Input({-1, -1, 3}), Flatten(), Dense(2)}); },
+                                "Flatten 'flatten': dimension 1 of (None, None, None, 3) is unknown");
   test::expect_error_containing([] { Sequential({Input({-1, -1, 3}), UpSampling2D(2, {.interpolation = "bilinear"})}); },
                                 "UpSampling2D with interpolation 'bilinear' needs known spatial sizes, got (None, None, None, 3)");
 }
