@@ -441,12 +441,41 @@ Tensor conv(const Tensor& x, const Operand& kernel_operand, std::vector<int> str
   return from_2d(make(OpKind::conv2d, std::move(a), {as_2d(x), k2}), x.rank());
 }
 
+TransposeAxis transpose_axis(std::int64_t size, std::int64_t kernel, std::int64_t stride, std::int64_t dilation,
+                             const std::string& padding, std::int64_t output_padding) {
+  // The paddings do not depend on the input's size: an unknown size gives an unknown output size, which the plan
+  // infers from them.
+  const std::int64_t in = size < 0 ? 1 : size;
+  const std::int64_t span = (kernel - 1) * dilation + 1;
+  const bool given = output_padding >= 0;
+  const std::int64_t extra = given ? output_padding : 0;
+  if (given && extra >= std::max(stride, dilation))
+    throw std::invalid_argument(fmt::format("conv_transpose: output_padding {} must be smaller than the stride {} or dilation {}",
+                                            extra, stride, dilation));
+  std::int64_t out = 0, left = 0;  // left: padding before, in the dilated-input formulation
+  if (padding == "valid") {
+    out = (in - 1) * stride + span + (given ? extra : std::max(span, stride) - span);
+    left = span - 1;
+  } else {
+    // Keras: in * stride, or with output_padding (in - 1) * stride + span % 2 + output_padding.
+    const std::int64_t pad_len = given ? span + span % 2 - 2 + extra : span + stride - 2;
+    left = std::min(pad_len / 2 + pad_len % 2, span - 1);
+    out = (in - 1) * stride + 1 + pad_len - span + 1;
+  }
+  TransposeAxis t;
+  t.pad_before = span - 1 - left;
+  t.pad_after = (in - 1) * stride + span - out - t.pad_before;
+  t.size = size < 0 ? -1 : out;
+  return t;
+}
+
 Tensor conv_transpose(const Tensor& x, const Operand& kernel_operand, std::vector<int> strides,
                       const std::string& padding, std::vector<int> output_padding, std::vector<int> dilation_rate) {
   const Tensor kernel = kernel_operand.in(x.graph_ptr());
+  if (x.rank() == 5) return volume::conv_transpose(x, kernel, std::move(strides), padding, std::move(output_padding), std::move(dilation_rate));
   const Shape& ks = kernel.shape();
   if (!((x.rank() == 3 && ks.rank() == 3) || (x.rank() == 4 && ks.rank() == 4)))
-    throw std::invalid_argument(fmt::format("conv_transpose: input {} and kernel {} must be rank 3 (1-D) or rank 4 (2-D)",
+    throw std::invalid_argument(fmt::format("conv_transpose: input {} and kernel {} must be rank 3 (1-D), 4 (2-D) or 5 (3-D)",
                                             x.shape().to_string(), ks.to_string()));
   const int spatial = x.rank() - 2;
   if (x.shape()[x.rank() - 1] != ks[ks.rank() - 1])
@@ -461,32 +490,16 @@ Tensor conv_transpose(const Tensor& x, const Operand& kernel_operand, std::vecto
   if (output_padding.size() == 1) output_padding.resize(std::size_t(spatial), output_padding[0]);
   if (!output_padding.empty() && int(output_padding.size()) != spatial)
     throw std::invalid_argument(fmt::format("conv_transpose: output_padding needs {} numbers", spatial));
+  for (const int extra : output_padding)
+    if (extra < 0) throw std::invalid_argument(fmt::format("conv_transpose: output_padding must not be negative, got {}", extra));
   Window2D& w = a.window;
-  // Per axis: input size, kernel, stride, dilation -> output size and the forward convolution's padding before and
-  // after (after may be negative: output rows past the last window receive nothing). The paddings do not depend
-  // on the input's size: an unknown size gives an unknown output size, which the plan infers from them.
   auto axis = [&](std::int64_t size, std::int64_t kernel_size, std::int64_t stride, std::int64_t dilation, int op_index,
                   std::int64_t& pad_before, std::int64_t& pad_after) -> std::int64_t {
-    const std::int64_t in = size < 0 ? 1 : size;
-    const std::int64_t span = (kernel_size - 1) * dilation + 1;
-    const bool given = !output_padding.empty();
-    const std::int64_t extra = given ? output_padding[std::size_t(op_index)] : 0;
-    if (given && (extra < 0 || extra >= std::max(stride, dilation)))
-      throw std::invalid_argument(fmt::format("conv_transpose: output_padding {} must be smaller than the stride {} or dilation {}",
-                                              extra, stride, dilation));
-    std::int64_t out = 0, left = 0;  // left: padding before, in the dilated-input formulation
-    if (padding == "valid") {
-      out = (in - 1) * stride + span + (given ? extra : std::max(span, stride) - span);
-      left = span - 1;
-    } else {
-      // Keras: in * stride, or with output_padding (in - 1) * stride + span % 2 + output_padding.
-      const std::int64_t pad_len = given ? span + span % 2 - 2 + extra : span + stride - 2;
-      left = std::min(pad_len / 2 + pad_len % 2, span - 1);
-      out = (in - 1) * stride + 1 + pad_len - span + 1;
-    }
-    pad_before = span - 1 - left;
-    pad_after = (in - 1) * stride + span - out - pad_before;
-    return size < 0 ? -1 : out;
+    const TransposeAxis t = transpose_axis(size, kernel_size, stride, dilation, padding,
+                                           output_padding.empty() ? -1 : output_padding[std::size_t(op_index)]);
+    pad_before = t.pad_before;
+    pad_after = t.pad_after;
+    return t.size;
   };
   const std::int64_t oh = spatial == 2 ? axis(x.shape()[1], ks[0], w.stride_h, w.dilation_h, 0, w.pad_top, w.pad_bottom) : 1;
   const std::int64_t ow = axis(x.shape()[spatial], ks[ks.rank() - 3], w.stride_w, w.dilation_w, spatial - 1, w.pad_left, w.pad_right);

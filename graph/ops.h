@@ -140,16 +140,24 @@ Tensor stop_gradient(const Tensor& x);
 
 // ---- convolution and pooling (channels_last) ----
 // Rank-3 inputs (N, W, C) are 1-D, rank-4 (N, H, W, C) 2-D, rank-5 (N, D, H, W, C) 3-D (composed from 2-D ones,
-// graph/volume_ops.h; conv_transpose takes 1-D and 2-D). Kernel (kw, in/groups, out), (kh, kw, in/groups, out) or (kd, kh, ...);
+// graph/volume_ops.h). Kernel (kw, in/groups, out), (kh, kw, in/groups, out) or (kd, kh, ...);
 // groups = in / kernel's in. padding is "valid" or "same" (TensorFlow's rule: the odd pixel goes last).
 Tensor conv(const Tensor& x, const Operand& kernel, std::vector<int> strides = {1}, const std::string& padding = "valid",
             std::vector<int> dilation_rate = {1});
-// keras.ops.conv_transpose: the adjoint of conv. Kernel (kw, out, in) or (kh, kw, out, in); output_padding empty
+// keras.ops.conv_transpose: the adjoint of conv. Kernel (kw, out, in), (kh, kw, out, in) or (kd, ...); output_padding empty
 // takes Keras's default. Output size per axis: "valid" (in - 1) * stride + dilated kernel (+ output_padding);
 // "same" in * stride, or (in - 1) * stride + dilated kernel % 2 + output_padding.
 Tensor conv_transpose(const Tensor& x, const Operand& kernel, std::vector<int> strides = {1},
                       const std::string& padding = "valid", std::vector<int> output_padding = {},
                       std::vector<int> dilation_rate = {1});
+// One axis of a transposed convolution: its output size (-1 for an unknown input size) and the padding before and
+// after of the forward convolution whose adjoint it is (after may be negative: output rows past the last window
+// receive nothing). output_padding -1: Keras's default.
+struct TransposeAxis {
+  std::int64_t size, pad_before, pad_after;
+};
+TransposeAxis transpose_axis(std::int64_t size, std::int64_t kernel, std::int64_t stride, std::int64_t dilation,
+                             const std::string& padding, std::int64_t output_padding);
 Tensor max_pool(const Tensor& x, std::vector<int> pool_size, std::vector<int> strides = {},
                 const std::string& padding = "valid");
 Tensor average_pool(const Tensor& x, std::vector<int> pool_size, std::vector<int> strides = {},

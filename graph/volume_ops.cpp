@@ -85,6 +85,45 @@ Tensor conv(const Tensor& x, const Tensor& kernel, std::vector<int> strides, con
   return unfold(sum, w.outputs);
 }
 
+Tensor conv_transpose(const Tensor& x, const Tensor& kernel, std::vector<int> strides, const std::string& padding,
+                      std::vector<int> output_padding, std::vector<int> dilation_rate) {
+  const Shape ks = kernel.shape();
+  if (x.rank() != 5 || ks.rank() != 5)
+    throw std::invalid_argument(fmt::format("conv_transpose: input {} and kernel {} must both be rank 5 for a 3-D transposed convolution",
+                                            x.shape().to_string(), ks.to_string()));
+  strides = three(std::move(strides), "conv_transpose", "strides");
+  dilation_rate = three(std::move(dilation_rate), "conv_transpose", "dilation_rate");
+  if (output_padding.size() == 1) output_padding.resize(3, output_padding[0]);
+  if (!output_padding.empty() && output_padding.size() != 3)
+    throw std::invalid_argument("conv_transpose: output_padding needs 3 numbers");
+  for (const int extra : output_padding)
+    if (extra < 0) throw std::invalid_argument(fmt::format("conv_transpose: output_padding must not be negative, got {}", extra));
+  const Shape s = x.shape();
+  for (int i = 1; i <= 3; ++i)
+    if (s[i] < 0) throw std::invalid_argument(fmt::format("conv_transpose: depth, height and width of {} must be known", s.to_string()));
+  const std::int64_t depth = s[1], taps = ks[0], stride = strides[0], dilation = dilation_rate[0];
+  const TransposeAxis along = transpose_axis(depth, taps, stride, dilation, padding, output_padding.empty() ? -1 : output_padding[0]);
+  // Input plane d, through tap t, lands on plane d * stride + t * dilation of the uncropped output, which also
+  // keeps the last plane's stride-long run (zeros) and whatever output_padding adds past it.
+  const std::int64_t uncropped = (depth - 1) * stride + (taps - 1) * dilation + 1;
+  const std::int64_t length = std::max(uncropped + stride - 1, along.pad_before + along.size);
+  const std::vector<int> hw_output_padding = output_padding.empty() ? std::vector<int>{} : std::vector<int>{output_padding[1], output_padding[2]};
+  const Tensor planes = reshape(x, {-1, s[2], s[3], s[4]});
+  Tensor sum;
+  for (std::int64_t t = 0; t < taps; ++t) {
+    const Tensor tap = reshape(slice(kernel, {t, 0, 0, 0, 0}, {1, -1, -1, -1, -1}), {ks[1], ks[2], ks[3], ks[4]});
+    const Tensor y = ops::conv_transpose(planes, tap, {strides[1], strides[2]}, padding, hw_output_padding,
+                                         {dilation_rate[1], dilation_rate[2]});
+    const Shape ys = y.shape();
+    Tensor spread = reshape(y, {-1, depth, 1, ys[1], ys[2], ys[3]});
+    if (stride > 1) spread = pad(spread, {{0, 0}, {0, 0}, {0, stride - 1}, {0, 0}, {0, 0}, {0, 0}});
+    spread = reshape(spread, {-1, depth * stride, ys[1], ys[2], ys[3]});
+    const Tensor placed = pad(spread, {{0, 0}, {t * dilation, length - t * dilation - depth * stride}, {0, 0}, {0, 0}, {0, 0}});
+    sum = sum.valid() ? add(sum, placed) : placed;
+  }
+  return slice(sum, {0, along.pad_before, 0, 0, 0}, {-1, along.size, -1, -1, -1});
+}
+
 Tensor pool(bool max, const Tensor& x, std::vector<int> pool_size, std::vector<int> strides, const std::string& padding) {
   const char* op = max ? "max_pool" : "average_pool";
   if (x.rank() != 5) throw std::invalid_argument(fmt::format("{}: input {} must be rank 5 for 3-D pooling", op, x.shape().to_string()));

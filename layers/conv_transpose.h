@@ -1,4 +1,4 @@
-// Conv1DTranspose/Conv2DTranspose (channels_last): the adjoint of a convolution, kernel (kernel..., filters,
+// Conv1DTranspose/Conv2DTranspose/Conv3DTranspose (channels_last): the adjoint of a convolution, kernel (kernel..., filters,
 // in_channels) as Keras stores it; output size (in - 1) * stride + dilated kernel for "valid", in * stride for
 // "same", each changed by output_padding as in Keras.
 #pragma once
@@ -61,6 +61,7 @@ class ConvTranspose : public Layer {
   };
 STRATA_CONV_TRANSPOSE_LAYER(Conv1DTranspose, 1, "conv1d_transpose")
 STRATA_CONV_TRANSPOSE_LAYER(Conv2DTranspose, 2, "conv2d_transpose")
+STRATA_CONV_TRANSPOSE_LAYER(Conv3DTranspose, 3, "conv3d_transpose")
 #undef STRATA_CONV_TRANSPOSE_LAYER
 
 }  // namespace strata

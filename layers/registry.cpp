@@ -76,6 +76,7 @@ const std::map<std::string, Factory>& factories() {
       {"GlobalAveragePooling2D", &GlobalAveragePooling2D::from_config},
       {"GlobalMaxPooling1D", &GlobalMaxPooling1D::from_config}, {"GlobalMaxPooling2D", &GlobalMaxPooling2D::from_config},
       {"Conv1DTranspose", &Conv1DTranspose::from_config}, {"Conv2DTranspose", &Conv2DTranspose::from_config},
+      {"Conv3DTranspose", &Conv3DTranspose::from_config},
       {"DepthwiseConv1D", &DepthwiseConv1D::from_config}, {"DepthwiseConv2D", &DepthwiseConv2D::from_config},
       {"SeparableConv1D", &SeparableConv1D::from_config}, {"SeparableConv2D", &SeparableConv2D::from_config},
       {"BatchNormalization", &BatchNormalization::from_config},
@@ -106,6 +107,7 @@ const std::map<std::string, Factory>& factories() {
       {"GlobalAvgPool3D", &GlobalAveragePooling3D::from_config}, {"GlobalMaxPool3D", &GlobalMaxPooling3D::from_config},
       {"Convolution1D", &Conv1D::from_config}, {"Convolution2D", &Conv2D::from_config}, {"Convolution3D", &Conv3D::from_config},
       {"Convolution1DTranspose", &Conv1DTranspose::from_config}, {"Convolution2DTranspose", &Conv2DTranspose::from_config},
+      {"Convolution3DTranspose", &Conv3DTranspose::from_config},
       {"SeparableConvolution1D", &SeparableConv1D::from_config}, {"SeparableConvolution2D", &SeparableConv2D::from_config},
   };
   return f;

@@ -417,6 +417,11 @@ TEST(Gradients, VolumeConvolutionAndPooling) {
                   [](auto& x, auto&) { return ops::conv(x[0], x[1], {1}, "valid", {2, 1, 1}); });
   check_gradients({rnd({-1, 5, 4, 3, 2}, 104)}, {}, [](auto& x, auto&) { return ops::max_pool(x[0], {3, 2, 2}, {2, 2, 1}, "same"); });
   check_gradients({rnd({-1, 5, 4, 3, 2}, 105)}, {}, [](auto& x, auto&) { return ops::average_pool(x[0], {3, 2, 2}, {2, 1, 2}, "same"); });
+  // Transposed: each depth tap's 2-D transposed convolution spread over the strided planes, summed and cropped.
+  check_gradients({rnd({-1, 2, 3, 2, 2}, 106), rnd({3, 2, 2, 2, 2}, 107)}, {},
+                  [](auto& x, auto&) { return ops::conv_transpose(x[0], x[1], {2, 1, 2}, "same", {}, {1}); });
+  check_gradients({rnd({-1, 3, 2, 2, 2}, 108), rnd({2, 2, 1, 3, 2}, 109)}, {},
+                  [](auto& x, auto&) { return ops::conv_transpose(x[0], x[1], {1}, "valid", {1, 0, 0}, {2, 1, 1}); });
 }
 
 TEST(Gradients, DropoutScalesByItsMask) {

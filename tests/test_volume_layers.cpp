@@ -1,7 +1,7 @@
 // The 3-D layers (Conv3D, MaxPooling3D, AveragePooling3D, GlobalAveragePooling3D, GlobalMaxPooling3D,
-// ZeroPadding3D, Cropping3D, UpSampling3D): fourteen configs run by Keras 3
-// (scripts/fixtures/keras_volume_layers.py: strides, "same" padding, dilation, groups), and the 3-D
-// convolution against loops in double written from its definition. Their gradients are checked in
+// ZeroPadding3D, Cropping3D, UpSampling3D, Conv3DTranspose): nineteen configs run by Keras 3
+// (scripts/fixtures/keras_volume_layers.py: strides, "same" padding, dilation, groups, output_padding), and the
+// 3-D convolution and its transpose against loops in double written from their definitions. Their gradients are checked in
 // test_gradients.
 #include <gtest/gtest.h>
 
@@ -57,6 +57,44 @@ TEST(Conv3D, MatchesLoopsInDouble) {
             want.push_back(sum);
           }
   test::expect_near_all(y, want, 1e-5, "Conv3D");
+}
+
+TEST(Conv3DTranspose, MatchesLoopsInDouble) {
+  // Valid padding, strides (2, 1, 2): each input voxel adds its kernel-weighted copy at (d * sd, h * sh, w * sw);
+  // kernel (kd, kh, kw, filters, in).
+  clear_session();
+  const int n = 2, D = 3, H = 2, W = 3, C = 2, F = 3, kd = 3, kh = 2, kw = 2, sd = 2, sh = 1, sw = 2;
+  const int od = (D - 1) * sd + kd, oh = (H - 1) * sh + kh, ow = (W - 1) * sw + kw;
+  auto layer = std::make_shared<Conv3DTranspose>(F, IntTuple({kd, kh, kw}), ConvTransposeOptions{.strides = IntTuple({sd, sh, sw})});
+  const Shape shape{n, D, H, W, C};
+  const auto x = test::random_vector(std::size_t(shape.numel()), -1, 1, 54);
+  (void)test::run([&](const Tensor& t) { return layer->trace(t); }, shape, x);
+  const auto k = test::random_vector(std::size_t(kd * kh * kw * F * C), -1, 1, 55), b = test::random_vector(F, -1, 1, 56);
+  layer->kernel()->assign(k);
+  layer->bias()->assign(b);
+  Shape out_shape;
+  const auto y = test::run([&](const Tensor& t) { return layer->trace(t); }, shape, x, &out_shape);
+  ASSERT_EQ(out_shape, Shape({n, od, oh, ow, F}));
+  std::vector<double> want(std::size_t(n * od * oh * ow * F));
+  for (int i = 0; i < n; ++i)
+    for (int d = 0; d < od; ++d)
+      for (int h = 0; h < oh; ++h)
+        for (int w = 0; w < ow; ++w)
+          for (int f = 0; f < F; ++f) want[std::size_t((((i * od + d) * oh + h) * ow + w) * F + f)] = b[std::size_t(f)];
+  for (int i = 0; i < n; ++i)
+    for (int zd = 0; zd < D; ++zd)
+      for (int zh = 0; zh < H; ++zh)
+        for (int zw = 0; zw < W; ++zw)
+          for (int a = 0; a < kd; ++a)
+            for (int p = 0; p < kh; ++p)
+              for (int q = 0; q < kw; ++q)
+                for (int f = 0; f < F; ++f)
+                  for (int c = 0; c < C; ++c) {
+                    const int d = zd * sd + a, h = zh * sh + p, w = zw * sw + q;
+                    want[std::size_t((((i * od + d) * oh + h) * ow + w) * F + f)] +=
+                        double(x[std::size_t((((i * D + zd) * H + zh) * W + zw) * C + c)]) * k[std::size_t((((a * kh + p) * kw + q) * F + f) * C + c)];
+                  }
+  test::expect_near_all(y, want, 1e-5, "Conv3DTranspose");
 }
 
 TEST(Conv3D, ErrorsNameTheShape) {
