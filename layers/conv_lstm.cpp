@@ -176,25 +176,14 @@ std::vector<Tensor> ConvLSTM::call_all(const std::vector<Tensor>& inputs, const 
 }
 
 std::vector<Tensor> ConvLSTM::compute_mask(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs) {
-  std::vector<Tensor> masks(outputs.size());
-  if (options_.return_sequences) masks[0] = get_keras_mask(inputs[0]);
-  return masks;
+  return recurrent_output_masks(inputs, outputs.size(), options_.return_sequences);
 }
 
-Json ConvLSTM::call_node(const std::vector<Json>& tensors, const Json&) const {
-  Json kwargs = Json::object();
-  if (tensors.size() > 1) kwargs["initial_state"] = Json(std::vector<Json>(tensors.begin() + 1, tensors.end()));
-  return {{"args", Json::array({tensors[0]})}, {"kwargs", kwargs}};
-}
+Json ConvLSTM::call_node(const std::vector<Json>& tensors, const Json&) const { return recurrent_call_node(tensors); }
 
 Json ConvLSTM::get_config() const {
   Json c = Layer::get_config();
-  c["return_sequences"] = options_.return_sequences;
-  c["return_state"] = options_.return_state;
-  c["go_backwards"] = options_.go_backwards;
-  c["stateful"] = false;
-  c["unroll"] = false;
-  c["zero_output_for_mask"] = false;
+  write_recurrent_flags(c, {.go_backwards = options_.go_backwards, .return_sequences = options_.return_sequences}, options_.return_state);
   c["filters"] = filters_;
   write_conv_window(c, kernel_size_, strides_, options_.padding, dilation_);
   c["activation"] = options_.activation;

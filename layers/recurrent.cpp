@@ -193,27 +193,38 @@ std::vector<Tensor> run_recurrent_loop(std::int64_t steps, std::vector<Tensor> s
   return result;
 }
 
-std::vector<Tensor> Recurrent::compute_mask(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs) {
-  // The sequence output keeps the input's mask; the last output and the states have none.
-  std::vector<Tensor> masks(outputs.size());
-  if (options_.return_sequences) masks[0] = get_keras_mask(inputs[0]);
+std::vector<Tensor> recurrent_output_masks(const std::vector<Tensor>& inputs, std::size_t outputs, bool return_sequences) {
+  std::vector<Tensor> masks(outputs);
+  if (return_sequences && outputs > 0) masks[0] = get_keras_mask(inputs[0]);
   return masks;
 }
 
-Json Recurrent::call_node(const std::vector<Json>& tensors, const Json&) const {
+Json recurrent_call_node(const std::vector<Json>& tensors) {
   Json kwargs = Json::object();
   if (tensors.size() > 1) kwargs["initial_state"] = Json(std::vector<Json>(tensors.begin() + 1, tensors.end()));
   return {{"args", Json::array({tensors[0]})}, {"kwargs", kwargs}};
 }
 
-Json Recurrent::get_config() const {
-  Json c = Layer::get_config();
-  c["return_sequences"] = options_.return_sequences;
-  c["return_state"] = options_.return_state;
-  c["go_backwards"] = options_.go_backwards;
+void write_recurrent_flags(Json& c, const RecurrentLoop& loop, bool return_state) {
+  c["return_sequences"] = loop.return_sequences;
+  c["return_state"] = return_state;
+  c["go_backwards"] = loop.go_backwards;
   c["stateful"] = false;
   c["unroll"] = false;
-  c["zero_output_for_mask"] = options_.zero_output_for_mask;
+  c["zero_output_for_mask"] = loop.zero_output_for_mask;
+}
+
+std::vector<Tensor> Recurrent::compute_mask(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs) {
+  return recurrent_output_masks(inputs, outputs.size(), options_.return_sequences);
+}
+
+Json Recurrent::call_node(const std::vector<Json>& tensors, const Json&) const { return recurrent_call_node(tensors); }
+
+Json Recurrent::get_config() const {
+  Json c = Layer::get_config();
+  write_recurrent_flags(c, {.go_backwards = options_.go_backwards, .return_sequences = options_.return_sequences,
+                            .zero_output_for_mask = options_.zero_output_for_mask},
+                        options_.return_state);
   c["units"] = units_;
   c["activation"] = options_.activation;
   if (kind_ != RecurrentKind::simple) c["recurrent_activation"] = options_.recurrent_activation;

@@ -35,6 +35,13 @@ using RecurrentStep = std::function<std::vector<Tensor>(std::int64_t t, std::int
 std::vector<Tensor> run_recurrent_loop(std::int64_t steps, std::vector<Tensor> states, const Tensor& mask, const RecurrentLoop& loop,
                                        const RecurrentStep& step);
 
+// What Keras's recurrent layers (and ConvLSTM) share besides the loop: the sequence output keeps the input's
+// mask (the last output and the states have none); initial states are the call's "initial_state"; the loop's
+// flags open the config.
+std::vector<Tensor> recurrent_output_masks(const std::vector<Tensor>& inputs, std::size_t outputs, bool return_sequences);
+Json recurrent_call_node(const std::vector<Json>& tensors);
+void write_recurrent_flags(Json& config, const RecurrentLoop& loop, bool return_state);
+
 enum class RecurrentKind : std::uint8_t { simple, lstm, gru };
 
 struct RecurrentOptions {
