@@ -16,6 +16,7 @@
 #include "api/distribution.h"
 #include "graph/ops.h"
 #include "graph/program.h"
+#include "layers/retrace.h"
 
 namespace strata {
 
@@ -231,6 +232,7 @@ std::shared_ptr<DeviceCollective> device_collective(distribution::DataParallel& 
 
 // One training/evaluation program: inputs x..., y..., sample weight; outputs loss then metric statistics.
 struct Model::Step {
+  const Traced* traced = nullptr;
   std::vector<Shape> y_shapes;
   std::vector<DType> y_dtypes;
   std::unique_ptr<Program> program;
@@ -388,7 +390,38 @@ void Model::ensure_graph(const std::vector<Array>*) {}
 
 void Model::invalidate() {
   steps_.clear();
-  predict_.reset();
+  predict_programs_.clear();
+  traced_.clear();
+}
+
+const Model::Traced& Model::traced_for(const std::vector<Array>& x) {
+  ensure_graph(&x);
+  const std::span<const Node> nodes = outputs_[0].graph().nodes();
+  const bool deferred = std::any_of(nodes.begin(), nodes.end(), [](const Node& n) { return n.kind == OpKind::deferred; });
+  std::vector<Shape> shapes;
+  for (std::size_t i = 0; i < inputs_.size(); ++i) {
+    Shape s = inputs_[i].shape();
+    for (int d = 1; deferred && i < x.size() && d < s.rank() && d < x[i].shape().rank(); ++d)
+      if (s[d] < 0) s[d] = x[i].shape()[d];
+    shapes.push_back(std::move(s));
+  }
+  for (const auto& t : traced_)
+    if (t->input_shapes == shapes) return *t;
+  auto traced = std::make_unique<Traced>();
+  traced->input_shapes = shapes;
+  if (!deferred) {
+    traced->inputs = inputs_;
+    traced->outputs = outputs_;
+  } else {
+    GraphScope scope(std::make_shared<Graph>());
+    ConcreteRetrace keep_shapes;
+    for (std::size_t i = 0; i < inputs_.size(); ++i)
+      traced->inputs.push_back(ops::placeholder(shapes[i], inputs_[i].dtype(), inputs_[i].graph().value(inputs_[i].id()).name));
+    traced->outputs = class_name() == "Sequential" ? retrace_chain(layers_, traced->inputs[0])
+                                                   : retrace_calls(inputs_, outputs_, layers_, traced->inputs, name_);
+  }
+  traced_.push_back(std::move(traced));
+  return *traced_.back();
 }
 
 const std::vector<Tensor>& Model::inputs() {
@@ -508,6 +541,8 @@ std::vector<std::string> Model::output_names() {
 Model::Step& Model::step_for(const std::vector<Array>& x, const std::vector<Array>& y) {
   if (!compiled_) throw std::invalid_argument(fmt::format("model '{}' must be compiled before fit/evaluate", name_));
   check_inputs(x, "fit");
+  const Traced& traced = traced_for(x);
+  const std::vector<Tensor>& outputs = traced.outputs;
   if (y.size() != outputs_.size())
     throw std::invalid_argument(fmt::format("model '{}' has {} outputs, got {} target arrays", name_, outputs_.size(), y.size()));
   // Each output's loss, weight and metrics, from the per-output maps or the model-wide ones.
@@ -537,20 +572,21 @@ Model::Step& Model::step_for(const std::vector<Array>& x, const std::vector<Arra
     y_dtypes.push_back(losses[i]->sparse_labels() ? DType::int32 : DType::float32);
   }
   for (auto& s : steps_)
-    if (s->y_shapes == y_shapes && s->y_dtypes == y_dtypes) return *s;
+    if (s->traced == &traced && s->y_shapes == y_shapes && s->y_dtypes == y_dtypes) return *s;
 
   auto step = std::make_unique<Step>();
+  step->traced = &traced;
   step->y_shapes = y_shapes;
   step->y_dtypes = y_dtypes;
-  GraphScope scope(outputs_[0].graph_ptr());
-  std::vector<Tensor> feeds = inputs_;
+  GraphScope scope(outputs[0].graph_ptr());
+  std::vector<Tensor> feeds = traced.inputs;
   std::vector<Tensor> y_true;
   for (std::size_t i = 0; i < y.size(); ++i) y_true.push_back(ops::placeholder(y_shapes[i], y_dtypes[i], fmt::format("target_{}", i)));
   const Tensor weights = ops::placeholder({-1}, DType::float32, "sample_weight");
   Tensor total;
   std::vector<Tensor> output_losses;
-  for (std::size_t i = 0; i < outputs_.size(); ++i) {
-    const Tensor l = (*losses[i])(y_true[i], outputs_[i], weights, get_keras_mask(outputs_[i]));
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    const Tensor l = (*losses[i])(y_true[i], outputs[i], weights, get_keras_mask(outputs[i]));
     output_losses.push_back(l);
     auto w = options_.loss_weights.find(names[i]);
     const Tensor weighted = w == options_.loss_weights.end() ? l : ops::multiply(l, w->second);
@@ -563,22 +599,22 @@ Model::Step& Model::step_for(const std::vector<Array>& x, const std::vector<Arra
   {
     const Graph& g = total.graph();
     std::vector<char> forward(std::size_t(g.num_values()), 0);
-    for (const Tensor& o : outputs_) forward[std::size_t(o.id())] = 1;
+    for (const Tensor& o : outputs) forward[std::size_t(o.id())] = 1;
     for (int ni = int(g.nodes().size()) - 1; ni >= 0; --ni) {
       const Node& node = g.node(ni);
       if (std::any_of(node.outputs.begin(), node.outputs.end(), [&](ValueId v) { return forward[std::size_t(v)]; }))
         for (ValueId v : node.inputs) forward[std::size_t(v)] = 1;
     }
     for (const Graph::AddedLoss& added : g.added_losses())
-      if (added.source < int(forward.size()) && forward[std::size_t(added.source)]) total = ops::add(total, Tensor(outputs_[0].graph_ptr(), added.penalty));
+      if (added.source < int(forward.size()) && forward[std::size_t(added.source)]) total = ops::add(total, Tensor(outputs[0].graph_ptr(), added.penalty));
   }
   std::vector<Tensor> program_outputs{total};
-  if (outputs_.size() > 1)
-    for (std::size_t i = 0; i < outputs_.size(); ++i) {
+  if (outputs.size() > 1)
+    for (std::size_t i = 0; i < outputs.size(); ++i) {
       step->output_losses.emplace_back(names[i] + "_loss", int(program_outputs.size()));
       program_outputs.push_back(output_losses[i]);
     }
-  for (std::size_t o = 0; o < outputs_.size(); ++o) {
+  for (std::size_t o = 0; o < outputs.size(); ++o) {
     auto own = options_.output_metrics.find(names[o]);
     const std::vector<MetricRef>& refs = own != options_.output_metrics.end() ? own->second : options_.metrics;
     const bool binary_loss = losses[o]->class_name() == "BinaryCrossentropy";
@@ -587,29 +623,29 @@ Model::Step& Model::step_for(const std::vector<Array>& x, const std::vector<Arra
       if (!metric) {
         if (ref.name() == "accuracy" || ref.name() == "acc") {
           const Shape& ys = y_shapes[o];
-          const Shape& ps = outputs_[o].shape();
+          const Shape& ps = outputs[o].shape();
           const bool sparse = ys.rank() < ps.rank() || (ys.rank() == ps.rank() && ys[ys.rank() - 1] == 1 && ps[ps.rank() - 1] != 1);
           metric = resolve_accuracy(ref.name(), binary_loss, sparse, ps);
         } else {
           metric = get_metric(ref.name());
         }
       }
-      if (outputs_.size() > 1) {
+      if (outputs.size() > 1) {
         if (ref.metric() && own == options_.output_metrics.end())
           throw std::invalid_argument(fmt::format("model '{}' has {} outputs: give metric objects per output (output_metrics) or metrics by name",
-                                                  name_, outputs_.size()));
+                                                  name_, outputs.size()));
         metric->set_name(fmt::format("{}_{}", names[o], metric->name()));
       }
       // As Keras, a masked output's mask weights the steps of mean metrics (accuracy, MAE, ...).
       Tensor metric_weights = weights;
-      const Tensor mask = get_keras_mask(outputs_[o]);
+      const Tensor mask = get_keras_mask(outputs[o]);
       if (mask.valid() && mask.rank() >= 2 && std::dynamic_pointer_cast<metrics::MeanMetric>(metric)) {
         std::vector<std::int64_t> column(std::size_t(mask.rank()), 1);
         column[0] = -1;
         metric_weights = ops::multiply(ops::reshape(weights, column), mask);
       }
       Step::MetricOut mo{metric, int(program_outputs.size()), {}};
-      for (const Tensor& s : metric->statistics(y_true[o], outputs_[o], metric_weights)) {
+      for (const Tensor& s : metric->statistics(y_true[o], outputs[o], metric_weights)) {
         if (!s.shape().is_fully_known())
           throw std::invalid_argument(fmt::format("metric {}: statistics must have a fixed shape", metric->name()));
         mo.sizes.push_back(std::size_t(std::max<std::int64_t>(s.shape().numel(), 1)));
@@ -628,11 +664,12 @@ Model::Step& Model::step_for(const std::vector<Array>& x, const std::vector<Arra
   return *steps_.back();
 }
 
-Program& Model::predict_program() {
-  if (!predict_) {
-    predict_ = std::make_unique<Program>(inputs_, outputs_, ProgramOptions{.backend = compiled_ ? options_.backend : "cpu", .seed = seed_});
-  }
-  return *predict_;
+Program& Model::predict_program(const Traced& traced) {
+  for (auto& [key, program] : predict_programs_)
+    if (key == &traced) return *program;
+  predict_programs_.emplace_back(&traced, std::make_unique<Program>(traced.inputs, traced.outputs,
+                                                                    ProgramOptions{.backend = compiled_ ? options_.backend : "cpu", .seed = seed_}));
+  return *predict_programs_.back().second;
 }
 
 // ---- fit / evaluate / predict ----
@@ -952,20 +989,22 @@ Array Model::predict(const Array& x, PredictOptions options) {
 std::vector<Array> Model::predict(const std::vector<Array>& x, PredictOptions options) {
   check_batch_size(options.batch_size);
   check_inputs(x, "predict");
-  Program& program = predict_program();
+  const Traced& traced = traced_for(x);
+  const std::vector<Tensor>& outputs = traced.outputs;
+  Program& program = predict_program(traced);
   const std::int64_t n = x[0].rows();
   // An output's other unknown dimensions (an image of any size in, one of its size out) are known once the
   // first batch has run: every sample of x has the same shape.
-  std::vector<Array> results(outputs_.size());
+  std::vector<Array> results(outputs.size());
   auto allocate_results = [&](bool after_run) {
-    for (std::size_t o = 0; o < outputs_.size(); ++o) {
-      Shape s = after_run ? program.output_shape(int(o)) : outputs_[o].shape();
+    for (std::size_t o = 0; o < outputs.size(); ++o) {
+      Shape s = after_run ? program.output_shape(int(o)) : outputs[o].shape();
       for (int d = 1; d < s.rank(); ++d) s[d] = std::max<std::int64_t>(s[d], 0);  // no rows: nothing ran to size them
       s[0] = n;
       results[o] = Array(s, DType::float32);
     }
   };
-  const bool sized_by_run = std::any_of(outputs_.begin(), outputs_.end(), [](const Tensor& o) {
+  const bool sized_by_run = std::any_of(outputs.begin(), outputs.end(), [](const Tensor& o) {
     return std::any_of(o.shape().begin() + 1, o.shape().end(), [](std::int64_t d) { return d < 0; });
   });
   if (!sized_by_run || n == 0) allocate_results(false);
@@ -993,7 +1032,7 @@ std::vector<Array> Model::predict(const std::vector<Array>& x, PredictOptions op
     for (std::size_t i = 0; i < x.size(); ++i) views[i] = feeds[i].fill(std::span<const std::int64_t>(rows.data(), std::size_t(count)));
     program.run(Mode::inference, views);
     if (b == 0 && sized_by_run) allocate_results(true);
-    for (std::size_t o = 0; o < outputs_.size(); ++o) {
+    for (std::size_t o = 0; o < outputs.size(); ++o) {
       const std::int64_t k = per_row(results[o].shape());
       program.read_output(int(o), static_cast<float*>(results[o].data()) + begin * k, std::size_t(count * k) * sizeof(float));
     }

@@ -219,9 +219,17 @@ class Model {
   void read_keras3_weights(const io::h5::Group& root, const std::vector<LayerPtr>& layers, LoadWeightsOptions options);
   void read_legacy_weights(const io::h5::Group& group, const std::vector<LayerPtr>& layers, LoadWeightsOptions options);
 
-  struct Step;  // the training/evaluation program for one set of target shapes
+  // What programs are built from for data shaped like x: the model's own graph (inputs_, outputs_), or,
+  // when a layer deferred its trace until sizes the inputs leave unknown are known (a recurrent layer over
+  // sequences of any length), the model traced again at x's sizes, once per distinct set of them.
+  struct Traced {
+    std::vector<Shape> input_shapes;
+    std::vector<Tensor> inputs, outputs;
+  };
+  const Traced& traced_for(const std::vector<Array>& x);
+  struct Step;  // the training/evaluation program for one traced graph and set of target shapes
   Step& step_for(const std::vector<Array>& x, const std::vector<Array>& y);
-  Program& predict_program();
+  Program& predict_program(const Traced& traced);
   void check_inputs(const std::vector<Array>& x, const char* what);
   // What each input is fed as: its Input's dtype (arrays are converted, as Keras converts NumPy arrays).
   std::vector<DType> input_dtypes() const;
@@ -237,8 +245,9 @@ class Model {
   std::optional<TrainingProgress> resume_from_;
   bool compiled_ = false;
   std::uint64_t seed_ = 0;
+  std::vector<std::unique_ptr<Traced>> traced_;
   std::vector<std::unique_ptr<Step>> steps_;
-  std::unique_ptr<Program> predict_;
+  std::vector<std::pair<const Traced*, std::unique_ptr<Program>>> predict_programs_;
   LayerPtr as_layer_;
 };
 

@@ -33,42 +33,49 @@ std::vector<Tensor> ModelLayer::call_all(const std::vector<Tensor>& inputs, cons
   call_flags(call_arguments);
   if (inputs.size() != inputs_.size())
     throw std::invalid_argument(fmt::format("model '{}' takes {} inputs, got {}", name(), inputs_.size(), inputs.size()));
-  if (class_name_ == "Sequential") {
-    // A Sequential is its chain of layers (it traces without recording calls).
-    Tensor t = inputs[0];
-    for (const auto& layer : layers_) t = layer->trace(t);
-    return {t};
-  }
-  // Each value of the inner graph that a layer reads, as a tensor of the outer graph.
-  std::map<ValueId, Tensor> outer;
+  if (class_name_ == "Sequential") return retrace_chain(layers_, inputs[0]);
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     const Shape want = inputs_[i].shape(), got = inputs[i].shape();
     bool compatible = want.rank() == got.rank();
     for (int d = 1; compatible && d < want.rank(); ++d) compatible = want[d] < 0 || got[d] < 0 || want[d] == got[d];
     if (!compatible)
       throw std::invalid_argument(fmt::format("model '{}': input {} expects shape {}, got {}", name(), i, want.to_string(), got.to_string()));
-    outer[inputs_[i].id()] = inputs[i];
   }
-  const Graph& inner = inputs_[0].graph();
-  for (const ModuleCall& call : inner.calls()) {
+  return retrace_calls(inputs_, outputs_, layers_, inputs, name());
+}
+
+std::vector<Tensor> retrace_chain(const std::vector<LayerPtr>& layers, const Tensor& input) {
+  // A Sequential is its chain of layers (it traces without recording calls).
+  Tensor t = input;
+  for (const auto& layer : layers) t = layer->trace(t);
+  return {t};
+}
+
+std::vector<Tensor> retrace_calls(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs, const std::vector<LayerPtr>& layers,
+                                  const std::vector<Tensor>& new_inputs, const std::string& model_name) {
+  // Each value of the old graph that a layer reads, as a tensor of the new one.
+  std::map<ValueId, Tensor> now;
+  for (std::size_t i = 0; i < inputs.size() && i < new_inputs.size(); ++i) now[inputs[i].id()] = new_inputs[i];
+  const Graph& old = inputs[0].graph();
+  for (const ModuleCall& call : old.calls()) {
     if (call.inputs.empty()) continue;  // an InputLayer
-    const bool ours = std::any_of(layers_.begin(), layers_.end(), [&](const LayerPtr& l) { return l.get() == call.module.get(); });
+    const bool ours = std::any_of(layers.begin(), layers.end(), [&](const LayerPtr& l) { return l.get() == call.module.get(); });
     if (!ours) continue;
     std::vector<Tensor> args;
     for (ValueId v : call.inputs) {
-      auto it = outer.find(v);
-      if (it == outer.end()) break;  // a call on tensors the model does not compute from its inputs
+      auto it = now.find(v);
+      if (it == now.end()) break;  // a call on tensors the model does not compute from its inputs
       args.push_back(it->second);
     }
     if (args.size() != call.inputs.size()) continue;
     auto* layer = static_cast<Layer*>(call.module.get());
     const std::vector<Tensor> outs = layer->trace_all(args, call.arguments.empty() ? Json::object() : Json::parse(call.arguments));
-    for (std::size_t k = 0; k < outs.size() && k < call.outputs.size(); ++k) outer[call.outputs[k]] = outs[k];
+    for (std::size_t k = 0; k < outs.size() && k < call.outputs.size(); ++k) now[call.outputs[k]] = outs[k];
   }
   std::vector<Tensor> result;
-  for (const Tensor& o : outputs_) {
-    auto it = outer.find(o.id());
-    if (it == outer.end()) throw std::logic_error(fmt::format("model '{}': output not reached when called as a layer", name()));
+  for (const Tensor& o : outputs) {
+    auto it = now.find(o.id());
+    if (it == now.end()) throw std::logic_error(fmt::format("model '{}': output not reached when traced again", model_name));
     result.push_back(it->second);
   }
   return result;

@@ -32,6 +32,13 @@ class ModelLayer : public LayerBase<ModelLayer> {
   std::vector<LayerPtr> layers_;
 };
 
+// A model's layers traced again on new inputs (of another graph, or of other sizes): a chain of layers (a
+// Sequential), or the calls recorded between a functional model's `inputs` and `outputs`, each of `layers`
+// on the new tensors its call read. Returns the new outputs.
+std::vector<Tensor> retrace_chain(const std::vector<LayerPtr>& layers, const Tensor& input);
+std::vector<Tensor> retrace_calls(const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs, const std::vector<LayerPtr>& layers,
+                                  const std::vector<Tensor>& new_inputs, const std::string& model_name);
+
 // Keras 3's key for each layer in a .weights.h5 file: its snake_case class name, numbered from the second
 // occurrence on (dense, dense_1, ...), in model.layers order.
 std::vector<std::string> keras3_layer_keys(const std::vector<LayerPtr>& layers);

@@ -222,6 +222,7 @@ std::vector<Tensor> rule(const Node& node, const std::vector<Tensor>& in, const 
     case OpKind::conv2d_backward_data:
     case OpKind::conv2d_backward_filter:
     case OpKind::pool2d_backward:
+    case OpKind::deferred:
       break;
   }
   throw std::invalid_argument(fmt::format("{}{}: has no gradient rule (second derivatives are not supported)",

@@ -33,6 +33,7 @@ std::string_view op_kind_name(OpKind kind) {
     case OpKind::concat: return "concatenate";
     case OpKind::split: return "split";
     case OpKind::rnn_cell: return "rnn_cell";
+    case OpKind::deferred: return "deferred";
     case OpKind::gather: return "gather";
     case OpKind::scatter_add: return "scatter_add";
     case OpKind::cast: return "cast";
@@ -376,6 +377,11 @@ std::vector<ShapeAndType> infer_outputs(OpKind kind, const NodeAttrs& a, std::sp
         case RnnCellOp::gru_grad_r: return {{z, DType::float32}};
         default: return {{units, DType::float32}};
       }
+    }
+    case OpKind::deferred: {
+      std::vector<ShapeAndType> out;
+      for (const Shape& shape : a.output_shapes) out.push_back({shape, a.dtype});
+      return out;
     }
     case OpKind::gather: {
       const Shape &t = in[0].shape, &idx = in[1].shape;

@@ -49,6 +49,8 @@ enum class OpKind : std::uint8_t {
   stop_gradient,    // a view that autodiff does not cross
   assign,           // training side effect: attrs.variable <- input 0 at the end of the step
   rnn_cell,         // a fused recurrent cell step or its gradient: attrs.cell (operands as RnnCellOp says)
+  deferred,         // a layer's outputs (attrs.output_shapes) traced only once its inputs' unknown sizes are
+                    // known (a recurrent layer unrolls its steps): a Model traces it again then; never run
 };
 std::string_view op_kind_name(OpKind kind);
 
@@ -82,6 +84,7 @@ struct NodeAttrs {
   DType dtype = DType::float32;  // cast, input, constant
   std::uint64_t seed = 0;        // random_like
   VariablePtr variable;          // parameter, assign
+  std::vector<Shape> output_shapes;  // deferred (of dtype)
 };
 
 // TensorFlow's "same" padding (before, after) of one axis: the odd pixel goes last.

@@ -372,6 +372,19 @@ std::vector<Tensor> split(const Tensor& x, int count, int axis) {
   return pieces;
 }
 
+std::vector<Tensor> deferred(const std::vector<Tensor>& inputs, std::vector<Shape> output_shapes) {
+  if (inputs.empty() || output_shapes.empty()) throw std::invalid_argument("deferred: needs inputs and output shapes");
+  NodeAttrs a;
+  a.output_shapes = std::move(output_shapes);
+  Graph& g = inputs[0].graph();
+  std::vector<ValueId> ids;
+  for (const Tensor& t : inputs) ids.push_back(t.id());
+  const ValueId first = g.add_node(OpKind::deferred, std::move(a), std::move(ids));
+  std::vector<Tensor> outputs;
+  for (ValueId v : g.node(g.value(first).producer).outputs) outputs.emplace_back(inputs[0].graph_ptr(), v);
+  return outputs;
+}
+
 std::array<Tensor, 2> lstm_cell(const Tensor& z, const Tensor& c_prev) {
   NodeAttrs a;
   a.cell = RnnCellOp::lstm;

@@ -129,6 +129,10 @@ Tensor slice(const Tensor& x, std::vector<std::int64_t> start_indices, std::vect
 // `count` equal pieces along `axis` (keras.ops.split with a number of sections): one node, whose gradient is
 // one concatenation (slicing a tensor piece by piece would accumulate a full-size gradient per piece).
 std::vector<Tensor> split(const Tensor& x, int count, int axis = 0);
+// Outputs of these shapes (float32) whose computation waits until the unknown sizes of `inputs` are known:
+// what a layer that unrolls over an unknown size returns when traced symbolically. A Model traces the layer
+// again at its data's sizes; a Program refuses the node (OpKind::deferred).
+std::vector<Tensor> deferred(const std::vector<Tensor>& inputs, std::vector<Shape> output_shapes);
 // Zeros around x: pad_width[i] = {before, after} for dimension i (keras.ops.pad, constant mode).
 Tensor pad(const Tensor& x, const std::vector<std::array<std::int64_t, 2>>& pad_width);
 // keras.ops.take along one axis: table[..., indices, ...].

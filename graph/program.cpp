@@ -145,6 +145,10 @@ void Program::build(const std::vector<Tensor>& inputs, const std::vector<Tensor>
     if (!any_needed) continue;
     keep_node[std::size_t(ni)] = 1;
     for (ValueId v : node.inputs) needed[std::size_t(v)] = 1;
+    if (node.kind == OpKind::deferred)
+      throw std::invalid_argument(fmt::format("Program: '{}' needs the sizes its inputs {} leave unknown to be traced; a Model traces it again at "
+                                              "the sizes of its data, a Program cannot (give the placeholders known sizes)",
+                                              node.scope, src.value(node.inputs[0]).shape.to_string()));
     if (node.kind == OpKind::input && !fed[std::size_t(node.outputs[0])])
       throw std::invalid_argument(
           fmt::format("Program: the outputs depend on input '{}' {}, which is not among the program's inputs",

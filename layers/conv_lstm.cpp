@@ -95,10 +95,9 @@ std::vector<Tensor> ConvLSTM::call_all(const std::vector<Tensor>& inputs, const 
   const Shape s = x.shape();
   if (s.rank() != rank_ + 3) throw std::invalid_argument(fmt::format("{} expects inputs of rank {}, got {}", class_name(), rank_ + 3, s.to_string()));
   const std::int64_t steps = s[1], f = filters_;
-  if (steps <= 0)
-    throw std::invalid_argument(fmt::format("{} '{}' needs a known, positive number of steps, got {} (its steps are unrolled when the "
-                                            "model is built: give the Input a fixed length and pad the sequences to it)",
-                                            class_name(), name(), s.to_string()));
+  // Unknown steps: traced again, unrolled, once the data gives their number.
+  if (steps < 0) return deferred_call(inputs, call_arguments);
+  if (steps == 0) throw std::invalid_argument(fmt::format("{} '{}' needs at least one step, got {}", class_name(), name(), s.to_string()));
   if (inputs.size() != 1 && inputs.size() != 3)
     throw std::invalid_argument(fmt::format("{} takes 2 initial states (h, c), got {}", class_name(), inputs.size() - 1));
   const Tensor kernel = ops::variable(kernel_, x), recurrent_kernel = ops::variable(recurrent_kernel_, x);

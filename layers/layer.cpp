@@ -6,9 +6,18 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "graph/ops.h"
 #include "layers/initializers.h"
+#include "layers/retrace.h"
 
 namespace strata {
+
+namespace {
+thread_local int concrete_retraces = 0;
+}
+
+ConcreteRetrace::ConcreteRetrace() { ++concrete_retraces; }
+ConcreteRetrace::~ConcreteRetrace() { --concrete_retraces; }
 
 Layer::Layer(const std::string& name, const std::string& prefix, bool trainable)
     : name_(name.empty() ? unique_object_name(prefix) : name), trainable_(trainable) {}
@@ -186,12 +195,40 @@ std::vector<Tensor> Layer::trace_all(const std::vector<Tensor>& inputs, const Js
     for (const Tensor& out : outputs)
       if (out.valid() && out.dtype() == DType::float32) inputs[0].graph().add_loss(out.id(), activity_regularizer_->activity_penalty(out).id());
   const std::vector<Tensor> masks = compute_mask(inputs, outputs);
-  output_shapes_.clear();
-  for (std::size_t i = 0; i < outputs.size(); ++i) {
-    output_shapes_.push_back(outputs[i].shape());
-    if (i < masks.size() && masks[i].valid()) set_keras_mask(outputs[i], masks[i]);
+  if (concrete_retraces == 0) {
+    output_shapes_.clear();
+    for (const Tensor& out : outputs) output_shapes_.push_back(out.shape());
   }
+  for (std::size_t i = 0; i < outputs.size() && i < masks.size(); ++i)
+    if (masks[i].valid()) set_keras_mask(outputs[i], masks[i]);
   return outputs;
+}
+
+std::vector<Tensor> Layer::deferred_call(const std::vector<Tensor>& inputs, const Json& call_arguments) {
+  std::vector<Shape> shapes;
+  for (const std::int64_t stand_in : {7, 8}) {
+    GraphScope scope(std::make_shared<Graph>());
+    ConcreteRetrace keep_shapes;
+    std::vector<Tensor> known;
+    for (const Tensor& t : inputs) {
+      Shape s = t.shape();
+      for (int d = 1; d < s.rank(); ++d)
+        if (s[d] < 0) s[d] = stand_in;
+      known.push_back(ops::placeholder(s, t.dtype(), "stand_in"));
+    }
+    const std::vector<Tensor> outputs = call_all(known, call_arguments);
+    for (std::size_t i = 0; i < outputs.size(); ++i) {
+      if (outputs[i].dtype() != DType::float32)
+        throw std::logic_error(fmt::format("layer '{}': a deferred output must be float32", name_));
+      if (shapes.size() < outputs.size()) {
+        shapes.push_back(outputs[i].shape());
+        continue;
+      }
+      for (int d = 1; d < shapes[i].rank(); ++d)
+        if (shapes[i][d] != outputs[i].shape()[d]) shapes[i][d] = -1;
+    }
+  }
+  return ops::deferred(inputs, std::move(shapes));
 }
 
 Tensor Layer::operator()(const Tensor& inputs) { return (*this)(std::vector<Tensor>{inputs}); }

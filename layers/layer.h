@@ -127,6 +127,10 @@ class Layer : public std::enable_shared_from_this<Layer> {
   // The full call: every output, with the call's non-tensor arguments. By default call_multi's one output;
   // arguments other than Keras's "training" and "mask" are refused.
   virtual std::vector<Tensor> call_all(const std::vector<Tensor>& inputs, const Json& call_arguments);
+  // For a layer that unrolls over sizes its inputs leave unknown (a recurrent layer's steps): its outputs
+  // as one ops::deferred node, their shapes found by tracing call_all at two stand-in sizes (what differs
+  // between the two stays unknown). A Model traces the layer again at its data's sizes.
+  std::vector<Tensor> deferred_call(const std::vector<Tensor>& inputs, const Json& call_arguments);
   // The call's boolean arguments named in `flags` (false when absent); any other argument but Keras's
   // "training" and "mask" (and nulls) is refused, naming the layer.
   std::map<std::string, bool> call_flags(const Json& call_arguments, std::initializer_list<const char*> flags = {}) const;

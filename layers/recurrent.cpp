@@ -115,10 +115,9 @@ std::vector<Tensor> Recurrent::call_all(const std::vector<Tensor>& inputs, const
   const Shape s = x.shape();
   if (s.rank() != 3) throw std::invalid_argument(fmt::format("{} expects (batch, steps, features), got {}", class_name(), s.to_string()));
   const std::int64_t steps = s[1];
-  if (steps <= 0)
-    throw std::invalid_argument(fmt::format("{} '{}' needs a known, positive number of steps, got {} (its steps are unrolled when the "
-                                            "model is built: give the Input a fixed length and pad the sequences to it)",
-                                            class_name(), name(), s.to_string()));
+  // Unknown steps: traced again, unrolled, once the data gives their number.
+  if (steps < 0) return deferred_call(inputs, call_arguments);
+  if (steps == 0) throw std::invalid_argument(fmt::format("{} '{}' needs at least one step, got {}", class_name(), name(), s.to_string()));
   if (inputs.size() > 1 && inputs.size() != std::size_t(1 + state_count()))
     throw std::invalid_argument(fmt::format("{} takes {} initial state(s), got {}", class_name(), state_count(), inputs.size() - 1));
   const std::int64_t g = gates(kind_), u = units_;

@@ -2,8 +2,10 @@
 // models (scripts/fixtures/keras_unknown_dims.py: a text CNN over token ids of any length with strided, causal
 // and "same" convolutions; a convnet over images of any size; attention and TimeDistributed over tokens of any
 // length; strided "same" convolutions and pools, whose padding is known only once the size is; a U-Net and a 1-D
-// decoder, whose outputs are as large as their inputs: transposed convolutions, repeats, padding and cropping)
-// predict as Keras did at two sizes each, keep their None dimensions through saving, load back into Keras, and train as Keras did; the reshapes that keep unknown dimensions, planned at several sizes; the
+// decoder, whose outputs are as large as their inputs: transposed convolutions, repeats, padding and cropping;
+// recurrent layers over any number of steps: a masked bidirectional LSTM and a GRU over token ids, a SimpleRNN,
+// an LSTM returning its states and a backwards GRU over series, a ConvLSTM2D over frames) predict as Keras did
+// at two sizes each, keep their None dimensions through saving, load back into Keras, and train as Keras did; the reshapes that keep unknown dimensions, planned at several sizes; the
 // errors of what needs a known size. Gradients through them are in test_gradients.
 #include <gtest/gtest.h>
 
@@ -15,6 +17,12 @@
 namespace strata {
 namespace {
 
+std::vector<Array> recorded(const Json& arrays) {
+  std::vector<Array> out;
+  for (const Json& a : arrays) out.push_back(test::read_recorded_array(a));
+  return out;
+}
+
 class UnknownDimsModels : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(UnknownDimsModels, PredictAsKerasDidAtEverySize) {
@@ -24,15 +32,13 @@ TEST_P(UnknownDimsModels, PredictAsKerasDidAtEverySize) {
   auto model = load_model(test::keras_model_fixtures() + name + ".keras");
   for (const Json& c : record["cases"]) {
     SCOPED_TRACE(c["inputs"][0]["shape"].dump());
-    test::expect_outputs({model->predict(test::read_recorded_array(c["inputs"][0]), {.verbose = 0})},
-                         {test::read_recorded_array(c["outputs"][0])});
+    test::expect_outputs(model->predict(recorded(c["inputs"]), {.verbose = 0}), recorded(c["outputs"]));
   }
   // Keras's .weights.h5 into the model rebuilt from its config.
   auto rebuilt = model_from_json(model->to_json());
   rebuilt->load_weights(test::keras_model_fixtures() + name + ".weights.h5");
   const Json& last = record["cases"].back();
-  test::expect_outputs({rebuilt->predict(test::read_recorded_array(last["inputs"][0]), {.verbose = 0})},
-                       {test::read_recorded_array(last["outputs"][0])});
+  test::expect_outputs(rebuilt->predict(recorded(last["inputs"]), {.verbose = 0}), recorded(last["outputs"]));
 }
 
 TEST_P(UnknownDimsModels, KeepTheirUnknownDimensionsThroughSaving) {
@@ -48,7 +54,8 @@ TEST_P(UnknownDimsModels, KeepTheirUnknownDimensionsThroughSaving) {
 TEST_P(UnknownDimsModels, KerasLoadsStrataFile) { test::check_keras_loads_strata_file(GetParam()); }
 
 INSTANTIATE_TEST_SUITE_P(Keras, UnknownDimsModels, ::testing::Values("unknown_text_cnn", "unknown_images", "unknown_transformer",
-                                                                           "unknown_strided_same", "unknown_unet", "unknown_decoder_1d"));
+                                                                           "unknown_strided_same", "unknown_unet", "unknown_decoder_1d", "unknown_steps_text",
+                                                                           "unknown_steps_series", "unknown_steps_frames"));
 
 class UnknownDimsTraining : public ::testing::TestWithParam<const char*> {};
 
@@ -67,7 +74,23 @@ TEST_P(UnknownDimsTraining, NextEpochAsKerasThenAnotherSize) {
               test::read_recorded_array(c["outputs"][0]).shape());
 }
 
-INSTANTIATE_TEST_SUITE_P(Keras, UnknownDimsTraining, ::testing::Values("unknown_text_cnn", "unknown_strided_same", "unknown_unet"));
+INSTANTIATE_TEST_SUITE_P(Keras, UnknownDimsTraining,
+                         ::testing::Values("unknown_text_cnn", "unknown_strided_same", "unknown_unet", "unknown_steps_text"));
+
+TEST(UnknownDims, RecurrentLayersStayUnknownInTheModelAfterRunningAtAnySize) {
+  // Each length traces the model again; the model itself (summary, config) keeps its unknown steps.
+  clear_session();
+  auto model = load_model(test::keras_model_fixtures() + "unknown_steps_series.keras");
+  const std::string before = model->summary_string();
+  EXPECT_NE(before.find("(None, None, 5)"), std::string::npos) << before;
+  for (const std::int64_t steps : {4, 9, 4}) {
+    const std::vector<Array> out = model->predict(std::vector<Array>{Array(Shape{3, steps, 3}, DType::float32)}, {.verbose = 0});
+    EXPECT_EQ(out[0].shape(), Shape({3, steps, 2}));
+    EXPECT_EQ(out[1].shape(), Shape({3, 2}));
+  }
+  EXPECT_EQ(model->summary_string(), before);
+  EXPECT_EQ(model->get_layer("lstm")->output_shapes()[0], Shape({-1, -1, 5}));
+}
 
 TEST(UnknownDims, ReshapesKeepUnknownDimensionsInOrder) {
   // (batch, steps, 3) -> (batch, 1, steps, 3) -> (batch * steps, 3) -> back to (batch, steps, 3) by the
@@ -96,8 +119,14 @@ TEST(UnknownDims, ReshapesKeepUnknownDimensionsInOrder) {
 
 TEST(UnknownDims, WhatNeedsAKnownSizeSaysSo) {
   clear_session();
-  test::expect_error_containing([] { Sequential({Input({-1, 3}), LSTM(4)}); },
-                                "LSTM 'lstm' needs a known, positive number of steps, got (None, None, 3) (its steps are unrolled");
+  // A recurrent layer over unknown steps is traced when the data gives their number: a Model does that, a
+  // Program of the symbolic graph cannot.
+  const Tensor steps = Input({-1, 3});
+  const Tensor last = LSTM(4)(steps);
+  EXPECT_EQ(last.shape(), Shape({-1, 4}));
+  test::expect_error_containing([&] { Program({steps}, {last}); },
+                                "Program: 'lstm' needs the sizes its inputs (None, None, 3) leave unknown to be traced");
+  test::expect_error_containing([] { Sequential({Input({0, 3}), LSTM(4)}); }, "LSTM 'lstm_1' needs at least one step, got (None, 0, 3)");
   test::expect_error_containing([] { Input({-2, 3}); }, "must be at least 0, or -1 (unknown)");
   test::expect_error_containing([] { Sequential({Input({-1, -1, 3}), Flatten(), Dense(2)}); },
                                 "Flatten 'flatten': dimension 1 of (None, None, None, 3) is unknown");
