@@ -9,6 +9,8 @@
 // errors of what needs a known size. Gradients through them are in test_gradients.
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "api/strata.h"
 #include "graph/program.h"
 #include "keras_model_cases.h"
@@ -90,6 +92,43 @@ TEST(UnknownDims, RecurrentLayersStayUnknownInTheModelAfterRunningAtAnySize) {
   }
   EXPECT_EQ(model->summary_string(), before);
   EXPECT_EQ(model->get_layer("lstm")->output_shapes()[0], Shape({-1, -1, 5}));
+}
+
+TEST(UnknownDims, Seq2SeqOverAnyLengthsTrainsAsItsFixedLengthTwin) {
+  // Keras's character-level seq2seq: an encoder LSTM's states start a decoder LSTM, each over its own
+  // unknown length. The same weights at known lengths are the reference: same predictions, same epoch.
+  clear_session();
+  set_random_seed(5);
+  auto seq2seq = [](std::int64_t encoder_steps, std::int64_t decoder_steps) {
+    const Tensor encoder = Input({encoder_steps, 3}), decoder = Input({decoder_steps, 4});
+    const std::vector<Tensor> states = LSTM(5, {.return_state = true}).apply({encoder});
+    const Tensor sequence = LSTM(5, {.return_sequences = true}).apply({decoder, states[1], states[2]})[0];
+    auto model = std::make_unique<Model>(std::vector<Tensor>{encoder, decoder}, Dense(4, {.activation = "softmax"})(sequence));
+    model->compile(Adam({.learning_rate = 0.01}), "sparse_categorical_crossentropy");
+    return model;
+  };
+  auto any = seq2seq(-1, -1), fixed = seq2seq(6, 5);
+  fixed->set_weights(any->get_weights());
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal;
+  auto random_array = [&](Shape shape) {
+    std::vector<float> v(std::size_t(shape.numel()));
+    for (float& x : v) x = normal(rng);
+    return Array::from_floats(v, shape);
+  };
+  const std::vector<Array> x = {random_array({8, 6, 3}), random_array({8, 5, 4})};
+  std::vector<std::int32_t> labels(40);
+  for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = std::int32_t(rng() % 4);
+  const Array y = Array::from_ints(labels, {8, 5});
+  test::expect_outputs(any->predict(x, {.verbose = 0}), fixed->predict(x, {.verbose = 0}), 1e-6);
+  const FitOptions epoch{.epochs = 1, .batch_size = 4, .verbose = 0, .shuffle = false};
+  const double any_loss = any->fit(x, {y}, epoch).history.at("loss")[0], fixed_loss = fixed->fit(x, {y}, epoch).history.at("loss")[0];
+  EXPECT_NEAR(any_loss, fixed_loss, 1e-6);
+  test::expect_outputs(any->get_weights(), fixed->get_weights(), 1e-6);
+  // Other lengths in the same model, the decoder's output as long as its input.
+  EXPECT_EQ(any->predict(std::vector<Array>{random_array({2, 9, 3}), random_array({2, 2, 4})}, {.verbose = 0})[0].shape(), Shape({2, 2, 4}));
+  EXPECT_NO_THROW(any->evaluate({random_array({3, 4, 3}), random_array({3, 7, 4})}, {Array::from_ints(std::vector<std::int32_t>(21, 1), {3, 7})},
+                                {.verbose = 0}));
 }
 
 TEST(UnknownDims, ReshapesKeepUnknownDimensionsInOrder) {
