@@ -239,8 +239,8 @@ Tensor GeometricAugmentation::draw(const Tensor& images, float low, float high, 
 
 Tensor GeometricAugmentation::call(const Tensor& x) {
   check_images(x, class_name(), name());
-  if (x.shape()[1] <= 0 || x.shape()[2] <= 0)
-    throw std::invalid_argument(fmt::format("{} '{}' needs a known height and width, got {}", class_name(), name(), x.shape().to_string()));
+  // Images of any size: traced again at the data's size.
+  if (x.shape()[1] < 0 || x.shape()[2] < 0) return deferred_call({x}, Json::object())[0];
   const Tensor moved = ops::image::affine_transform(x, transforms(x), options_.interpolation, options_.fill_mode, options_.fill_value);
   return ops::in_train_phase(moved, x);
 }

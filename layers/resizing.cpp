@@ -18,13 +18,15 @@ void check_size(std::int64_t height, std::int64_t width, const std::string& clas
     throw std::invalid_argument(fmt::format("{} '{}': height and width must be positive, got ({}, {})", class_name, name, height, width));
 }
 
-// (batch, height, width, channels) with the height and width known.
-void check_images(const Tensor& x, const std::string& class_name, const std::string& name) {
+// (batch, height, width, channels) with the channels known; returns whether the height or width is unknown
+// (images of any size: the layer's call then waits for the data's size, see Layer::deferred_call).
+bool check_images(const Tensor& x, const std::string& class_name, const std::string& name) {
   if (x.rank() != 4)
     throw std::invalid_argument(fmt::format("{} '{}' expects images (batch, height, width, channels), got {}", class_name, name,
                                             x.shape().to_string()));
-  if (x.shape()[1] <= 0 || x.shape()[2] <= 0 || x.shape()[3] <= 0)
-    throw std::invalid_argument(fmt::format("{} '{}' needs a known height, width and channels, got {}", class_name, name, x.shape().to_string()));
+  if (x.shape()[3] <= 0)
+    throw std::invalid_argument(fmt::format("{} '{}' needs known channels, got {}", class_name, name, x.shape().to_string()));
+  return x.shape()[1] < 0 || x.shape()[2] < 0;
 }
 
 std::int64_t size_key(const Json& c, const char* key, const std::string& class_name) {
@@ -56,7 +58,7 @@ Resizing::Resizing(std::int64_t height, std::int64_t width, ResizingOptions opti
 }
 
 Tensor Resizing::call(const Tensor& inputs) {
-  check_images(inputs, class_name(), name());
+  if (check_images(inputs, class_name(), name())) return deferred_call({inputs}, Json::object())[0];
   return ops::image::resize(as_float(inputs), height_, width_,
                             {.interpolation = options_.interpolation,
                              .antialias = options_.antialias,
@@ -106,7 +108,7 @@ CenterCrop::CenterCrop(std::int64_t height, std::int64_t width, LayerOptions opt
 }
 
 Tensor CenterCrop::call(const Tensor& inputs) {
-  check_images(inputs, class_name(), name());
+  if (check_images(inputs, class_name(), name())) return deferred_call({inputs}, Json::object())[0];
   const Tensor x = as_float(inputs);
   const std::int64_t extra_rows = x.shape()[1] - height_, extra_columns = x.shape()[2] - width_;
   if (extra_rows >= 0 && extra_columns >= 0) return ops::slice(x, {0, extra_rows / 2, extra_columns / 2, 0}, {-1, height_, width_, -1});
@@ -134,7 +136,7 @@ RandomCrop::RandomCrop(std::int64_t height, std::int64_t width, std::optional<st
 }
 
 Tensor RandomCrop::call(const Tensor& inputs) {
-  check_images(inputs, class_name(), name());
+  if (check_images(inputs, class_name(), name())) return deferred_call({inputs}, Json::object())[0];
   const Tensor x = as_float(inputs);
   const Tensor resized = ops::image::resize(x, height_, width_, {.crop_to_aspect_ratio = true});
   const std::int64_t extra_rows = x.shape()[1] - height_, extra_columns = x.shape()[2] - width_;

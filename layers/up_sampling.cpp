@@ -34,9 +34,8 @@ Tensor UpSampling::call(const Tensor& x) {
     throw std::invalid_argument(fmt::format("{} expects inputs of rank {}, got {}", class_name(), rank_ + 2, x.shape().to_string()));
   const Shape s = x.shape();
   if (options_.interpolation != "nearest") {
-    if (s[1] <= 0 || s[2] <= 0)
-      throw std::invalid_argument(fmt::format("{} with interpolation '{}' needs known spatial sizes, got {} ('nearest' takes any size)",
-                                              class_name(), options_.interpolation, s.to_string()));
+    // Images of any size: traced again at the data's size ("nearest" follows unknown sizes by itself).
+    if (s[1] < 0 || s[2] < 0) return deferred_call({x}, Json::object())[0];
     return ops::image::resize(x, s[1] * size_[0], s[2] * size_[1], {.interpolation = options_.interpolation});
   }
   // Nearest: each position gets a new axis of length `size`, filled by broadcasting, then folded back in. An
