@@ -112,24 +112,23 @@ RandomFlip::RandomFlip(std::string mode, AugmentationOptions options)
 void RandomFlip::build(const Shape& input_shape) {
   if (input_shape.rank() != 4)
     throw std::invalid_argument(fmt::format("expects images (batch, height, width, channels), got {}", input_shape.to_string()));
-  auto reversed = [&](int axis, const char* what) {
-    const std::int64_t n = input_shape[axis];
-    if (n <= 0) throw std::invalid_argument(fmt::format("needs a known {}, got {}", what, input_shape.to_string()));
-    std::vector<float> indices(static_cast<std::size_t>(n));
-    std::iota(indices.rbegin(), indices.rend(), 0.f);
-    auto v = std::make_shared<Variable>(fmt::format("{}/reversed_{}", name(), what), Shape{n}, DType::float32, false);
-    v->assign(indices);
-    return v;
-  };
-  if (mode_ != "vertical") reversed_columns_ = reversed(2, "width");
-  if (mode_ != "horizontal") reversed_rows_ = reversed(1, "height");
 }
 
 Tensor RandomFlip::call(const Tensor& x) {
   check_images(x, class_name(), name());
+  // Images of any size: traced again at the data's size.
+  if (x.shape()[1] < 0 || x.shape()[2] < 0) return deferred_call({x}, Json::object())[0];
+  // Each flipped axis read through its indices n-1 .. 0.
+  auto reverse = [&](const Tensor& t, int axis, const char* what) {
+    std::vector<float> indices(static_cast<std::size_t>(x.shape()[axis]));
+    std::iota(indices.rbegin(), indices.rend(), 0.f);
+    auto v = std::make_shared<Variable>(fmt::format("{}/reversed_{}", name(), what), Shape{x.shape()[axis]}, DType::float32, false);
+    v->assign(indices);
+    return ops::take(t, ops::cast(ops::variable(v, x), DType::int32), axis);
+  };
   Tensor flipped = x;
-  if (reversed_columns_) flipped = ops::take(flipped, ops::cast(ops::variable(reversed_columns_, x), DType::int32), 2);
-  if (reversed_rows_) flipped = ops::take(flipped, ops::cast(ops::variable(reversed_rows_, x), DType::int32), 1);
+  if (mode_ != "vertical") flipped = reverse(flipped, 2, "width");
+  if (mode_ != "horizontal") flipped = reverse(flipped, 1, "height");
   // m * flipped + (1 - m) * x with m in {0, 1} gives exactly one or the other.
   const Tensor m = ops::less_equal(ops::random_uniform_like(per_image(x), 0.f, 1.f, seed_.value()), 0.5f);
   const Tensor chosen = ops::add(ops::multiply(flipped, m), ops::multiply(x, ops::subtract(1.f, m)));

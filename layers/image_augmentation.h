@@ -33,7 +33,6 @@ class RandomFlip : public LayerBase<RandomFlip> {
  private:
   std::string mode_;
   LayerSeed seed_;
-  VariablePtr reversed_rows_, reversed_columns_;  // the indices n-1 .. 0 of each flipped axis
 };
 
 // What RandomContrast and RandomBrightness share: a factor range, a value range and a seed, in Keras's

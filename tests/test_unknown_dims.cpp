@@ -132,14 +132,14 @@ TEST(UnknownDims, Seq2SeqOverAnyLengthsTrainsAsItsFixedLengthTwin) {
                                 {.verbose = 0}));
 }
 
-TEST(UnknownDims, ImagesOfAnySizeResizedCroppedAndInterpolatedAsTheirFixedSizeTwins) {
-  // Layers that compute from the image size (resizing, crops, bilinear upsampling, rotations) wait for the
+TEST(UnknownDims, ImagesOfAnySizeFlippedResizedCroppedAndInterpolatedAsTheirFixedSizeTwins) {
+  // Layers that compute from the image size (flips, resizing, crops, bilinear upsampling, rotations) wait for the
   // data's size; a model built for that size with the same weights is the reference, at two sizes.
   clear_session();
   set_random_seed(9);
   auto build = [](std::int64_t height, std::int64_t width) {
     const Tensor pixels = Input({height, width, 2});
-    const Tensor resized = Resizing(6, 5, {.interpolation = "bicubic", .crop_to_aspect_ratio = true})(pixels);
+    const Tensor resized = Resizing(6, 5, {.interpolation = "bicubic", .crop_to_aspect_ratio = true})(RandomFlip("horizontal_and_vertical")(pixels));
     const Tensor cropped = CenterCrop(4, 4)(RandomCrop(5, 4)(resized));
     const Tensor grown = UpSampling2D(2, {.interpolation = "bilinear"})(RandomRotation(0.1f)(cropped));
     const Tensor features = Flatten()(Conv2D(3, 3, {.strides = 2})(grown));
