@@ -65,9 +65,11 @@ Tensor Loss::operator()(const Tensor& y_true, const Tensor& y_pred, const Tensor
   NameScope scope(y_pred.graph(), name());
   const Tensor per = per_sample(y_true, y_pred);
   const Tensor weighted = ops::multiply(per, targets::weights_like(sample_weight, per));
-  if (!mask.valid() || mask.rank() != per.rank()) return ops::mean(weighted);
+  Tensor kept = mask.valid() && mask.rank() == per.rank() ? mask : Tensor();
+  if (const Tensor own = own_mask(y_true, y_pred); own.valid()) kept = kept.valid() ? ops::multiply(kept, own) : own;
+  if (!kept.valid()) return ops::mean(weighted);
   // sum(loss * weight * mask) / sum(mask): zero when every entry is masked (Keras's divide_no_nan).
-  return ops::divide(ops::sum(ops::multiply(weighted, mask)), ops::maximum(ops::sum(mask), 1e-30f));
+  return ops::divide(ops::sum(ops::multiply(weighted, kept)), ops::maximum(ops::sum(kept), 1e-30f));
 }
 
 namespace losses {
@@ -136,12 +138,24 @@ Tensor CategoricalCrossentropy::per_sample(const Tensor& y_true_in, const Tensor
 Json SparseCategoricalCrossentropy::get_config() const {
   Json c = crossentropy_config(*this, options);
   c.erase("label_smoothing");
-  c["ignore_class"] = nullptr;
+  c["ignore_class"] = ignore_class ? Json(*ignore_class) : Json(nullptr);
   return c;
 }
 
+Tensor SparseCategoricalCrossentropy::own_mask(const Tensor& y_true, const Tensor& y_pred) const {
+  if (!ignore_class) return Tensor();
+  const Tensor labels = ops::cast(targets::class_indices(y_true, y_pred, name()), DType::float32);
+  return ops::cast(ops::not_equal(labels, float(*ignore_class)), DType::float32);
+}
+
 Tensor SparseCategoricalCrossentropy::per_sample(const Tensor& y_true_in, const Tensor& y_pred) const {
-  const Tensor labels = targets::class_indices(y_true_in, y_pred, name());
+  Tensor labels = targets::class_indices(y_true_in, y_pred, name());
+  Tensor kept;
+  if (ignore_class) {
+    // Ignored entries pick class 0 (their label may be out of range) and then count as zero.
+    kept = own_mask(y_true_in, y_pred);
+    labels = ops::cast(ops::multiply(ops::cast(labels, DType::float32), kept), DType::int32);
+  }
   const Tensor log_p = log_probabilities(y_pred, options.from_logits);
   Tensor picked = ops::gather(log_p, labels, y_pred.rank() - 1, y_pred.rank() - 1);
   if (options.label_smoothing > 0.f) {
@@ -149,7 +163,7 @@ Tensor SparseCategoricalCrossentropy::per_sample(const Tensor& y_true_in, const 
     const float ls = options.label_smoothing;
     picked = ops::add(ops::multiply(picked, 1.f - ls), ops::multiply(ops::sum(log_p, {-1}), ls / float(classes)));
   }
-  return ops::negative(picked);
+  return kept.valid() ? ops::negative(ops::multiply(picked, kept)) : ops::negative(picked);
 }
 
 Tensor KLDivergence::per_sample(const Tensor& y_true_in, const Tensor& y_pred) const {
@@ -175,9 +189,14 @@ std::shared_ptr<Loss> get_loss(const Json& identifier) {
   if (name == "binary_crossentropy" || name == "BinaryCrossentropy") return std::make_shared<BinaryCrossentropy>(xent);
   if (name == "categorical_crossentropy" || name == "CategoricalCrossentropy") return std::make_shared<CategoricalCrossentropy>(xent);
   if (name == "sparse_categorical_crossentropy" || name == "SparseCategoricalCrossentropy") {
-    if (c.contains("ignore_class") && !c.at("ignore_class").is_null())
-      throw std::invalid_argument("SparseCategoricalCrossentropy: ignore_class is not supported");
-    return std::make_shared<SparseCategoricalCrossentropy>(xent);
+    std::optional<int> ignore;
+    if (c.contains("ignore_class") && !c.at("ignore_class").is_null()) {
+      if (!c.at("ignore_class").is_number_integer())
+        throw std::invalid_argument(fmt::format("SparseCategoricalCrossentropy: ignore_class must be an integer or null, got {}",
+                                                c.at("ignore_class").dump()));
+      ignore = c.at("ignore_class").get<int>();
+    }
+    return std::make_shared<SparseCategoricalCrossentropy>(xent, ignore);
   }
   if (name == "kld" || name == "kl_divergence" || name == "KLDivergence") return std::make_shared<KLDivergence>();
   throw std::invalid_argument(fmt::format(

@@ -6,6 +6,7 @@
 
 #include <concepts>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "graph/graph.h"
@@ -25,8 +26,11 @@ class Loss {
   virtual bool sparse_labels() const { return false; }
   // The loss of each sample (and timestep): y_pred's shape without its last axis.
   virtual Tensor per_sample(const Tensor& y_true, const Tensor& y_pred) const = 0;
+  // Entries the loss itself leaves out (1 kept, 0 left out), shaped like per_sample's result; invalid when
+  // it keeps every entry.
+  virtual Tensor own_mask(const Tensor& /*y_true*/, const Tensor& /*y_pred*/) const { return Tensor(); }
   // The scalar loss: mean of per_sample(...) * sample_weight (shape (batch,)). With a mask shaped like
-  // per_sample's result (y_pred's Keras mask), the mean over the unmasked entries only, as Keras.
+  // per_sample's result (y_pred's Keras mask, and own_mask's), the mean over the unmasked entries only, as Keras.
   Tensor operator()(const Tensor& y_true, const Tensor& y_pred, const Tensor& sample_weight, const Tensor& mask = Tensor()) const;
 };
 
@@ -80,12 +84,17 @@ struct CategoricalCrossentropy : Loss {
 
 struct SparseCategoricalCrossentropy : Loss {
   CrossentropyOptions options;  // label_smoothing spreads over the classes as for one-hot labels
-  explicit SparseCategoricalCrossentropy(CrossentropyOptions o = {}) : options(o) {}
+  // Keras's ignore_class: entries with this label (a segmentation's "void", often -1 or 255) add no loss and
+  // are not counted in the mean.
+  std::optional<int> ignore_class;
+  explicit SparseCategoricalCrossentropy(CrossentropyOptions o = {}, std::optional<int> ignore = std::nullopt)
+      : options(o), ignore_class(ignore) {}
   std::string class_name() const override { return "SparseCategoricalCrossentropy"; }
   std::string name() const override { return "sparse_categorical_crossentropy"; }
   Json get_config() const override;
   bool sparse_labels() const override { return true; }
   Tensor per_sample(const Tensor& y_true, const Tensor& y_pred) const override;
+  Tensor own_mask(const Tensor& y_true, const Tensor& y_pred) const override;
 };
 
 struct KLDivergence : Loss {

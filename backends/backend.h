@@ -108,7 +108,7 @@ struct Window2D {
   std::int64_t groups = 1;                 // convolution only
 };
 
-enum class OptimizerKind : std::uint8_t { sgd, adam, rmsprop, adagrad, nadam, adamax, lion, adadelta };
+enum class OptimizerKind : std::uint8_t { sgd, adam, rmsprop, adagrad, nadam, adamax, lion, adadelta, ftrl, lamb, adafactor };
 
 // Per-step coefficients of a fused optimizer update; the host computes the step-dependent ones so
 // that every backend applies exactly the same arithmetic. Slots are the optimizer's per-variable state:
@@ -120,6 +120,10 @@ enum class OptimizerKind : std::uint8_t { sgd, adam, rmsprop, adagrad, nadam, ad
 //   adamax   [m, u] (u the exponentially weighted infinity norm)
 //   lion     [m]
 //   adadelta [accumulated_grad, accumulated_delta_var]
+//   ftrl     [accumulator, linear]
+//   lamb     [m, v]
+//   adafactor [r, c, v]: for a parameter of shape (..., rows, cols), r has shape (..., rows) and c (..., cols),
+//            the factored second moment; for one of rank 0 or 1 both are scalars the rule leaves alone
 // followed, with `ema` set, by the parameter's moving average (Keras's use_ema).
 struct OptimizerUpdate {
   OptimizerKind kind = OptimizerKind::sgd;
@@ -136,6 +140,15 @@ struct OptimizerUpdate {
   // lr / (1 - beta_1^t); nadam's momentum-cache terms.
   float adam_alpha = 0.f;
   float nadam_m_coef = 0.f, nadam_g_coef = 0.f, nadam_v_coef = 0.f;
+  // lamb's bias corrections 1 - beta_1^t and 1 - beta_2^t.
+  float correction_1 = 1.f, correction_2 = 1.f;
+  // ftrl: learning_rate_power (<= 0) and the regularization strengths.
+  float lr_power = -0.5f, l1 = 0.f, l2 = 0.f, l2_shrinkage = 0.f, ftrl_beta = 0.f;
+  // adafactor: epsilon_1 (added to the squared gradient), epsilon_2 (the least parameter scale), clip_threshold,
+  // beta_2_decay; step-dependent, filled by the host: the relative step min(lr, 1 / sqrt(t)) and the decay
+  // 1 - t^beta_2_decay.
+  float epsilon_1 = 1e-30f, epsilon_2 = 1e-3f, clip_threshold = 1.f, beta_2_decay = -0.8f;
+  float relative_step = 0.f, decay_2 = 0.f;
   // After the step: average = ema_momentum * average + (1 - ema_momentum) * param. The host passes 0 on the
   // first step, so that the average starts at the parameter, as Keras does.
   bool ema = false;

@@ -79,11 +79,41 @@ std::size_t optimizer_slots(const OptimizerUpdate& u, std::size_t given) {
     case OptimizerKind::adamax: needed = 2; break;
     case OptimizerKind::lion: needed = 1; break;
     case OptimizerKind::adadelta: needed = 2; break;
+    case OptimizerKind::ftrl: needed = 2; break;
+    case OptimizerKind::lamb: needed = 2; break;
+    case OptimizerKind::adafactor: needed = 3; break;
   }
   const std::size_t with_average = needed + (u.ema ? 1 : 0);
   if (given != with_average)
     throw std::invalid_argument(fmt::format("optimizer_update: expected {} slots, got {}", with_average, given));
   return needed;
+}
+
+Shape adafactor_row_shape(const Shape& param) {
+  if (param.rank() < 2) return Shape();
+  const std::vector<std::int64_t> dims(param.begin(), param.end() - 1);
+  return Shape(std::span<const std::int64_t>(dims));
+}
+
+Shape adafactor_column_shape(const Shape& param) {
+  if (param.rank() < 2) return Shape();
+  std::vector<std::int64_t> dims(param.begin(), param.end() - 2);
+  dims.push_back(param[param.rank() - 1]);
+  return Shape(std::span<const std::int64_t>(dims));
+}
+
+FactoredShape adafactor_shape(const Shape& param, const Shape& r, const Shape& c) {
+  if (r != adafactor_row_shape(param) || c != adafactor_column_shape(param))
+    throw std::invalid_argument(fmt::format("optimizer_update: adafactor's slots for a parameter {} must have shapes {} and {}, got {} and {}",
+                                            param.to_string(), adafactor_row_shape(param).to_string(),
+                                            adafactor_column_shape(param).to_string(), r.to_string(), c.to_string()));
+  FactoredShape f;
+  if (param.rank() < 2) return f;
+  f.factored = true;
+  f.rows = param[param.rank() - 2];
+  f.cols = param[param.rank() - 1];
+  f.batch = f.rows * f.cols == 0 ? 0 : param.numel() / (f.rows * f.cols);
+  return f;
 }
 
 void check_copy_strided(const StridedView& src, const StridedView& dst, bool accumulate) {

@@ -48,6 +48,18 @@ GemmArgs pointwise_conv_backward_filter(const ConvGeometry& g, const float* x, c
 // after them (see OptimizerUpdate); throws unless `given` counts both.
 std::size_t optimizer_slots(const OptimizerUpdate& update, std::size_t given);
 
+// Adafactor's view of a parameter of shape (..., rows, cols): `batch` matrices of rows x cols, whose second
+// moment is factored into a row and a column slot; a parameter of rank 0 or 1 is not factored.
+struct FactoredShape {
+  bool factored = false;
+  std::int64_t batch = 1, rows = 1, cols = 1;
+};
+// Throws unless the r and c slots have the shapes OptimizerUpdate documents for `param`.
+FactoredShape adafactor_shape(const Shape& param, const Shape& r, const Shape& c);
+// The shapes of adafactor's r and c slots for a parameter of shape `param`.
+Shape adafactor_row_shape(const Shape& param);
+Shape adafactor_column_shape(const Shape& param);
+
 // Throws unless copy_strided's operands have one rank and dtype (float32 to accumulate).
 void check_copy_strided(const StridedView& src, const StridedView& dst, bool accumulate);
 

@@ -1,5 +1,6 @@
 #include "optimizers/optimizer.h"
 
+#include "backends/kernel_geometry.h"
 #include "graph/ops.h"
 
 #include <fmt/format.h>
@@ -92,8 +93,19 @@ std::vector<std::string> rule_slot_names(const OptimizerUpdate& u) {
     case OptimizerKind::adamax: return {"momentum", "norm"};
     case OptimizerKind::lion: return {"momentum"};
     case OptimizerKind::adadelta: return {"accumulated_grad", "accumulated_delta_var"};
+    case OptimizerKind::ftrl: return {"accumulator", "linear"};
+    case OptimizerKind::lamb: return {"momentum", "velocity"};
+    case OptimizerKind::adafactor: return {"r", "c", "velocity"};
   }
   return {};
+}
+
+// Slot `slot` of a variable of shape `variable`: the variable's own shape, but for Adafactor's factored
+// second moment.
+Shape slot_shape(const OptimizerUpdate& u, std::size_t slot, const Shape& variable) {
+  if (u.kind == OptimizerKind::adafactor && slot == 0) return adafactor_row_shape(variable);
+  if (u.kind == OptimizerKind::adafactor && slot == 1) return adafactor_column_shape(variable);
+  return variable;
 }
 
 // Every slot of a variable: the rule's, then the moving average with use_ema (the backend's order).
@@ -119,8 +131,10 @@ void Optimizer::build(const std::vector<VariablePtr>& variables, Backend& backen
     variables_ = variables;
     for (const VariablePtr& var : variables) {
       std::vector<VariablePtr> slots;
-      for (const std::string& name : slot_names(hyper_, ema_.use_ema)) {
-        auto slot = std::make_shared<Variable>(var->name() + "_" + name, var->shape(), var->dtype(), false, &backend);
+      const auto names = slot_names(hyper_, ema_.use_ema);
+      for (std::size_t i = 0; i < names.size(); ++i) {
+        const std::string& name = names[i];
+        auto slot = std::make_shared<Variable>(var->name() + "_" + name, slot_shape(hyper_, i, var->shape()), var->dtype(), false, &backend);
         if (name == "accumulator") backend.fill(slot->view(), initial_accumulator_);
         slots.push_back(std::move(slot));
       }
@@ -157,6 +171,9 @@ std::vector<std::vector<std::size_t>> keras_rule_slot_groups(const OptimizerUpda
     case OptimizerKind::adamax: return {{0, 1}};
     case OptimizerKind::lion: return {{0}};
     case OptimizerKind::adadelta: return {{0, 1}};
+    case OptimizerKind::ftrl: return {{0, 1}};
+    case OptimizerKind::lamb: return {{0, 1}};
+    case OptimizerKind::adafactor: return {{0, 1, 2}};  // created together, variable by variable
   }
   return {};
 }
@@ -187,16 +204,20 @@ std::vector<Optimizer::StateValue> Optimizer::keras_state(const std::vector<Vari
   for (const auto& group : keras_slot_groups(hyper_, ema_.use_ema))
     for (const VariablePtr& w : model_weights) {
       const std::string path = keras_weight_path(w->name()) + "_";
+      // Keras names Adafactor's factored moments after the weight alone ("kernel").
+      auto name_of = [&](std::size_t i) {
+        return hyper_.kind == OptimizerKind::adafactor && i < 2 ? w->name().substr(w->name().rfind('/') + 1) : path + names[i];
+      };
       if (variables_.empty()) {
         const auto pending = std::find_if(pending_slots_.begin(), pending_slots_.end(), [&](const auto& p) { return p.first == w.get(); });
         if (pending == pending_slots_.end()) continue;
-        for (std::size_t i : group) state.push_back({path + names[i], w->shape(), pending->second.at(i)});
+        for (std::size_t i : group) state.push_back({name_of(i), slot_shape(hyper_, i, w->shape()), pending->second.at(i)});
         continue;
       }
       const auto it = std::find(variables_.begin(), variables_.end(), w);
       if (it == variables_.end()) continue;  // not trained (frozen): Keras builds no slots for it either
       const auto& slots = slots_[std::size_t(it - variables_.begin())];
-      for (std::size_t i : group) state.push_back({path + names[i], slots[i]->shape(), slots[i]->to_vector()});
+      for (std::size_t i : group) state.push_back({name_of(i), slots[i]->shape(), slots[i]->to_vector()});
     }
   if (hyper_.kind == OptimizerKind::nadam) state.push_back({"u_product", Shape(), {float(nadam_u_product_)}});
   return state;
@@ -234,9 +255,11 @@ void Optimizer::set_keras_state(const std::vector<VariablePtr>& model_weights, c
     for (std::size_t w = 0; w < model_weights.size(); ++w)
       for (std::size_t i : group) {
         const StateValue& v = state[at++];
-        if (v.shape != model_weights[w]->shape())
-          throw std::invalid_argument(fmt::format("optimizer state: value {} ('{}') has shape {} but weight '{}' has {}", at - 1, v.name,
-                                                  v.shape.to_string(), model_weights[w]->name(), model_weights[w]->shape().to_string()));
+        const Shape want = slot_shape(hyper_, i, model_weights[w]->shape());
+        if (v.shape != want)
+          throw std::invalid_argument(fmt::format("optimizer state: value {} ('{}') has shape {} but {}'s {} for weight '{}' has {}", at - 1,
+                                                  v.name, v.shape.to_string(), class_name(), names[i], model_weights[w]->name(),
+                                                  want.to_string()));
         per_weight[w][i] = v.values;
       }
   const double u_product = tail ? state[at++].values.at(0) : 1.0;
@@ -278,6 +301,9 @@ std::vector<std::string> keras2_slot_names(const OptimizerUpdate& u) {
     case OptimizerKind::adamax: return {"m", "v"};
     case OptimizerKind::lion: return {};  // not among Keras 2's optimizers
     case OptimizerKind::adadelta: return {"accum_grad", "accum_var"};
+    case OptimizerKind::ftrl: return {"accumulator", "linear"};
+    case OptimizerKind::lamb:
+    case OptimizerKind::adafactor: return {};  // not among Keras 2's optimizers
   }
   return {};
 }
@@ -360,6 +386,13 @@ void Optimizer::apply(Backend& backend, std::span<const TensorView> params, std:
   u.adam_alpha = u.kind == OptimizerKind::adamax
                      ? float(u.learning_rate / (1.0 - std::pow(double(u.beta_1), t)))
                      : float(u.learning_rate * std::sqrt(1.0 - std::pow(double(u.beta_2), t)) / (1.0 - std::pow(double(u.beta_1), t)));
+  u.correction_1 = float(1.0 - std::pow(double(u.beta_1), t));
+  u.correction_2 = float(1.0 - std::pow(double(u.beta_2), t));
+  if (u.kind == OptimizerKind::adafactor) {
+    // Keras's relative step min(lr, 1 / sqrt(t)) and second-moment decay 1 - t^beta_2_decay.
+    u.relative_step = float(std::min(double(u.learning_rate), 1.0 / std::sqrt(t)));
+    u.decay_2 = float(1.0 - std::pow(t, double(hyper_.beta_2_decay)));
+  }
   if (u.kind == OptimizerKind::nadam) {
     // Keras 3's Nadam momentum schedule (0.96^t; Keras 2 used 0.96^(0.004 t)), advanced once per step.
     const double decay = 0.96, b1 = u.beta_1;

@@ -134,6 +134,53 @@ Json Adadelta::own_config() const {
   return {{"rho", h.rho}, {"epsilon", h.epsilon}};
 }
 
+Ftrl::Ftrl(FtrlOptions o)
+    : KerasOptimizer({.kind = OptimizerKind::ftrl, .lr_power = o.learning_rate_power, .l1 = o.l1_regularization_strength,
+                      .l2 = o.l2_regularization_strength, .l2_shrinkage = o.l2_shrinkage_regularization_strength, .ftrl_beta = o.beta},
+                     o.learning_rate, common_of(o), o.initial_accumulator_value),
+      initial_accumulator_(o.initial_accumulator_value) {
+  // Keras's checks, in its order.
+  auto require = [](bool ok, const char* key, const char* what, float value) {
+    if (!ok) throw std::invalid_argument(fmt::format("Ftrl: {} needs to be {}, got {}", key, what, value));
+  };
+  require(o.initial_accumulator_value >= 0.f, "initial_accumulator_value", "positive or zero", o.initial_accumulator_value);
+  require(o.learning_rate_power <= 0.f, "learning_rate_power", "negative or zero", o.learning_rate_power);
+  require(o.l1_regularization_strength >= 0.f, "l1_regularization_strength", "positive or zero", o.l1_regularization_strength);
+  require(o.l2_regularization_strength >= 0.f, "l2_regularization_strength", "positive or zero", o.l2_regularization_strength);
+  require(o.l2_shrinkage_regularization_strength >= 0.f, "l2_shrinkage_regularization_strength", "positive or zero",
+          o.l2_shrinkage_regularization_strength);
+}
+Json Ftrl::own_config() const {
+  const auto& h = hyperparameters();
+  return {{"learning_rate_power", h.lr_power},
+          {"initial_accumulator_value", initial_accumulator_},
+          {"l1_regularization_strength", h.l1},
+          {"l2_regularization_strength", h.l2},
+          {"l2_shrinkage_regularization_strength", h.l2_shrinkage},
+          {"beta", h.ftrl_beta}};
+}
+
+Lamb::Lamb(LambOptions o)
+    : KerasOptimizer({.kind = OptimizerKind::lamb, .beta_1 = o.beta_1, .beta_2 = o.beta_2, .epsilon = o.epsilon}, o.learning_rate,
+                     common_of(o)) {}
+Json Lamb::own_config() const {
+  const auto& h = hyperparameters();
+  return {{"beta_1", h.beta_1}, {"beta_2", h.beta_2}, {"epsilon", h.epsilon}};
+}
+
+Adafactor::Adafactor(AdafactorOptions o)
+    : KerasOptimizer({.kind = OptimizerKind::adafactor, .epsilon_1 = o.epsilon_1, .epsilon_2 = o.epsilon_2,
+                      .clip_threshold = o.clip_threshold, .beta_2_decay = o.beta_2_decay},
+                     o.learning_rate, common_of(o)),
+      relative_step_(o.relative_step) {
+  if (!(o.clip_threshold > 0.f)) throw std::invalid_argument(fmt::format("Adafactor: clip_threshold must be positive, got {}", o.clip_threshold));
+}
+Json Adafactor::own_config() const {
+  const auto& h = hyperparameters();
+  return {{"beta_2_decay", h.beta_2_decay}, {"epsilon_1", h.epsilon_1}, {"epsilon_2", h.epsilon_2},
+          {"clip_threshold", h.clip_threshold}, {"relative_step", relative_step_}};
+}
+
 std::shared_ptr<Optimizer> get_optimizer(const Json& identifier) {
   const io::KerasObject parsed = io::parse_keras_object(identifier, "optimizer");
   // tf.keras 2.11+ writes its optimizers into .h5 training configs as "Custom>Adam" and the like.
@@ -265,8 +312,31 @@ std::shared_ptr<Optimizer> get_optimizer(const Json& identifier) {
                                                       opt("clipnorm"), opt("clipvalue"), opt("global_clipnorm"), ema.use_ema,
                                                       ema.ema_momentum, ema.ema_overwrite_frequency});
   }
-  throw std::invalid_argument(
-      fmt::format("unknown optimizer '{}' (known: SGD, Adam, AdamW, RMSprop, Adagrad, Nadam, Adamax, Lion, Adadelta)", cls));
+  if (lower == "ftrl") {
+    check({"learning_rate_power", "initial_accumulator_value", "l1_regularization_strength", "l2_regularization_strength",
+           "l2_shrinkage_regularization_strength", "beta"});
+    return std::make_shared<Ftrl>(FtrlOptions{lr(0.001), num("learning_rate_power", -0.5f), num("initial_accumulator_value", 0.1f),
+                                              num("l1_regularization_strength", 0.f), num("l2_regularization_strength", 0.f),
+                                              num("l2_shrinkage_regularization_strength", 0.f), num("beta", 0.f), opt("weight_decay"),
+                                              opt("clipnorm"), opt("clipvalue"), opt("global_clipnorm"), ema.use_ema,
+                                              ema.ema_momentum, ema.ema_overwrite_frequency});
+  }
+  if (lower == "lamb") {
+    check({"beta_1", "beta_2", "epsilon"});
+    return std::make_shared<Lamb>(LambOptions{lr(0.001), num("beta_1", 0.9f), num("beta_2", 0.999f), num("epsilon", 1e-7f),
+                                              opt("weight_decay"), opt("clipnorm"), opt("clipvalue"), opt("global_clipnorm"),
+                                              ema.use_ema, ema.ema_momentum, ema.ema_overwrite_frequency});
+  }
+  if (lower == "adafactor") {
+    check({"beta_2_decay", "epsilon_1", "epsilon_2", "clip_threshold", "relative_step"});
+    return std::make_shared<Adafactor>(AdafactorOptions{lr(0.001), num("beta_2_decay", -0.8f), num("epsilon_1", 1e-30f),
+                                                        num("epsilon_2", 1e-3f), num("clip_threshold", 1.f),
+                                                        c.value("relative_step", true), opt("weight_decay"), opt("clipnorm"),
+                                                        opt("clipvalue"), opt("global_clipnorm"), ema.use_ema, ema.ema_momentum,
+                                                        ema.ema_overwrite_frequency});
+  }
+  throw std::invalid_argument(fmt::format(
+      "unknown optimizer '{}' (known: SGD, Adam, AdamW, RMSprop, Adagrad, Nadam, Adamax, Lion, Adadelta, Ftrl, Lamb, Adafactor)", cls));
 }
 
 }  // namespace strata

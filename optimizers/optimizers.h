@@ -1,4 +1,4 @@
-// Keras's optimizers: SGD, Adam, AdamW, RMSprop, Adagrad, Nadam, Adamax, Lion, Adadelta, with Keras 3's defaults, update rules,
+// Keras's optimizers: SGD, Adam, AdamW, RMSprop, Adagrad, Nadam, Adamax, Lion, Adadelta, Ftrl, Lamb, Adafactor, with Keras 3's defaults, update rules,
 // config keys, gradient clipping, decoupled weight decay and learning-rate schedules.
 #pragma once
 
@@ -182,6 +182,66 @@ class Adadelta : public KerasOptimizer {
   std::string class_name() const override { return "Adadelta"; }
  protected:
   Json own_config() const override;
+};
+
+// Ftrl (follow the regularized leader): per-coordinate rates from the accumulated squared gradient, with L1 and
+// L2 regularization in closed form (an L1 strength above zero leaves weights exactly at zero).
+struct FtrlOptions {
+  LearningRate learning_rate = 0.001;
+  float learning_rate_power = -0.5f, initial_accumulator_value = 0.1f;
+  float l1_regularization_strength = 0.f, l2_regularization_strength = 0.f, l2_shrinkage_regularization_strength = 0.f;
+  float beta = 0.f;
+  std::optional<float> weight_decay, clipnorm, clipvalue, global_clipnorm;
+  bool use_ema = false;
+  float ema_momentum = 0.99f;
+  std::optional<std::int64_t> ema_overwrite_frequency;
+};
+class Ftrl : public KerasOptimizer {
+ public:
+  explicit Ftrl(FtrlOptions o = {});
+  std::string class_name() const override { return "Ftrl"; }
+ protected:
+  Json own_config() const override;
+ private:
+  float initial_accumulator_;
+};
+
+// Lamb: Adam's step scaled, variable by variable, by the ratio of the weights' norm to the step's norm.
+struct LambOptions {
+  LearningRate learning_rate = 0.001;
+  float beta_1 = 0.9f, beta_2 = 0.999f, epsilon = 1e-7f;
+  std::optional<float> weight_decay, clipnorm, clipvalue, global_clipnorm;
+  bool use_ema = false;
+  float ema_momentum = 0.99f;
+  std::optional<std::int64_t> ema_overwrite_frequency;
+};
+class Lamb : public KerasOptimizer {
+ public:
+  explicit Lamb(LambOptions o = {});
+  std::string class_name() const override { return "Lamb"; }
+ protected:
+  Json own_config() const override;
+};
+
+// Adafactor: the second moment of a weight of rank 2 or more kept factored, as the means over its last two axes;
+// steps scaled by the weights' root mean square and clipped to a root mean square of clip_threshold.
+struct AdafactorOptions {
+  LearningRate learning_rate = 0.001;
+  float beta_2_decay = -0.8f, epsilon_1 = 1e-30f, epsilon_2 = 1e-3f, clip_threshold = 1.f;
+  bool relative_step = true;  // kept for Keras's config; Keras's step is min(lr, 1 / sqrt(t)) either way
+  std::optional<float> weight_decay, clipnorm, clipvalue, global_clipnorm;
+  bool use_ema = false;
+  float ema_momentum = 0.99f;
+  std::optional<std::int64_t> ema_overwrite_frequency;
+};
+class Adafactor : public KerasOptimizer {
+ public:
+  explicit Adafactor(AdafactorOptions o = {});
+  std::string class_name() const override { return "Adafactor"; }
+ protected:
+  Json own_config() const override;
+ private:
+  bool relative_step_;
 };
 
 // An optimizer from a name ("adam", "SGD") with Keras's defaults, or from its Keras serialization

@@ -9,6 +9,7 @@
 #include <functional>
 #include <limits>
 
+#include "backends/kernel_geometry.h"
 #include "device_on_host.h"
 #include "test_util.h"
 
@@ -723,6 +724,14 @@ TEST_P(BackendOps, FusedOptimizerUpdates) {
     u.ema = true;
     u.ema_momentum = 0.9f;
     configs.push_back({"adadelta ema", u, 3});
+    u = make(OptimizerKind::ftrl);
+    u.learning_rate = 0.2f;
+    u.lr_power = -0.6f;
+    u.l1 = 0.05f;
+    u.l2 = 0.1f;
+    u.l2_shrinkage = 0.02f;
+    u.ftrl_beta = 0.3f;
+    configs.push_back({"ftrl regularized", u, 2});
   }
   for (const Config& cfg : configs) {
     SCOPED_TRACE(cfg.name);
@@ -730,10 +739,11 @@ TEST_P(BackendOps, FusedOptimizerUpdates) {
     DeviceTensor p(be(), {std::int64_t(n)}, p0);
     std::vector<DeviceTensor> slots;
     for (int s = 0; s < cfg.slots; ++s) slots.emplace_back(be(), Shape{std::int64_t(n)});
-    if (cfg.u.kind == OptimizerKind::adagrad) be().fill(slots[0].view, 0.1f);
+    const bool accumulates = cfg.u.kind == OptimizerKind::adagrad || cfg.u.kind == OptimizerKind::ftrl;
+    if (accumulates) be().fill(slots[0].view, 0.1f);
     std::vector<TensorView> sv;
     for (auto& s : slots) sv.push_back(s.view);
-    RefState r{std::vector<double>(p0.begin(), p0.end()), std::vector<double>(n, cfg.u.kind == OptimizerKind::adagrad ? 0.1 : 0.0),
+    RefState r{std::vector<double>(p0.begin(), p0.end()), std::vector<double>(n, accumulates ? 0.1 : 0.0),
                std::vector<double>(n, 0.0), std::vector<double>(n, 0.0), std::vector<double>(n, 0.0)};
     double u_product = 1.0;
     for (int step = 0; step < 4; ++step) {
@@ -820,6 +830,16 @@ TEST_P(BackendOps, FusedOptimizerUpdates) {
             w += lr * delta;
             break;
           }
+          case OptimizerKind::ftrl: {
+            const double power = -double(u.lr_power), l1 = u.l1, next = r.s0[i] + gi * gi;
+            r.s1[i] += gi + 2 * double(u.l2_shrinkage) * w - (std::pow(next, power) - std::pow(r.s0[i], power)) / lr * w;
+            const double quadratic = std::pow(next, power) / lr + 2 * (double(u.l2) + double(u.ftrl_beta) / (2 * lr));
+            w = (std::clamp(r.s1[i], -l1, l1) - r.s1[i]) / quadratic;
+            r.s0[i] = next;
+            break;
+          }
+          case OptimizerKind::lamb:
+          case OptimizerKind::adafactor: break;  // WholeVariableOptimizerUpdatesMatchTheCpuBackend
         }
         if (u.ema) r.average[i] = u.ema_momentum * r.average[i] + (1 - double(u.ema_momentum)) * w;
       }
@@ -828,6 +848,63 @@ TEST_P(BackendOps, FusedOptimizerUpdates) {
     expect_close(p.read(), r.p, 1e-5, 1e-4, "parameters after 4 steps");
     if (cfg.u.ema) expect_close(slots.back().read(), r.average, 1e-5, 1e-4, "moving averages after 4 steps");
   }
+}
+
+// Lamb and Adafactor reduce over the whole variable (tested against double references in test_optimizers on
+// the CPU backend): every backend must give the CPU backend's numbers, over several reduction chunks, a
+// factored batch of matrices and an unfactored vector.
+TEST_P(BackendOps, WholeVariableOptimizerUpdatesMatchTheCpuBackend) {
+  Backend& cpu = get_backend("cpu");
+  OptimizerUpdate lamb{.kind = OptimizerKind::lamb, .learning_rate = 0.02f, .weight_decay = 0.1f};
+  OptimizerUpdate adafactor{.kind = OptimizerKind::adafactor, .learning_rate = 0.3f, .weight_decay = 0.05f, .clip_threshold = 0.5f};
+  for (OptimizerUpdate* u : {&lamb, &adafactor}) {
+    u->ema = true;
+    u->ema_momentum = 0.9f;
+  }
+  for (const OptimizerUpdate& base : {lamb, adafactor})
+    for (const Shape& shape : {Shape{2500}, Shape{3, 5, 171}, Shape{1}}) {
+      const bool factored = base.kind == OptimizerKind::adafactor;
+      SCOPED_TRACE(fmt::format("{} {}", factored ? "adafactor" : "lamb", shape.to_string()));
+      const std::size_t n = std::size_t(shape.numel());
+      std::vector<Shape> slot_shapes{shape, shape};
+      if (factored) slot_shapes = {adafactor_row_shape(shape), adafactor_column_shape(shape), shape};
+      slot_shapes.push_back(shape);  // the moving average
+      const auto p0 = random_vector(n, -1, 1, 31);
+      DeviceTensor p(be(), shape, p0), p_cpu(cpu, shape, p0);
+      std::vector<DeviceTensor> slots, slots_cpu;
+      for (const Shape& s : slot_shapes) {
+        slots.emplace_back(be(), s);
+        slots_cpu.emplace_back(cpu, s);
+      }
+      std::vector<TensorView> sv, sv_cpu;
+      for (std::size_t i = 0; i < slots.size(); ++i) {
+        sv.push_back(slots[i].view);
+        sv_cpu.push_back(slots_cpu[i].view);
+      }
+      for (int step = 0; step < 4; ++step) {
+        const auto g = random_vector(n, -1, 1, 200 + std::uint32_t(step));
+        DeviceTensor gt(be(), shape, g), gt_cpu(cpu, shape, g);
+        OptimizerUpdate u = base;
+        const double t = step + 1;
+        u.correction_1 = float(1 - std::pow(0.9, t));
+        u.correction_2 = float(1 - std::pow(0.999, t));
+        u.relative_step = float(std::min(0.3, 1 / std::sqrt(t)));
+        u.decay_2 = float(1 - std::pow(t, -0.8));
+        u.ema_momentum = step == 0 ? 0.f : base.ema_momentum;
+        be().optimizer_update(u, p.view, gt.view, sv);
+        cpu.optimizer_update(u, p_cpu.view, gt_cpu.view, sv_cpu);
+      }
+      const auto want = p_cpu.read();
+      expect_close(p.read(), std::vector<double>(want.begin(), want.end()), 1e-6, 1e-4, "parameters after 4 steps");
+      for (std::size_t i = 0; i < slots.size(); ++i) {
+        const auto slot_want = slots_cpu[i].read();
+        expect_close(slots[i].read(), std::vector<double>(slot_want.begin(), slot_want.end()), 1e-6, 1e-4, fmt::format("slot {}", i));
+      }
+    }
+  // Adafactor's factored slots must have their shapes.
+  DeviceTensor p(be(), Shape{3, 4}), g(be(), Shape{3, 4}), wrong(be(), Shape{3, 4}), c(be(), Shape{4}), v(be(), Shape{3, 4});
+  const std::vector<TensorView> slots = {wrong.view, c.view, v.view};
+  EXPECT_THROW(be().optimizer_update(OptimizerUpdate{.kind = OptimizerKind::adafactor}, p.view, g.view, slots), std::invalid_argument);
 }
 
 TEST_P(BackendOps, OptimizerUpdateCountsTheMovingAverageSlot) {

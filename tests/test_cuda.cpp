@@ -294,6 +294,7 @@ std::vector<OpCase> op_cases() {
                          {.kind = OptimizerKind::adamax, .learning_rate = 0.01f, .adam_alpha = 0.05f},
                          {.kind = OptimizerKind::lion, .learning_rate = 0.003f, .weight_decay = 0.1f, .beta_2 = 0.99f},
                          {.kind = OptimizerKind::adadelta, .learning_rate = 0.5f, .rho = 0.95f, .ema = true, .ema_momentum = 0.9f},
+                         {.kind = OptimizerKind::ftrl, .learning_rate = 0.2f, .lr_power = -0.6f, .l1 = 0.05f, .l2 = 0.1f, .l2_shrinkage = 0.02f, .ftrl_beta = 0.3f},
                      };
                      for (const auto& u : updates) {
                        auto p = tensor(b, {50}, -1.f, 1.f, 120);

@@ -103,9 +103,9 @@ TEST_P(KerasReference, SameHistoryWeightsAndEvaluation) {
   }
 }
 
-TEST(KerasReference, EveryRecordedCaseRuns) { EXPECT_EQ(load_fixture()["cases"].size(), 12u); }
+TEST(KerasReference, EveryRecordedCaseRuns) { EXPECT_EQ(load_fixture()["cases"].size(), 16u); }
 
-INSTANTIATE_TEST_SUITE_P(Cases, KerasReference, ::testing::Range(0, 12), [](const auto& info) {
+INSTANTIATE_TEST_SUITE_P(Cases, KerasReference, ::testing::Range(0, 16), [](const auto& info) {
   static const Json fixture = load_fixture();
   return fixture["cases"][std::size_t(info.param)]["name"].get<std::string>();
 });

@@ -119,6 +119,33 @@ TEST(Losses, ProbabilitiesAreClippedAsKerasDoes) {
   EXPECT_NEAR(run_loss(losses::SparseCategoricalCrossentropy(), probs, labels.data(), DType::int32, {kBatch}, ones), -std::log(1e-7), 1e-3);
 }
 
+TEST(Losses, SparseCrossentropyIgnoreClass) {
+  // Keras's ignore_class: the ignored entries (label 255 here, outside the classes) add nothing and the mean
+  // runs over the others (weighted by the sample weights, counted unweighted).
+  Data d;
+  std::vector<std::int32_t> labels = d.labels;
+  labels[1] = 255;
+  labels[4] = 255;
+  double sum = 0;
+  int kept = 0;
+  for (int r = 0; r < kBatch; ++r) {
+    if (labels[std::size_t(r)] == 255) continue;
+    sum -= std::log(double(d.probs[std::size_t(r * kClasses + labels[std::size_t(r)])])) * d.weights[std::size_t(r)];
+    ++kept;
+  }
+  const losses::SparseCategoricalCrossentropy loss({}, 255), logits({.from_logits = true}, 255);
+  EXPECT_NEAR(run_loss(loss, d.probs, labels.data(), DType::int32, {kBatch}, d.weights), sum / kept, 1e-5);
+  EXPECT_NEAR(run_loss(logits, d.logits, labels.data(), DType::int32, {kBatch, 1}, d.weights), sum / kept, 1e-5);
+  // Every entry ignored: zero, not a division by zero.
+  const std::vector<std::int32_t> all_ignored(kBatch, 255);
+  EXPECT_EQ(run_loss(loss, d.probs, all_ignored.data(), DType::int32, {kBatch}, d.weights), 0.0);
+  // By config, and back.
+  const auto configured = get_loss(Json{{"class_name", "SparseCategoricalCrossentropy"}, {"config", {{"ignore_class", 255}}}});
+  EXPECT_EQ(configured->get_config()["ignore_class"], 255);
+  EXPECT_NEAR(run_loss(*configured, d.probs, labels.data(), DType::int32, {kBatch}, d.weights), sum / kept, 1e-5);
+  EXPECT_THROW(get_loss(Json{{"class_name", "SparseCategoricalCrossentropy"}, {"config", {{"ignore_class", "void"}}}}), std::invalid_argument);
+}
+
 TEST(Losses, KLDivergence) {
   Data d;
   std::vector<float> t(d.probs.rbegin(), d.probs.rend());

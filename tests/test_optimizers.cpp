@@ -15,20 +15,25 @@ constexpr int kSteps = 6;
 
 // Loss 0.5 * sum(w^2) + sum(c * w): the gradient is w + c, so the reference knows it exactly.
 struct Problem {
-  std::vector<float> w0 = test::random_vector(12, -1.f, 1.f, 21);
-  std::vector<float> c = test::random_vector(12, -2.f, 2.f, 22);
+  Shape shape{12};
+  std::vector<float> w0 = test::random_vector(std::size_t(shape.numel()), -1.f, 1.f, 21);
+  std::vector<float> c = test::random_vector(std::size_t(shape.numel()), -2.f, 2.f, 22);
+
+  Problem() = default;
+  explicit Problem(Shape s) : shape(s), w0(test::random_vector(std::size_t(s.numel()), -1.f, 1.f, 21)),
+                              c(test::random_vector(std::size_t(s.numel()), -2.f, 2.f, 22)) {}
 
   // Strata's weights after each step.
   std::vector<std::vector<float>> run(const std::shared_ptr<Optimizer>& opt) const {
     clear_session();
-    auto w = std::make_shared<Variable>("w", Shape{12});
+    auto w = std::make_shared<Variable>("w", shape);
     w->assign(w0);
-    const Tensor c_in = ops::placeholder({12}, DType::float32, "c");
+    const Tensor c_in = ops::placeholder(shape, DType::float32, "c");
     const Tensor wt = ops::variable(w, c_in);
     const Tensor loss = ops::add(ops::multiply(ops::sum(ops::square(wt)), 0.5f), ops::sum(ops::multiply(c_in, wt)));
     Program p({c_in}, {loss}, loss, opt);
     std::vector<std::vector<float>> out;
-    const TensorView feed{const_cast<float*>(c.data()), DType::float32, {12}};
+    const TensorView feed{const_cast<float*>(c.data()), DType::float32, shape};
     for (int s = 0; s < kSteps; ++s) {
       p.run(Mode::training, std::span(&feed, 1));
       out.push_back(w->to_vector());
@@ -213,6 +218,158 @@ TEST(Optimizers, Adadelta) {
   expect_close(p.run(std::make_shared<Adadelta>(AdadeltaOptions{.learning_rate = 1.0, .rho = 0.9f})), want, "Adadelta");
 }
 
+TEST(Optimizers, FtrlWithItsRegularizations) {
+  struct Case {
+    FtrlOptions options;
+    const char* what;
+  };
+  const std::vector<Case> cases = {
+      {{.learning_rate = 0.1}, "defaults"},
+      {{.learning_rate = 0.2, .learning_rate_power = -0.7f, .initial_accumulator_value = 0.3f, .l1_regularization_strength = 0.05f,
+        .l2_regularization_strength = 0.1f, .l2_shrinkage_regularization_strength = 0.02f, .beta = 0.5f},
+       "l1 l2 shrinkage beta"},
+      {{.learning_rate = 0.1, .learning_rate_power = 0.f, .l1_regularization_strength = 0.5f}, "fixed rate, strong l1"},
+  };
+  for (const Case& k : cases) {
+    Problem p;
+    const FtrlOptions& o = k.options;
+    std::vector<double> accum(12, o.initial_accumulator_value), linear(12, 0.0);
+    auto want = p.reference([&](std::vector<double>& w, const std::vector<double>& g, int) {
+      const double lr = o.learning_rate.value(), power = -o.learning_rate_power, l1 = o.l1_regularization_strength;
+      const double l2 = o.l2_regularization_strength + o.beta / (2 * lr);
+      for (std::size_t i = 0; i < w.size(); ++i) {
+        const double next = accum[i] + g[i] * g[i];
+        linear[i] += g[i] + 2 * o.l2_shrinkage_regularization_strength * w[i] - (std::pow(next, power) - std::pow(accum[i], power)) / lr * w[i];
+        const double quadratic = std::pow(next, power) / lr + 2 * l2;
+        w[i] = (std::clamp(linear[i], -l1, l1) - linear[i]) / quadratic;
+        accum[i] = next;
+      }
+    });
+    expect_close(p.run(std::make_shared<Ftrl>(o)), want, k.what);
+  }
+  // An L1 strength above every accumulated |linear| term keeps the weights at exactly zero.
+  Problem p;
+  const auto strong = p.run(std::make_shared<Ftrl>(FtrlOptions{.learning_rate = 0.1, .l1_regularization_strength = 100.f}));
+  for (float w : strong.back()) EXPECT_EQ(w, 0.f);
+  EXPECT_THROW(Ftrl(FtrlOptions{.learning_rate_power = 0.5f}), std::invalid_argument);
+  EXPECT_THROW(Ftrl(FtrlOptions{.l1_regularization_strength = -1.f}), std::invalid_argument);
+}
+
+TEST(Optimizers, LambScalesEachVariableByItsNormRatio) {
+  for (const float decay : {0.f, 0.1f}) {
+    Problem p;
+    std::vector<double> m(12, 0.0), v(12, 0.0);
+    auto want = p.reference([&](std::vector<double>& w, const std::vector<double>& g, int step) {
+      const double lr = 0.05, b1 = 0.9, b2 = 0.999, eps = 1e-7, t = step + 1;
+      for (double& x : w) x -= x * decay * lr;
+      std::vector<double> update(w.size());
+      double w_norm = 0, u_norm = 0;
+      for (std::size_t i = 0; i < w.size(); ++i) {
+        m[i] += (g[i] - m[i]) * (1 - b1);
+        v[i] += (g[i] * g[i] - v[i]) * (1 - b2);
+        update[i] = (m[i] / (1 - std::pow(b1, t))) / (std::sqrt(v[i] / (1 - std::pow(b2, t))) + eps);
+        w_norm += w[i] * w[i];
+        u_norm += update[i] * update[i];
+      }
+      const double ratio = w_norm > 0 && u_norm > 0 ? std::sqrt(w_norm / u_norm) : 1.0;
+      for (std::size_t i = 0; i < w.size(); ++i) w[i] -= ratio * lr * update[i];
+    });
+    expect_close(p.run(std::make_shared<Lamb>(LambOptions{.learning_rate = 0.05, .weight_decay = decay})), want,
+                 decay > 0 ? "Lamb with decay" : "Lamb");
+  }
+}
+
+// Keras's Adafactor in double: a weight of rank >= 2 keeps the means of g^2 + epsilon_1 over its last axis (r)
+// and its second-last axis (c); rank 0 or 1 keeps the full second moment.
+TEST(Optimizers, AdafactorFactoredAndNot) {
+  struct Case {
+    Shape shape;
+    AdafactorOptions options;
+    const char* what;
+  };
+  const std::vector<Case> cases = {
+      {Shape{12}, {.learning_rate = 0.1}, "vector"},
+      {Shape{3, 4}, {.learning_rate = 0.1}, "matrix"},
+      {Shape{2, 3, 2}, {.learning_rate = 0.8, .clip_threshold = 0.5f, .weight_decay = 0.1f}, "batch of matrices, clipped, decayed"},
+      {Shape{4, 3}, {.learning_rate = 0.3, .beta_2_decay = -0.5f, .epsilon_2 = 2.f}, "parameter scale below epsilon_2"},
+  };
+  for (const Case& k : cases) {
+    const AdafactorOptions& o = k.options;
+    Problem p(k.shape);
+    const std::int64_t n = k.shape.numel();
+    const bool factored = k.shape.rank() >= 2;
+    const std::int64_t cols = factored ? k.shape[k.shape.rank() - 1] : 1, rows = factored ? k.shape[k.shape.rank() - 2] : 1;
+    const std::int64_t batch = n / (rows * cols);
+    std::vector<double> r(std::size_t(batch * rows), 0.0), c(std::size_t(batch * cols), 0.0), v(std::size_t(n), 0.0);
+    auto want = p.reference([&](std::vector<double>& w, const std::vector<double>& g, int step) {
+      const double lr = o.learning_rate.value(), t = step + 1;
+      for (double& x : w) x -= x * double(o.weight_decay.value_or(0.f)) * lr;
+      double w_square = 0;
+      for (double x : w) w_square += x * x;
+      const double rho = std::min(lr, 1 / std::sqrt(t));
+      const double alpha = std::max(double(o.epsilon_2), std::sqrt(w_square / double(n))) * rho;
+      const double decay = 1 - std::pow(t, double(o.beta_2_decay));
+      auto g2 = [&](std::int64_t b, std::int64_t i, std::int64_t j) {
+        const double x = g[std::size_t((b * rows + i) * cols + j)];
+        return x * x + double(o.epsilon_1);
+      };
+      if (factored) {
+        for (std::int64_t b = 0; b < batch; ++b) {
+          double r_mean = 0;
+          for (std::int64_t i = 0; i < rows; ++i) {
+            double mean = 0;
+            for (std::int64_t j = 0; j < cols; ++j) mean += g2(b, i, j) / double(cols);
+            double& ri = r[std::size_t(b * rows + i)];
+            ri = decay * ri + (1 - decay) * mean;
+            r_mean += ri / double(rows);
+          }
+          for (std::int64_t j = 0; j < cols; ++j) {
+            double mean = 0;
+            for (std::int64_t i = 0; i < rows; ++i) mean += g2(b, i, j) / double(rows);
+            double& cj = c[std::size_t(b * cols + j)];
+            cj = decay * cj + (1 - decay) * mean;
+          }
+          for (std::int64_t i = 0; i < rows; ++i)
+            for (std::int64_t j = 0; j < cols; ++j)
+              v[std::size_t((b * rows + i) * cols + j)] = r[std::size_t(b * rows + i)] / r_mean * c[std::size_t(b * cols + j)];
+        }
+      } else {
+        for (std::int64_t i = 0; i < n; ++i) v[std::size_t(i)] = decay * v[std::size_t(i)] + (1 - decay) * g2(0, 0, i);
+      }
+      double u_square = 0;
+      for (std::int64_t i = 0; i < n; ++i) u_square += g[std::size_t(i)] * g[std::size_t(i)] / v[std::size_t(i)];
+      const double scale = alpha / std::max(1.0, std::sqrt(u_square / double(n)) / double(o.clip_threshold));
+      for (std::int64_t i = 0; i < n; ++i) w[std::size_t(i)] -= scale * g[std::size_t(i)] / std::sqrt(v[std::size_t(i)]);
+    });
+    expect_close(p.run(std::make_shared<Adafactor>(o)), want, k.what);
+  }
+}
+
+TEST(Optimizers, AdafactorSlotsAsKerasKeepsThem) {
+  clear_session();
+  auto kernel = std::make_shared<Variable>("dense/kernel", Shape{2, 3, 4}), bias = std::make_shared<Variable>("dense/bias", Shape{4});
+  Adafactor opt;
+  opt.build({kernel, bias}, get_backend("cpu"));
+  EXPECT_EQ(opt.slots(0)[0]->shape(), (Shape{2, 3}));
+  EXPECT_EQ(opt.slots(0)[1]->shape(), (Shape{2, 4}));
+  EXPECT_EQ(opt.slots(0)[2]->shape(), (Shape{2, 3, 4}));
+  EXPECT_EQ(opt.slots(1)[0]->shape(), Shape());
+  EXPECT_EQ(opt.slots(1)[1]->shape(), Shape());
+  // Keras's optimizer.variables: iteration, learning rate, then per weight r, c and the velocity.
+  const auto state = opt.keras_state({kernel, bias});
+  ASSERT_EQ(state.size(), 8u);
+  EXPECT_EQ(state[2].name, "kernel");
+  EXPECT_EQ(state[2].shape, (Shape{2, 3}));
+  EXPECT_EQ(state[4].name, "dense_kernel_velocity");
+  EXPECT_EQ(state[5].shape, Shape());
+  // A state whose factored moment has the weight's full shape does not fit.
+  auto wrong = state;
+  wrong[2].shape = Shape{2, 3, 4};
+  wrong[2].values.assign(24, 0.f);
+  EXPECT_THROW(opt.set_keras_state({kernel, bias}, wrong), std::invalid_argument);
+  opt.set_keras_state({kernel, bias}, state);
+}
+
 TEST(Optimizers, GradientClipping) {
   Problem p;
   const double lr = 0.1;
@@ -302,6 +459,15 @@ TEST(Optimizers, ByNameAndConfig) {
   scheduled->set_iterations(3);
   EXPECT_FLOAT_EQ(scheduled->learning_rate(), 0.25f);
   EXPECT_THROW(get_optimizer("adamm"), std::invalid_argument);
+  for (const char* name : {"ftrl", "lamb", "adafactor"}) {
+    const auto opt = get_optimizer(name);
+    const auto again = get_optimizer(Json{{"class_name", opt->class_name()}, {"config", opt->get_config()}});
+    EXPECT_EQ(again->get_config(), opt->get_config()) << name;
+  }
+  auto ftrl = get_optimizer(Json{{"class_name", "Ftrl"}, {"config", {{"l1_regularization_strength", 0.5}, {"beta", 0.25}}}});
+  EXPECT_FLOAT_EQ(ftrl->hyperparameters().l1, 0.5f);
+  EXPECT_FLOAT_EQ(ftrl->hyperparameters().ftrl_beta, 0.25f);
+  EXPECT_EQ(get_optimizer(Json{{"class_name", "Adafactor"}, {"config", {{"relative_step", false}}}})->get_config()["relative_step"], false);
   EXPECT_THROW(get_optimizer(Json{{"class_name", "Adam"}, {"config", {{"betta_1", 0.5}}}}), std::invalid_argument);
 }
 

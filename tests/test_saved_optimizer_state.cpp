@@ -1,5 +1,6 @@
 // Optimizer state saved in Keras's files continues training as Keras did: Keras 3's on a learning-rate
-// schedule (scripts/fixtures/keras_schedule_state.py: no learning-rate variable), tf.keras 2.11+'s
+// schedule (scripts/fixtures/keras_schedule_state.py: no learning-rate variable), Keras 3's Adafactor with
+// its factored moments (scripts/fixtures/keras_adafactor_state.py), tf.keras 2.11+'s
 // (scripts/fixtures/tf_keras_adam_state.py: the iteration count and slots as Keras 3 orders them, without
 // the learning rate) and the older OptimizerV2 classes' (scripts/fixtures/tf_keras_legacy_optimizers.py:
 // slots named by kind and grouped by kind, Keras 2's learning-rate decay), and a mixed-precision model's
@@ -39,15 +40,9 @@ TEST_P(KerasScheduleState, StrataFileKeepsTheState) {
   test::expect_recorded_weights(model->get_weights(), record["trained_weights"]);
 }
 
-// Keras 3.15 cannot train on from its own .h5 files' optimizer state (it builds the optimizer over no
-// variables), so Keras is asked to continue from Strata's .keras file only.
-TEST(KerasScheduleStateFile, KerasContinuesTrainingFromStrataFile) {
-  const std::string python = test::keras_python();
-  if (python.empty()) GTEST_SKIP() << "Keras 3 is not installed: not checking that Keras reads Strata's optimizer state";
-  clear_session();
-  auto model = load_model(test::keras_model_fixtures() + "schedule_state.keras");
-  const std::string path = ::testing::TempDir() + "schedule_state_strata.keras";
-  model->save(path);
+// Keras loads Strata's .keras file `path` and, from the state in it (two steps taken), trains the epoch the
+// fixture `record_name` recorded to the same weights.
+void expect_keras_continues_from(const std::string& path, const std::string& record_name) {
   const std::string script = fmt::format(R"(
 import json, warnings, numpy as np, keras
 with open("{0}") as f:
@@ -62,8 +57,43 @@ x = np.array(case["inputs"][0]["values"], dtype="float32").reshape(case["inputs"
 m.fit(x, np.array(case["y"]), batch_size=8, epochs=1, shuffle=False, verbose=0)
 for w, e in zip(m.get_weights(), case["trained_weights"]):
     assert np.allclose(np.asarray(w).ravel(), e["values"], atol=2e-5), (w, e["values"])
-)", test::keras_model_fixtures() + "schedule_state.json", path);
-  EXPECT_EQ(test::run_python(python, script), 0);
+)", test::keras_model_fixtures() + record_name + ".json", path);
+  EXPECT_EQ(test::run_python(test::keras_python(), script), 0);
+}
+
+// Keras 3.15 cannot train on from its own .h5 files' optimizer state (it builds the optimizer over no
+// variables), so Keras is asked to continue from Strata's .keras file only.
+TEST(KerasScheduleStateFile, KerasContinuesTrainingFromStrataFile) {
+  if (test::keras_python().empty()) GTEST_SKIP() << "Keras 3 is not installed: not checking that Keras reads Strata's optimizer state";
+  clear_session();
+  auto model = load_model(test::keras_model_fixtures() + "schedule_state.keras");
+  const std::string path = ::testing::TempDir() + "schedule_state_strata.keras";
+  model->save(path);
+  expect_keras_continues_from(path, "schedule_state");
+}
+
+// Adafactor keeps per weight a row moment, a column moment (scalar placeholders for a bias) and a velocity.
+TEST(KerasAdafactorState, ContinuesTrainingAsKerasFromKerasAndStrataFiles) {
+  const Json record = test::read_record("adafactor_state");
+  clear_session();
+  auto model = load_model(test::keras_model_fixtures() + "adafactor_state.keras");
+  EXPECT_EQ(model->optimizer()->class_name(), "Adafactor");
+  EXPECT_EQ(model->optimizer()->iterations(), 2);
+  const auto state = model->optimizer()->keras_state(model->trainable_weights());
+  const Json& want = record["optimizer_variables"];
+  ASSERT_EQ(state.size(), want.size());
+  for (std::size_t i = 0; i < state.size(); ++i) EXPECT_EQ(state[i].shape, config::shape(want[i]["shape"], "shape")) << i;
+  const std::string path = ::testing::TempDir() + "adafactor_state_strata.keras";
+  model->save(path);
+  EXPECT_NEAR(test::fit_recorded_epoch(*model, record, 8), record["fit_loss"].get<double>(), 1e-5);
+  test::expect_recorded_weights(model->get_weights(), record["trained_weights"]);
+  clear_session();
+  auto reloaded = load_model(path);
+  EXPECT_NEAR(test::fit_recorded_epoch(*reloaded, record, 8), record["fit_loss"].get<double>(), 1e-5);
+  test::expect_recorded_weights(reloaded->get_weights(), record["trained_weights"]);
+
+  if (test::keras_python().empty()) GTEST_SKIP() << "Keras 3 is not installed: not checking that Keras reads Strata's Adafactor state";
+  expect_keras_continues_from(path, "adafactor_state");
 }
 
 INSTANTIATE_TEST_SUITE_P(Formats, KerasScheduleState, ::testing::Values(".keras", ".h5"),

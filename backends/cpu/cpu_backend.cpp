@@ -3,6 +3,7 @@
 #include <Eigen/Core>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -323,7 +324,107 @@ void CpuBackend::optimizer_update(const OptimizerUpdate& u, const TensorView& pa
         p[i] += lr * delta;
       });
       return;
+    case OptimizerKind::ftrl: {
+      // Keras's Ftrl: s0 the accumulator, s1 the linear term; beta enters as an extra L2 strength.
+      const float power = -u.lr_power, l1 = u.l1, l2_reg = u.l2 + u.ftrl_beta / (2.f * lr), shrink = 2.f * u.l2_shrinkage;
+      run([=](std::int64_t i) {
+        const float accum = s0[i], new_accum = accum + g[i] * g[i];
+        const float new_scale = std::pow(new_accum, power);
+        s1[i] += g[i] + shrink * p[i] - (new_scale - std::pow(accum, power)) / lr * p[i];
+        const float quadratic = new_scale / lr + 2.f * l2_reg;
+        p[i] = (std::clamp(s1[i], -l1, l1) - s1[i]) / quadratic;
+        s0[i] = new_accum;
+      });
+      return;
+    }
+    case OptimizerKind::lamb:
+    case OptimizerKind::adafactor:
+      whole_variable_update(u, param, grad, slots, needed);
+      return;
   }
+}
+
+// Lamb and Adafactor scale each variable's step by norms of the whole variable, so they run in passes:
+// the decay, the moments, the norms (summed in double, in index order), then the step.
+void CpuBackend::whole_variable_update(const OptimizerUpdate& u, const TensorView& param, const TensorView& grad,
+                                       std::span<const TensorView> slots, std::size_t needed) {
+  const std::int64_t n = param.numel();
+  float* __restrict p = param.as<float>();
+  const float* __restrict g = grad.as<const float>();
+  float* __restrict s0 = slots[0].as<float>();
+  float* __restrict s1 = slots[1].as<float>();
+  float* __restrict average = u.ema ? slots[needed].as<float>() : nullptr;
+  const float lr = u.learning_rate, decay = u.weight_decay * u.learning_rate, ema = u.ema_momentum;
+  auto sum_of_squares = [&](auto value) {
+    double sum = 0.0;
+    for (std::int64_t i = 0; i < n; ++i) {
+      const double x = value(i);
+      sum += x * x;
+    }
+    return sum;
+  };
+  const FactoredShape f = u.kind == OptimizerKind::adafactor ? adafactor_shape(param.shape, slots[0].shape, slots[1].shape) : FactoredShape{};
+  if (decay != 0.f)
+    parallel_for(n, 2, [=](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t i = begin; i < end; ++i) p[i] -= p[i] * decay;
+    });
+  if (u.kind == OptimizerKind::lamb) {
+    const float b1 = 1.f - u.beta_1, b2 = 1.f - u.beta_2, c1 = u.correction_1, c2 = u.correction_2, eps = u.epsilon;
+    parallel_for(n, 4, [=](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t i = begin; i < end; ++i) {
+        s0[i] += (g[i] - s0[i]) * b1;
+        s1[i] += (g[i] * g[i] - s1[i]) * b2;
+      }
+    });
+    auto step = [=](std::int64_t i) { return (s0[i] / c1) / (std::sqrt(s1[i] / c2) + eps); };
+    const double w_norm = std::sqrt(sum_of_squares([=](std::int64_t i) { return p[i]; }));
+    const double step_norm = std::sqrt(sum_of_squares(step));
+    const float scale = lr * float(w_norm > 0.0 && step_norm > 0.0 ? w_norm / step_norm : 1.0);
+    parallel_for(n, 6, [=](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t i = begin; i < end; ++i) p[i] -= scale * step(i);
+    });
+  } else {
+    float* __restrict v = slots[2].as<float>();
+    const float d = u.decay_2, eps_1 = u.epsilon_1;
+    const double rms_p = n > 0 ? std::sqrt(sum_of_squares([=](std::int64_t i) { return p[i]; }) / double(n)) : 0.0;
+    const float alpha = float(std::max(double(u.epsilon_2), rms_p)) * u.relative_step;
+    if (f.factored) {
+      const std::int64_t rows = f.rows, cols = f.cols;
+      for (std::int64_t b = 0; b < f.batch; ++b) {
+        const float* gb = g + b * rows * cols;
+        float* rb = s0 + b * rows;
+        float* cb = s1 + b * cols;
+        double r_sum = 0.0;
+        for (std::int64_t i = 0; i < rows; ++i) {
+          double mean = 0.0;
+          for (std::int64_t j = 0; j < cols; ++j) mean += double(gb[i * cols + j] * gb[i * cols + j] + eps_1);
+          rb[i] = d * rb[i] + (1.f - d) * float(mean / double(cols));
+          r_sum += rb[i];
+        }
+        for (std::int64_t j = 0; j < cols; ++j) {
+          double mean = 0.0;
+          for (std::int64_t i = 0; i < rows; ++i) mean += double(gb[i * cols + j] * gb[i * cols + j] + eps_1);
+          cb[j] = d * cb[j] + (1.f - d) * float(mean / double(rows));
+        }
+        const float r_mean = float(r_sum / double(rows));
+        float* vb = v + b * rows * cols;
+        for (std::int64_t i = 0; i < rows; ++i)
+          for (std::int64_t j = 0; j < cols; ++j) vb[i * cols + j] = rb[i] / r_mean * cb[j];
+      }
+    } else {
+      for (std::int64_t i = 0; i < n; ++i) v[i] = d * v[i] + (1.f - d) * (g[i] * g[i] + eps_1);
+    }
+    auto step = [=](std::int64_t i) { return g[i] / std::sqrt(v[i]); };
+    const double rms_step = n > 0 ? std::sqrt(sum_of_squares(step) / double(n)) : 0.0;
+    const float scale = alpha / float(std::max(1.0, rms_step / double(u.clip_threshold)));
+    parallel_for(n, 6, [=](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t i = begin; i < end; ++i) p[i] -= scale * step(i);
+    });
+  }
+  if (average)
+    parallel_for(n, 3, [=](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t i = begin; i < end; ++i) average[i] = ema * average[i] + (1.f - ema) * p[i];
+    });
 }
 
 }  // namespace cpu

@@ -52,6 +52,8 @@ class CpuBackend final : public Backend {
                         std::span<const TensorView> slots) override;
 
  private:
+  void whole_variable_update(const OptimizerUpdate& update, const TensorView& param, const TensorView& grad,
+                             std::span<const TensorView> slots, std::size_t needed);
   // Scratch for im2col; grows to the largest request and is then reused, so steady state allocates nothing.
   float* scratch(std::size_t floats);
   float* scratch_ = nullptr;

@@ -684,8 +684,13 @@ class DeviceBackend : public Backend {
                 rho = u.rho, b1 = 1.f - u.beta_1, b2 = 1.f - u.beta_2, alpha = u.adam_alpha, m_coef = u.nadam_m_coef,
                 g_coef = u.nadam_g_coef, v_coef = u.nadam_v_coef, ema = u.ema_momentum, beta_1 = u.beta_1, beta_2 = u.beta_2;
     const OptimizerKind kind = u.kind;
+    if (kind == OptimizerKind::lamb || kind == OptimizerKind::adafactor) {
+      whole_variable_update(u, param, grad, slots, needed);
+      return;
+    }
     const bool nesterov = u.nesterov;
     float* avg = u.centered ? (momentum > 0.f ? s2 : s1) : nullptr;
+    const float ftrl_power = -u.lr_power, l1 = u.l1, l2_reg = u.l2 + u.ftrl_beta / (2.f * lr), shrink = 2.f * u.l2_shrinkage;
     device_.launch(n, [=] STRATA_HOST_DEVICE(std::int64_t i) {
       if (decay != 0.f) p[i] -= p[i] * decay;
       const float gi = g[i];
@@ -758,7 +763,111 @@ class DeviceBackend : public Backend {
           p[i] += lr * delta;
           break;
         }
+        case OptimizerKind::ftrl: {
+          const float accum = s0[i], new_accum = accum + gi * gi;
+          const float new_scale = powf(new_accum, ftrl_power);
+          s1[i] += gi + shrink * p[i] - (new_scale - powf(accum, ftrl_power)) / lr * p[i];
+          const float quadratic = new_scale / lr + 2.f * l2_reg;
+          const float clipped = s1[i] < -l1 ? -l1 : s1[i] > l1 ? l1 : s1[i];
+          p[i] = (clipped - s1[i]) / quadratic;
+          s0[i] = new_accum;
+          break;
+        }
+        case OptimizerKind::lamb:
+        case OptimizerKind::adafactor: break;  // whole_variable_update
       }
+      if (average) average[i] = ema * average[i] + (1.f - ema) * p[i];
+    });
+  }
+
+  // Lamb and Adafactor scale each variable's step by norms of the whole variable (see the CPU backend): the
+  // step goes to scratch, its norm and the parameter's are summed in chunks, and the last pass applies it.
+  void whole_variable_update(const OptimizerUpdate& u, const TensorView& param, const TensorView& grad,
+                             std::span<const TensorView> slots, std::size_t needed) {
+    const std::int64_t n = param.numel();
+    if (n == 0) return;
+    float* p = param.as<float>();
+    const float* g = grad.as<const float>();
+    float* s0 = slots[0].as<float>();
+    float* s1 = slots[1].as<float>();
+    float* average = u.ema ? slots[needed].as<float>() : nullptr;
+    const bool lamb = u.kind == OptimizerKind::lamb;
+    const FactoredShape f = lamb ? FactoredShape{} : adafactor_shape(param.shape, slots[0].shape, slots[1].shape);
+    const std::int64_t chunks = (n + kReduceChunk - 1) / kReduceChunk;
+    float* step = scratch(std::size_t(n + 2 * chunks + 2 + f.batch));
+    float* parts = step + n;
+    float* sums = parts + 2 * chunks;
+    float* r_mean = sums + 2;
+    const float lr = u.learning_rate, decay = u.weight_decay * u.learning_rate, ema = u.ema_momentum;
+    if (lamb) {
+      const float b1 = 1.f - u.beta_1, b2 = 1.f - u.beta_2, c1 = u.correction_1, c2 = u.correction_2, eps = u.epsilon;
+      device_.launch(n, [=] STRATA_HOST_DEVICE(std::int64_t i) {
+        if (decay != 0.f) p[i] -= p[i] * decay;
+        s0[i] += (g[i] - s0[i]) * b1;
+        s1[i] += (g[i] * g[i] - s1[i]) * b2;
+        step[i] = (s0[i] / c1) / (sqrtf(s1[i] / c2) + eps);
+      });
+    } else {
+      float* v = slots[2].as<float>();
+      const float d = u.decay_2, eps_1 = u.epsilon_1;
+      if (decay != 0.f) device_.launch(n, [=] STRATA_HOST_DEVICE(std::int64_t i) { p[i] -= p[i] * decay; });
+      if (f.factored) {
+        const std::int64_t rows = f.rows, cols = f.cols;
+        device_.launch(f.batch * rows, [=] STRATA_HOST_DEVICE(std::int64_t bi) {
+          const float* gr = g + bi * cols;
+          double mean = 0.0;
+          for (std::int64_t j = 0; j < cols; ++j) mean += double(gr[j] * gr[j] + eps_1);
+          s0[bi] = d * s0[bi] + (1.f - d) * float(mean / double(cols));
+        });
+        device_.launch(f.batch * cols, [=] STRATA_HOST_DEVICE(std::int64_t bj) {
+          const std::int64_t b = bj / cols, j = bj % cols;
+          const float* gb = g + b * rows * cols + j;
+          double mean = 0.0;
+          for (std::int64_t i = 0; i < rows; ++i) mean += double(gb[i * cols] * gb[i * cols] + eps_1);
+          s1[bj] = d * s1[bj] + (1.f - d) * float(mean / double(rows));
+        });
+        device_.launch(f.batch, [=] STRATA_HOST_DEVICE(std::int64_t b) {
+          double sum = 0.0;
+          for (std::int64_t i = 0; i < rows; ++i) sum += s0[b * rows + i];
+          r_mean[b] = float(sum / double(rows));
+        });
+        device_.launch(n, [=] STRATA_HOST_DEVICE(std::int64_t i) {
+          const std::int64_t b = i / (rows * cols), row = i / cols, col = b * cols + i % cols;
+          v[i] = s0[row] / r_mean[b] * s1[col];
+          step[i] = g[i] / sqrtf(v[i]);
+        });
+      } else {
+        device_.launch(n, [=] STRATA_HOST_DEVICE(std::int64_t i) {
+          v[i] = d * v[i] + (1.f - d) * (g[i] * g[i] + eps_1);
+          step[i] = g[i] / sqrtf(v[i]);
+        });
+      }
+    }
+    // sums[0] = |p|^2, sums[1] = |step|^2.
+    device_.launch(2 * chunks, [=] STRATA_HOST_DEVICE(std::int64_t at) {
+      const float* x = at < chunks ? p : step;
+      const std::int64_t k0 = (at % chunks) * kReduceChunk, k1 = k0 + kReduceChunk < n ? k0 + kReduceChunk : n;
+      double acc = 0.0;
+      for (std::int64_t k = k0; k < k1; ++k) acc += double(x[k]) * double(x[k]);
+      parts[at] = float(acc);
+    });
+    device_.launch(2, [=] STRATA_HOST_DEVICE(std::int64_t o) {
+      double acc = 0.0;
+      for (std::int64_t c = 0; c < chunks; ++c) acc += parts[o * chunks + c];
+      sums[o] = float(acc);
+    });
+    const float eps_2 = u.epsilon_2, rho = u.relative_step, clip = u.clip_threshold, count = float(n);
+    device_.launch(n, [=] STRATA_HOST_DEVICE(std::int64_t i) {
+      float scale;
+      if (lamb) {
+        const float w_norm = sqrtf(sums[0]), step_norm = sqrtf(sums[1]);
+        scale = lr * (w_norm > 0.f && step_norm > 0.f ? w_norm / step_norm : 1.f);
+      } else {
+        const float rms_p = sqrtf(sums[0] / count), rms_step = sqrtf(sums[1] / count);
+        const float ratio = rms_step / clip;
+        scale = (rms_p > eps_2 ? rms_p : eps_2) * rho / (ratio > 1.f ? ratio : 1.f);
+      }
+      p[i] -= scale * step[i];
       if (average) average[i] = ema * average[i] + (1.f - ema) * p[i];
     });
   }
