@@ -1001,7 +1001,7 @@ std::vector<Array> Model::predict(const std::vector<Array>& x, PredictOptions op
       Shape s = after_run ? program.output_shape(int(o)) : outputs[o].shape();
       for (int d = 1; d < s.rank(); ++d) s[d] = std::max<std::int64_t>(s[d], 0);  // no rows: nothing ran to size them
       s[0] = n;
-      results[o] = Array(s, DType::float32);
+      results[o] = Array(s, outputs[o].dtype());  // an int32 output (Discretization's indices) stays int32
     }
   };
   const bool sized_by_run = std::any_of(outputs.begin(), outputs.end(), [](const Tensor& o) {
@@ -1034,7 +1034,8 @@ std::vector<Array> Model::predict(const std::vector<Array>& x, PredictOptions op
     if (b == 0 && sized_by_run) allocate_results(true);
     for (std::size_t o = 0; o < outputs.size(); ++o) {
       const std::int64_t k = per_row(results[o].shape());
-      program.read_output(int(o), static_cast<float*>(results[o].data()) + begin * k, std::size_t(count * k) * sizeof(float));
+      const std::size_t element = dtype_size(results[o].dtype());
+      program.read_output(int(o), static_cast<std::byte*>(results[o].data()) + std::size_t(begin * k) * element, std::size_t(count * k) * element);
     }
     for (auto& cb : callbacks) cb->on_predict_batch_end(b, {});
   }

@@ -11,7 +11,9 @@
 #include "layers/activation_layers.h"
 #include "layers/activity_regularization.h"
 #include "layers/attention.h"
+#include "layers/adaptive_pooling.h"
 #include "layers/batch_normalization.h"
+#include "layers/categorical.h"
 #include "layers/bidirectional.h"
 #include "layers/conv.h"
 #include "layers/conv_lstm.h"
@@ -56,6 +58,13 @@ const std::map<std::string, Factory>& factories() {
       {"Rescaling", &Rescaling::from_config},   {"Normalization", &Normalization::from_config},
       {"Resizing", &Resizing::from_config},     {"CenterCrop", &CenterCrop::from_config},
       {"RandomCrop", &RandomCrop::from_config},
+      {"Discretization", &Discretization::from_config}, {"CategoryEncoding", &CategoryEncoding::from_config},
+      {"AdaptiveAveragePooling1D", &AdaptiveAveragePooling1D::from_config},
+      {"AdaptiveAveragePooling2D", &AdaptiveAveragePooling2D::from_config},
+      {"AdaptiveAveragePooling3D", &AdaptiveAveragePooling3D::from_config},
+      {"AdaptiveMaxPooling1D", &AdaptiveMaxPooling1D::from_config},
+      {"AdaptiveMaxPooling2D", &AdaptiveMaxPooling2D::from_config},
+      {"AdaptiveMaxPooling3D", &AdaptiveMaxPooling3D::from_config},
       {"Reshape", &Reshape::from_config},       {"Permute", &Permute::from_config},
       {"RepeatVector", &RepeatVector::from_config}, {"Identity", &Identity::from_config},
       {"ActivityRegularization", &ActivityRegularization::from_config},
