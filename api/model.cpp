@@ -406,9 +406,14 @@ const Model::Traced& Model::traced_for(const std::vector<Array>& x) {
     shapes.push_back(std::move(s));
   }
   for (const auto& t : traced_)
-    if (t->input_shapes == shapes) return *t;
+    if (t->input_shapes == shapes) {
+      t->last_used = ++trace_clock_;
+      return *t;
+    }
+  make_room_for_a_trace();
   auto traced = std::make_unique<Traced>();
   traced->input_shapes = shapes;
+  traced->last_used = ++trace_clock_;
   if (!deferred) {
     traced->inputs = inputs_;
     traced->outputs = outputs_;
@@ -422,6 +427,19 @@ const Model::Traced& Model::traced_for(const std::vector<Array>& x) {
   }
   traced_.push_back(std::move(traced));
   return *traced_.back();
+}
+
+void Model::make_room_for_a_trace() {
+  while (traced_.size() >= kMaxTracedShapes) {
+    auto victim = traced_.end();
+    for (auto it = traced_.begin(); it != traced_.end(); ++it)
+      if ((*it)->pinned == 0 && (victim == traced_.end() || (*it)->last_used < (*victim)->last_used)) victim = it;
+    if (victim == traced_.end()) return;  // all in use: keep them
+    const Traced* gone = victim->get();
+    std::erase_if(steps_, [&](const std::unique_ptr<Step>& s) { return s->traced == gone; });
+    std::erase_if(predict_programs_, [&](const auto& entry) { return entry.first == gone; });
+    traced_.erase(victim);
+  }
 }
 
 const std::vector<Tensor>& Model::inputs() {
@@ -763,6 +781,7 @@ History Model::fit(const std::vector<Array>& x, const std::vector<Array>& y, Fit
   if (!(options.validation_split >= 0 && options.validation_split < 1))
     throw std::invalid_argument(fmt::format("fit: validation_split must be in [0, 1), got {}", options.validation_split));
   Step& step = step_for(x, y);
+  const TracedPin keep_training(*step.traced);  // callbacks may predict at other sizes meanwhile
   const std::int64_t n = x[0].rows();
   const std::vector<float> weights = sample_weights(y[0], options.sample_weight, options.class_weight);
   const std::shared_ptr<distribution::DataParallel> dist = distribution::distribution();
@@ -915,6 +934,7 @@ History Model::fit(const std::vector<Array>& x, const std::vector<Array>& y, Fit
       const std::vector<Array>& vx = options.validation_data ? options.validation_data->x : x;
       const std::vector<Array>& vy = options.validation_data ? options.validation_data->y : y;
       Step& val_step = step_for(vx, vy);
+      const TracedPin keep_validation(*val_step.traced);
       for (const auto& [key, value] : run_evaluation(val_step, vx, vy, val_weights, val_rows, options.batch_size, quiet_callbacks))
         epoch_logs["val_" + key] = value;
     }
@@ -968,6 +988,7 @@ Logs Model::evaluate(const Array& x, const Array& y, EvaluateOptions options) {
 Logs Model::evaluate(const std::vector<Array>& x, const std::vector<Array>& y, EvaluateOptions options) {
   check_batch_size(options.batch_size);
   Step& step = step_for(x, y);
+  const TracedPin keep(*step.traced);
   const std::vector<float> weights = sample_weights(y[0], options.sample_weight, {});
   std::vector<std::int64_t> rows(static_cast<std::size_t>(x[0].rows()));
   std::iota(rows.begin(), rows.end(), 0);
@@ -990,6 +1011,7 @@ std::vector<Array> Model::predict(const std::vector<Array>& x, PredictOptions op
   check_batch_size(options.batch_size);
   check_inputs(x, "predict");
   const Traced& traced = traced_for(x);
+  const TracedPin keep(traced);
   const std::vector<Tensor>& outputs = traced.outputs;
   Program& program = predict_program(traced);
   const std::int64_t n = x[0].rows();

@@ -148,6 +148,11 @@ class Model {
   Logs evaluate(const std::vector<Array>& x, const std::vector<Array>& y, EvaluateOptions options = {});
   Array predict(const Array& x, PredictOptions options = {});
   std::vector<Array> predict(const std::vector<Array>& x, PredictOptions options = {});
+  // A model whose inputs leave sizes unknown that a layer needs (a recurrent layer over sequences of any
+  // length) is traced again, with its programs, for each new set of data sizes; it keeps those of the
+  // kMaxTracedShapes sizes used last, so that predicting many lengths one at a time holds bounded memory.
+  static constexpr std::size_t kMaxTracedShapes = 16;
+  std::size_t traced_shapes() const { return traced_.size(); }
   // Weights in Keras's HDF5 layouts, chosen by the file name as Keras does: "*.weights.h5" is Keras 3's
   // (layers/<snake_case class name>/vars/<i>), "*.h5" / "*.hdf5" the legacy one (layer_names, a group per
   // layer with weight_names). Saving is atomic: a failed save leaves an earlier file as it was. Loading
@@ -225,8 +230,23 @@ class Model {
   struct Traced {
     std::vector<Shape> input_shapes;
     std::vector<Tensor> inputs, outputs;
+    mutable std::uint64_t last_used = 0;
+    mutable int pinned = 0;  // held by a running fit/evaluate/predict: never forgotten meanwhile
+  };
+  // Keeps `traced` (and the steps and programs built from it) while alive.
+  class TracedPin {
+   public:
+    explicit TracedPin(const Traced& traced) : traced_(traced) { ++traced_.pinned; }
+    ~TracedPin() { --traced_.pinned; }
+    TracedPin(const TracedPin&) = delete;
+    TracedPin& operator=(const TracedPin&) = delete;
+
+   private:
+    const Traced& traced_;
   };
   const Traced& traced_for(const std::vector<Array>& x);
+  // Forgets the least recently used traced shapes (unpinned) until there is room for one more.
+  void make_room_for_a_trace();
   struct Step;  // the training/evaluation program for one traced graph and set of target shapes
   Step& step_for(const std::vector<Array>& x, const std::vector<Array>& y);
   Program& predict_program(const Traced& traced);
@@ -246,6 +266,7 @@ class Model {
   bool compiled_ = false;
   std::uint64_t seed_ = 0;
   std::vector<std::unique_ptr<Traced>> traced_;
+  std::uint64_t trace_clock_ = 0;
   std::vector<std::unique_ptr<Step>> steps_;
   std::vector<std::pair<const Traced*, std::unique_ptr<Program>>> predict_programs_;
   LayerPtr as_layer_;

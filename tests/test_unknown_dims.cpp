@@ -95,6 +95,36 @@ TEST(UnknownDims, RecurrentLayersStayUnknownInTheModelAfterRunningAtAnySize) {
   EXPECT_EQ(model->get_layer("lstm")->output_shapes()[0], Shape({-1, -1, 5}));
 }
 
+TEST(UnknownDims, ManyLengthsKeepABoundedNumberOfTraces) {
+  // A service predicting one request at a time, each of its own length: the model keeps the traces of the
+  // lengths used last only, and a forgotten length traces again to the same numbers.
+  clear_session();
+  const Tensor in = Input({-1, 3});
+  Model model(in, Dense(2)(LSTM(4)(in)));
+  model.compile(Adam({.learning_rate = 0.01}), "mse");
+  auto sample = [](std::int64_t steps) {
+    return Array::from_floats(test::random_vector(std::size_t(2 * steps * 3), -1.f, 1.f, std::uint32_t(steps)), {2, steps, 3});
+  };
+  const std::vector<float> first = model.predict(sample(2), {.verbose = 0}).to_floats();
+  for (std::int64_t steps = 3; steps < 3 + 2 * std::int64_t(Model::kMaxTracedShapes); ++steps) {
+    EXPECT_EQ(model.predict(sample(steps), {.verbose = 0}).shape(), Shape({2, 2}));
+    EXPECT_LE(model.traced_shapes(), Model::kMaxTracedShapes);
+  }
+  EXPECT_EQ(model.traced_shapes(), Model::kMaxTracedShapes);
+  EXPECT_EQ(model.predict(sample(2), {.verbose = 0}).to_floats(), first);
+  // fit keeps its own trace while a callback predicts at many other lengths between its epochs.
+  auto predict_elsewhere = std::make_shared<LambdaCallback>();
+  predict_elsewhere->on_epoch_end_fn = [&](int, const Logs&) {
+    for (std::int64_t steps = 40; steps < 40 + 2 * std::int64_t(Model::kMaxTracedShapes); ++steps) (void)model.predict(sample(steps), {.verbose = 0});
+  };
+  const Array x = sample(5), y = Array::from_floats(std::vector<float>(4, 0.5f), {2, 2});
+  const History h = model.fit(x, y, {.epochs = 3, .batch_size = 2, .verbose = 0, .callbacks = {predict_elsewhere},
+                                     .validation_data = ValidationData{{sample(6)}, {y}}});
+  ASSERT_EQ(h.history.at("loss").size(), 3u);
+  EXPECT_LT(h.history.at("loss")[2], h.history.at("loss")[0]);
+  EXPECT_LE(model.traced_shapes(), Model::kMaxTracedShapes);
+}
+
 TEST(UnknownDims, Seq2SeqOverAnyLengthsTrainsAsItsFixedLengthTwin) {
   // Keras's character-level seq2seq: an encoder LSTM's states start a decoder LSTM, each over its own
   // unknown length. The same weights at known lengths are the reference: same predictions, same epoch.
