@@ -64,12 +64,6 @@ void refuse_sparse(const Json& c, const char* layer) {
     throw std::invalid_argument(fmt::format("{}: sparse outputs are not supported (sparse must be false)", layer));
 }
 
-std::string string_key(const Json& c, const char* key, const char* layer, const char* fallback) {
-  if (!c.contains(key) || c.at(key).is_null()) return fallback;
-  if (!c.at(key).is_string()) throw std::invalid_argument(fmt::format("{}: '{}' must be a string, got {}", layer, key, c.at(key).dump()));
-  return c.at(key).get<std::string>();
-}
-
 }  // namespace
 
 Discretization::Discretization(DiscretizationOptions options)
@@ -133,7 +127,7 @@ LayerPtr Discretization::from_config(const Json& c) {
     if (!c.at("epsilon").is_number()) throw std::invalid_argument(fmt::format("Discretization: 'epsilon' must be a number, got {}", c.at("epsilon").dump()));
     o.epsilon = c.at("epsilon").get<double>();
   }
-  o.output_mode = string_key(c, "output_mode", "Discretization", "int");
+  o.output_mode = config::string_key(c, "output_mode", "Discretization", "int");
   o.name = config::name(c);
   return std::make_shared<Discretization>(std::move(o));
 }
@@ -161,7 +155,7 @@ LayerPtr CategoryEncoding::from_config(const Json& c) {
     throw std::invalid_argument(fmt::format("CategoryEncoding: 'num_tokens' must be an integer, got {}",
                                             c.contains("num_tokens") ? c.at("num_tokens").dump() : "none"));
   return std::make_shared<CategoryEncoding>(c.at("num_tokens").get<std::int64_t>(),
-                                            CategoryEncodingOptions{string_key(c, "output_mode", "CategoryEncoding", "multi_hot"), config::name(c)});
+                                            CategoryEncodingOptions{config::string_key(c, "output_mode", "CategoryEncoding", "multi_hot"), config::name(c)});
 }
 
 }  // namespace strata

@@ -82,15 +82,9 @@ AugmentationFactor factor_key(const Json& c, const char* key, const std::string&
   throw std::invalid_argument(fmt::format("{}: {} must be a number or a list of two numbers, got {}", class_name, key, f.dump()));
 }
 
-std::string string_key(const Json& c, const char* key, const std::string& class_name, const char* fallback) {
-  if (!c.contains(key) || c.at(key).is_null()) return fallback;
-  if (!c.at(key).is_string()) throw std::invalid_argument(fmt::format("{}: {} must be a string, got {}", class_name, key, c.at(key).dump()));
-  return c.at(key).get<std::string>();
-}
-
 GeometricAugmentationOptions geometric_options_from_config(const Json& c, const std::string& class_name) {
-  return GeometricAugmentationOptions{.fill_mode = string_key(c, "fill_mode", class_name, "reflect"),
-                                      .interpolation = string_key(c, "interpolation", class_name, "bilinear"),
+  return GeometricAugmentationOptions{.fill_mode = config::string_key(c, "fill_mode", class_name, "reflect"),
+                                      .interpolation = config::string_key(c, "interpolation", class_name, "bilinear"),
                                       .fill_value = config::number(c, "fill_value", class_name, 0.f),
                                       .seed = config::seed(c),
                                       .name = config::name(c),

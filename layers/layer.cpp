@@ -300,6 +300,12 @@ void check_keys(const Json& config, const std::string& class_name, std::initiali
   }
 }
 
+std::string string_key(const Json& c, const char* key, const std::string& class_name, const char* fallback) {
+  if (!c.contains(key) || c.at(key).is_null()) return fallback;
+  if (!c.at(key).is_string()) throw std::invalid_argument(fmt::format("{}: {} must be a string, got {}", class_name, key, c.at(key).dump()));
+  return c.at(key).get<std::string>();
+}
+
 std::string name(const Json& config) {
   if (!config.contains("name") || config.at("name").is_null()) return {};
   if (!config.at("name").is_string()) throw std::invalid_argument(fmt::format("layer name must be a string, got {}", config.at("name").dump()));

@@ -200,6 +200,8 @@ namespace config {
 // Throws naming the layer and the key when `config` holds a key outside `known` (plus the keys every
 // layer has). Keys whose value is null (an unused regularizer, say) are accepted.
 void check_keys(const Json& config, const std::string& class_name, std::initializer_list<const char*> known);
+// The string under `key`; `fallback` when absent or null, and an error naming the layer and key otherwise.
+std::string string_key(const Json& config, const char* key, const std::string& class_name, const char* fallback);
 std::string name(const Json& config);
 bool trainable(const Json& config);
 // A shape such as [null, 28, 28] or [28, 28]; null becomes -1.
