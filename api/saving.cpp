@@ -161,7 +161,9 @@ std::vector<std::string> keras3_layer_keys(const std::vector<LayerPtr>& layers) 
       keys.emplace_back();
       continue;
     }
-    std::string key = to_snake_case(layer->class_name());
+    // The key comes from the Python class, whose name differs from the exported one for GroupQueryAttention.
+    const std::string python_class = layer->class_name() == "GroupQueryAttention" ? "GroupedQueryAttention" : layer->class_name();
+    std::string key = to_snake_case(python_class);
     auto [it, fresh] = used.emplace(key, 0);
     if (!fresh) key = fmt::format("{}_{}", key, ++it->second);
     keys.push_back(key);

@@ -95,7 +95,7 @@ const std::map<std::string, Factory>& factories() {
       {"LayerNormalization", &LayerNormalization::from_config},
       {"GroupNormalization", &GroupNormalization::from_config}, {"UnitNormalization", &UnitNormalization::from_config}, {"Embedding", &Embedding::from_config},
       {"Masking", &Masking::from_config},
-      {"Attention", &Attention::from_config}, {"AdditiveAttention", &AdditiveAttention::from_config}, {"MultiHeadAttention", &MultiHeadAttention::from_config}, {"Bidirectional", &Bidirectional::from_config}, {"TimeDistributed", &TimeDistributed::from_config},
+      {"Attention", &Attention::from_config}, {"AdditiveAttention", &AdditiveAttention::from_config}, {"MultiHeadAttention", &MultiHeadAttention::from_config}, {"GroupQueryAttention", &GroupQueryAttention::from_config}, {"Bidirectional", &Bidirectional::from_config}, {"TimeDistributed", &TimeDistributed::from_config},
       {"SimpleRNN", &SimpleRNN::from_config}, {"LSTM", &LSTM::from_config}, {"GRU", &GRU::from_config},
       {"RNN", &RNN::from_config},
       {"ZeroPadding1D", &ZeroPadding1D::from_config}, {"ZeroPadding2D", &ZeroPadding2D::from_config},

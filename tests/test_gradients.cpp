@@ -398,6 +398,16 @@ TEST(Gradients, MultiHeadAttentionWithMasks) {
   check_gradients({rnd({-1, 4, 3}, 83)}, {tokens}, [&](auto& x, auto& f) {
     set_keras_mask(x[0], ops::not_equal(ops::cast(f[0], DType::float32), 0.f));
     return Attention({.use_scale = true}).apply({x[0], x[0]}, {{"use_causal_mask", true}})[0];
+  });  // Key and value heads shared by groups of query heads (their gradients summed over the group), the gate
+  // and the sliding window.
+  check_gradients({rnd({-1, 4, 3}, 84), rnd({-1, 5, 3}, 85)}, {tokens}, [&](auto& x, auto& f) {
+    set_keras_mask(x[0], ops::not_equal(ops::cast(f[0], DType::float32), 0.f));
+    const auto out = GroupQueryAttention(2, 4, 2, {.sliding_window = 2, .use_gate = true}).apply({x[0], x[1]}, {{"return_attention_scores", true}});
+    return ops::concatenate({ops::reshape(out[0], {-1, 12}), ops::reshape(out[1], {-1, 80})}, -1);
+  });
+  check_gradients({rnd({-1, 4, 3}, 86)}, {tokens}, [&](auto& x, auto& f) {
+    set_keras_mask(x[0], ops::not_equal(ops::cast(f[0], DType::float32), 0.f));
+    return MultiHeadAttention(2, 2, {.sliding_window = 2, .use_gate = true}).apply({x[0], x[0]}, {{"use_causal_mask", true}})[0];
   });
 }
 
